@@ -1,0 +1,155 @@
+"""Connections to the real PostgreSQL and Redis servers, and private Redis servers to kill.
+
+``REDIS_URL`` and ``DATABASE_URL`` choose the servers (the machine's local ones by default).
+An unreachable server skips the test with the reason, unless
+``RESILIENCE_KIT_REQUIRE_SERVICES=1``: then it fails, so CI can never pass on skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+DATABASE_URL = os.environ.get("DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REQUIRE_SERVICES = os.environ.get("RESILIENCE_KIT_REQUIRE_SERVICES") == "1"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _unavailable(what: str, error: BaseException) -> None:
+    reason = f"{what} is unreachable ({type(error).__name__}: {error})"
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason}; RESILIENCE_KIT_REQUIRE_SERVICES=1 forbids skipping", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """URL of a reachable Redis (db 15 unless ``REDIS_URL`` says otherwise)."""
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except Exception as error:
+        _unavailable(f"Redis at {REDIS_URL}", error)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[object]:
+    """A sync client on the real Redis; its database is flushed before and after the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    client.flushdb()
+    yield client
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> str:
+    """SQLAlchemy URL of a reachable PostgreSQL."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(DATABASE_URL, connect_args={"connect_timeout": 2})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except Exception as error:
+        _unavailable(f"PostgreSQL at {DATABASE_URL}", error)
+    finally:
+        engine.dispose()
+    return DATABASE_URL
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class PrivateRedis:
+    """A redis-server of the test's own, on a free loopback port, that the test may kill."""
+
+    port: int
+    directory: str
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            _unavailable("redis-server binary", FileNotFoundError("redis-server"))
+        self.process = subprocess.Popen(
+            [
+                binary or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.directory,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
+                    sock.sendall(b"PING\r\n")
+                    if sock.recv(16).startswith(b"+PONG"):
+                        return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"private redis-server on port {self.port} did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def private_redis() -> Iterator[PrivateRedis]:
+    """A running redis-server of this test's own; never the machine's shared one."""
+    with tempfile.TemporaryDirectory() as directory:
+        server = PrivateRedis(port=_free_port(), directory=directory)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
