@@ -1,0 +1,722 @@
+"""The measuring core: cases, groups, sections, timers, verification, rounds and statistics.
+
+A *section* is one topic of the page (the circuit breaker, retry, ...). It holds *groups*; a group is
+one comparison: a baseline doing the same work without a library, and the cases measured against it.
+Everything in a group is interleaved: every round times each case once, in an order that rotates
+from round to round, and the result of a case is its per-round ratio (and difference) to the
+baseline of the same round, so a slow moment of a shared machine hits both sides of the ratio.
+
+A case is a function ``setup(ctx) -> Prepared``: it builds the thing to time and says what one call
+must do (return a value, raise an error). Before anything is timed the harness makes that call and
+checks it; a case that does not do what it claims fails the run, it is never timed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import inspect
+import itertools
+import math
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "AsyncLoop",
+    "Case",
+    "CaseResult",
+    "Context",
+    "Group",
+    "GroupResult",
+    "Kind",
+    "Prepared",
+    "RunSettings",
+    "Section",
+    "SectionResult",
+    "SyncLoop",
+    "Target",
+    "TargetResult",
+    "Tasks",
+    "Threads",
+    "Unavailable",
+    "VerificationError",
+    "evaluate_targets",
+    "rotation",
+    "run_group",
+    "run_section",
+]
+
+Timer = Callable[[int], float]
+"""Runs the operation ``n`` times and returns the seconds it took."""
+
+_UNSET: Any = object()
+
+
+class Unavailable(Exception):  # noqa: N818 - it is a status, not a failure
+    """A case that cannot run here (a peer not installed, a server not reachable, not built yet)."""
+
+
+class VerificationError(AssertionError):
+    """A case does not do what it claims; it is never timed."""
+
+
+@dataclass
+class Prepared:
+    """What a case's setup hands the harness.
+
+    Attributes:
+        op: the operation timed: a zero-argument callable, or a zero-argument coroutine function
+            for async kinds.
+        returns: what one call must return (identity or equality).
+        raises: the exception type(s) one call must raise (for raising kinds).
+        check: extra verification after the verifying call (for example "the breaker is OPEN",
+            "the cached function ran once"); may be a coroutine function. It raises
+            ``AssertionError`` when the case is not what it claims.
+        reset: runs before each verifying call (to zero a counter that ``check`` reads).
+        close: releases what setup built (clients, keys, registered names); may be async.
+        note: a short remark printed next to the row.
+    """
+
+    op: Callable[[], Any]
+    returns: Any = _UNSET
+    raises: type[BaseException] | tuple[type[BaseException], ...] | None = None
+    check: Callable[[], Any] | None = None
+    reset: Callable[[], Any] | None = None
+    close: Callable[[], Any] | None = None
+    note: str = ""
+
+
+Setup = Callable[["Context"], "Prepared | Awaitable[Prepared]"]
+
+
+@dataclass
+class Case:
+    """One row of a group."""
+
+    label: str
+    library: str
+    setup: Setup
+    baseline: bool = False
+
+
+class Kind(Protocol):
+    """How the operations of a group are driven: the timing loop and the single verifying call."""
+
+    is_async: bool
+    raises: bool
+    workers: int
+
+    def timer(self, op: Callable[[], Any], ctx: Context) -> Timer: ...
+
+    def describe(self) -> str: ...
+
+
+def _round_up(n: int, multiple: int) -> int:
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+@dataclass(frozen=True)
+class SyncLoop:
+    """``for _ in range(n): op()`` (inside ``try``/``except Exception`` when the op raises)."""
+
+    raises: bool = False
+    is_async: bool = False
+    workers: int = 1
+
+    def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
+        repeat = itertools.repeat
+        perf = time.perf_counter
+        if self.raises:
+
+            def run_raising(n: int) -> float:
+                start = perf()
+                for _ in repeat(None, n):
+                    try:
+                        op()
+                    except Exception:  # noqa: S110 - the raise+catch is what is timed
+                        pass
+                return perf() - start
+
+            return run_raising
+
+        def run(n: int) -> float:
+            start = perf()
+            for _ in repeat(None, n):
+                op()
+            return perf() - start
+
+        return run
+
+    def describe(self) -> str:
+        return "sync loop" + (", raise+catch" if self.raises else "")
+
+
+@dataclass(frozen=True)
+class AsyncLoop:
+    """``for _ in range(n): await op()`` inside one running event loop."""
+
+    raises: bool = False
+    is_async: bool = True
+    workers: int = 1
+
+    def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
+        repeat = itertools.repeat
+        perf = time.perf_counter
+        if self.raises:
+
+            async def body_raising(n: int) -> float:
+                start = perf()
+                for _ in repeat(None, n):
+                    try:
+                        await op()
+                    except Exception:  # noqa: S110 - the raise+catch is what is timed
+                        pass
+                return perf() - start
+
+            return lambda n: ctx.run(body_raising(n))
+
+        async def body(n: int) -> float:
+            start = perf()
+            for _ in repeat(None, n):
+                await op()
+            return perf() - start
+
+        return lambda n: ctx.run(body(n))
+
+    def describe(self) -> str:
+        return "async loop" + (", raise+catch" if self.raises else "")
+
+
+@dataclass(frozen=True)
+class Threads:
+    """``workers`` threads, each running ``n / workers`` calls; wall time from the first start."""
+
+    workers: int
+    raises: bool = False
+    is_async: bool = False
+
+    def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
+        workers = self.workers
+        repeat = itertools.repeat
+        perf = time.perf_counter
+
+        def run(n: int) -> float:
+            per_thread = n // workers
+            barrier = threading.Barrier(workers)
+            spans: list[tuple[float, float]] = []
+            errors: list[BaseException] = []
+
+            def worker() -> None:
+                barrier.wait()
+                start = perf()
+                try:
+                    for _ in repeat(None, per_thread):
+                        op()
+                except BaseException as exc:  # reported by the main thread below
+                    errors.append(exc)
+                spans.append((start, perf()))
+
+            threads = [threading.Thread(target=worker) for _ in range(workers)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            if errors:
+                raise errors[0]
+            return max(end for _, end in spans) - min(start for start, _ in spans)
+
+        return run
+
+    def describe(self) -> str:
+        return f"{self.workers} threads"
+
+
+@dataclass(frozen=True)
+class Tasks:
+    """``workers`` asyncio tasks in one loop, each awaiting ``n / workers`` calls."""
+
+    workers: int
+    raises: bool = False
+    is_async: bool = True
+
+    def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
+        workers = self.workers
+        repeat = itertools.repeat
+        perf = time.perf_counter
+
+        async def body(n: int) -> float:
+            per_task = n // workers
+
+            async def worker() -> None:
+                for _ in repeat(None, per_task):
+                    await op()
+
+            start = perf()
+            await asyncio.gather(*(worker() for _ in range(workers)))
+            return perf() - start
+
+        return lambda n: ctx.run(body(n))
+
+    def describe(self) -> str:
+        return f"{self.workers} asyncio tasks"
+
+
+@dataclass
+class Group:
+    """One comparison: a baseline and the cases measured against it, interleaved."""
+
+    key: str
+    title: str
+    kind: Kind
+    cases: list[Case] = field(default_factory=list)
+    param: float | None = None
+    series: str = ""
+
+    def add(self, label: str, library: str, *, baseline: bool = False) -> Callable[[Setup], Setup]:
+        """Decorator registering ``setup`` as a case of this group."""
+
+        def register(setup: Setup) -> Setup:
+            if baseline and any(case.baseline for case in self.cases):
+                raise ValueError(f"group {self.key!r} already has a baseline")
+            if any(case.label == label for case in self.cases):
+                raise ValueError(f"group {self.key!r} already has a case {label!r}")
+            self.cases.append(Case(label, library, setup, baseline))
+            return setup
+
+        return register
+
+    def baseline(self, label: str) -> Callable[[Setup], Setup]:
+        """Decorator registering the group's baseline."""
+        return self.add(label, "baseline", baseline=True)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A speed target from an issue: the case's added ns over the baseline must stay at most this."""
+
+    group: str
+    case: str
+    max_added_ns: float
+    title: str
+
+
+@dataclass
+class Section:
+    """A topic of the page; registers its groups and targets. One file per section.
+
+    ``context``, when set, is entered around the whole section (for example to replace
+    ``time.sleep`` by a no-op); ``rounds_factor`` scales the run's rounds for this section.
+    """
+
+    key: str
+    title: str
+    description: str
+    order: int = 100
+    chart: str = "bars"  # "bars": ratio per case per group; "lines": ratio against group.param
+    x_label: str = ""
+    rounds_factor: float = 1.0
+    context: Callable[[], AbstractContextManager[Any]] | None = None
+    groups: list[Group] = field(default_factory=list)
+    targets: list[Target] = field(default_factory=list)
+
+    def group(
+        self, key: str, title: str, kind: Kind, *, param: float | None = None, series: str = ""
+    ) -> Group:
+        """Add and return a new group."""
+        if any(group.key == key for group in self.groups):
+            raise ValueError(f"section {self.key!r} already has a group {key!r}")
+        group = Group(key, title, kind, param=param, series=series)
+        self.groups.append(group)
+        return group
+
+    def target(self, group: str, case: str, max_added_ns: float, title: str) -> None:
+        """Declare a speed target for one case."""
+        self.targets.append(Target(group, case, max_added_ns, title))
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How long and how often to measure."""
+
+    rounds: int = 30
+    sample_seconds: float = 0.02
+    quick: bool = False
+    quick_calls: int = 10
+
+
+class Context:
+    """What case setups get: the run's event loop, unique names, shared clients, settings."""
+
+    def __init__(self, settings: RunSettings | None = None) -> None:
+        self.settings = settings or RunSettings()
+        self.loop = asyncio.new_event_loop()
+        self._names = itertools.count(1)
+        self._resources: dict[str, Any] = {}
+        self._closers: list[Callable[[], Any]] = []
+
+    @property
+    def quick(self) -> bool:
+        """True in ``--quick`` mode."""
+        return self.settings.quick
+
+    def run(self, awaitable: Awaitable[Any]) -> Any:
+        """Run an awaitable to completion on the run's event loop."""
+        return self.loop.run_until_complete(awaitable)
+
+    def resolve(self, value: Any) -> Any:
+        """Await ``value`` on the run's loop if it is awaitable, else return it."""
+        if inspect.isawaitable(value):
+            return self.run(value)
+        return value
+
+    def unique(self, prefix: str) -> str:
+        """A name no other case of this run uses (breaker registries reject duplicates)."""
+        return f"bench-{prefix}-{next(self._names)}"
+
+    def resource(self, key: str, make: Callable[[], Any], close: Callable[[Any], Any]) -> Any:
+        """A shared object made once per run (a Redis client), closed at the end of the run.
+
+        ``make`` may raise ``Unavailable``; the failure is remembered so later cases skip fast.
+        """
+        if key not in self._resources:
+            try:
+                self._resources[key] = make()
+            except Unavailable as exc:
+                self._resources[key] = exc
+            else:
+                value = self._resources[key]
+                self._closers.append(lambda: close(value))
+        value = self._resources[key]
+        if isinstance(value, Unavailable):
+            raise Unavailable(str(value))
+        return value
+
+    def close(self) -> None:
+        """Close shared resources and the event loop."""
+        for closer in reversed(self._closers):
+            try:
+                self.resolve(closer())
+            except Exception as exc:
+                print(f"warning: closing a benchmark resource failed: {exc!r}")
+        self._closers.clear()
+        self._resources.clear()
+        self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        self.loop.close()
+
+
+@dataclass
+class CaseResult:
+    """The outcome of one case: a status, and the per-round figures when it was timed."""
+
+    label: str
+    library: str
+    baseline: bool
+    status: str = "ok"  # ok | unavailable | failed
+    reason: str = ""
+    note: str = ""
+    calls_per_sample: int = 0
+    per_call_ns: list[float] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)
+    added_ns: list[float] = field(default_factory=list)
+
+    @property
+    def timed(self) -> bool:
+        """True when the case has figures."""
+        return self.status == "ok" and bool(self.per_call_ns)
+
+    @property
+    def median_ns(self) -> float:
+        """Median time of one call, in ns."""
+        return statistics.median(self.per_call_ns)
+
+    @property
+    def ratio(self) -> float:
+        """Median of the per-round ratios to the baseline."""
+        return statistics.median(self.ratios)
+
+    @property
+    def added(self) -> float:
+        """Median of the per-round differences to the baseline, in ns per call."""
+        return statistics.median(self.added_ns)
+
+    @property
+    def ratio_iqr(self) -> tuple[float, float]:
+        """Interquartile range of the per-round ratios."""
+        return _quartiles(self.ratios)
+
+    @property
+    def added_iqr(self) -> tuple[float, float]:
+        """Interquartile range of the per-round differences, in ns."""
+        return _quartiles(self.added_ns)
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float]:
+    if len(values) < 2:
+        return (values[0], values[0]) if values else (math.nan, math.nan)
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, q3
+
+
+@dataclass
+class GroupResult:
+    """The results of one group, in the order the cases were declared."""
+
+    group: Group
+    cases: list[CaseResult]
+
+    @property
+    def baseline(self) -> CaseResult | None:
+        """The baseline's result."""
+        return next((case for case in self.cases if case.baseline), None)
+
+
+@dataclass
+class SectionResult:
+    """The results of one section."""
+
+    section: Section
+    groups: list[GroupResult]
+
+    @property
+    def failures(self) -> list[tuple[GroupResult, CaseResult]]:
+        """Every case that failed (verification, setup error, error while timed)."""
+        return [(g, c) for g in self.groups for c in g.cases if c.status == "failed"]
+
+
+def rotation(items: Sequence[Any], round_index: int) -> list[Any]:
+    """The order of round ``round_index``: ``items`` rotated left by the round index."""
+    if not items:
+        return []
+    shift = round_index % len(items)
+    return [*items[shift:], *items[:shift]]
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _call_once(kind: Kind, prepared: Prepared, ctx: Context) -> tuple[Any, BaseException | None]:
+    try:
+        if kind.is_async:
+            return ctx.run(prepared.op()), None
+        return prepared.op(), None
+    except Exception as exc:
+        return None, exc
+
+
+def verify(kind: Kind, prepared: Prepared, ctx: Context) -> None:
+    """Make one call and check it does what the case claims; raise ``VerificationError`` if not."""
+    if prepared.raises is None and prepared.returns is _UNSET and prepared.check is None:
+        raise VerificationError("the case declares nothing to verify (returns, raises or check)")
+    if kind.raises and prepared.raises is None:
+        raise VerificationError("a raising group needs cases that declare what they raise")
+    if not kind.raises and prepared.raises is not None:
+        raise VerificationError("a raising case in a group whose loop does not catch")
+    if prepared.reset is not None:
+        ctx.resolve(prepared.reset())
+    value, error = _call_once(kind, prepared, ctx)
+    if prepared.raises is not None:
+        if error is None:
+            raise VerificationError(
+                f"expected {_names(prepared.raises)} to be raised, got the value {value!r}"
+            )
+        if not isinstance(error, prepared.raises):
+            raise VerificationError(
+                f"expected {_names(prepared.raises)} to be raised, got {_describe(error)}"
+            ) from error
+    elif error is not None:
+        raise VerificationError(f"the call raised {_describe(error)}") from error
+    if prepared.returns is not _UNSET and not (
+        value is prepared.returns or value == prepared.returns
+    ):
+        raise VerificationError(f"expected the call to return {prepared.returns!r}, got {value!r}")
+    if prepared.check is not None:
+        try:
+            ctx.resolve(prepared.check())
+        except VerificationError:
+            raise
+        except AssertionError as exc:
+            raise VerificationError(str(exc) or "the case's check failed") from exc
+
+
+def _names(types: type[BaseException] | tuple[type[BaseException], ...]) -> str:
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
+
+
+def calibrate(timer: Timer, kind: Kind, target_seconds: float) -> int:
+    """The number of calls that makes one sample take about ``target_seconds``."""
+    n = kind.workers
+    elapsed = timer(n)
+    # Grow geometrically until a sample is long enough to estimate the per-call time well.
+    while elapsed < target_seconds / 5 and n < 1 << 30:
+        factor = 10 if elapsed <= 0 else min(10.0, max(2.0, (target_seconds / 5) / elapsed * 1.5))
+        n = _round_up(int(n * factor), kind.workers)
+        elapsed = timer(n)
+    per_call = elapsed / n
+    return _round_up(int(target_seconds / per_call) if per_call > 0 else n, kind.workers)
+
+
+@dataclass
+class _Active:
+    case: Case
+    prepared: Prepared
+    result: CaseResult
+    timer: Timer
+    calls: int = 0
+
+
+def run_group(
+    group: Group, ctx: Context, rounds: int, log: Callable[[str], None] = lambda _: None
+) -> GroupResult:
+    """Set up, verify, calibrate and time every case of ``group``, interleaved; then clean up."""
+    settings = ctx.settings
+    results = [CaseResult(c.label, c.library, c.baseline) for c in group.cases]
+    active: list[_Active] = []
+    for case, result in zip(group.cases, results, strict=True):
+        try:
+            prepared = ctx.resolve(case.setup(ctx))
+        except Unavailable as exc:
+            result.status, result.reason = "unavailable", str(exc)
+            continue
+        except ImportError as exc:
+            result.status, result.reason = "unavailable", f"cannot import: {exc}"
+            continue
+        except Exception as exc:
+            result.status, result.reason = "failed", f"setup raised {_describe(exc)}"
+            continue
+        result.note = prepared.note
+        entry = _Active(case, prepared, result, timer=group.kind.timer(prepared.op, ctx))
+        active.append(entry)
+        try:
+            verify(group.kind, prepared, ctx)
+        except VerificationError as exc:
+            result.status, result.reason = "failed", f"verification: {exc}"
+    try:
+        _time_group(group, active, ctx, rounds, settings, log)
+    finally:
+        for entry in active:
+            if entry.prepared.close is not None:
+                try:
+                    ctx.resolve(entry.prepared.close())
+                except Exception as exc:
+                    log(f"warning: closing {group.key}/{entry.case.label} failed: {exc!r}")
+    return GroupResult(group, results)
+
+
+def _time_group(
+    group: Group,
+    active: list[_Active],
+    ctx: Context,
+    rounds: int,
+    settings: RunSettings,
+    log: Callable[[str], None],
+) -> None:
+    baseline = next((e for e in active if e.case.baseline), None)
+    if baseline is None or baseline.result.status != "ok":
+        for entry in active:
+            if entry.result.status == "ok" and not entry.case.baseline:
+                entry.result.status = "failed"
+                entry.result.reason = "no usable baseline in this group"
+        return
+    timing = [e for e in active if e.result.status == "ok"]
+
+    def fail(entry: _Active, exc: BaseException, when: str) -> None:
+        entry.result.status, entry.result.reason = "failed", f"{when}: {_describe(exc)}"
+        entry.result.per_call_ns.clear()
+        timing.remove(entry)
+
+    for entry in list(timing):
+        try:
+            if settings.quick:
+                entry.calls = _round_up(settings.quick_calls, group.kind.workers)
+            else:
+                entry.calls = calibrate(entry.timer, group.kind, settings.sample_seconds)
+            entry.timer(entry.calls)  # warm-up sample, discarded
+        except Exception as exc:
+            fail(entry, exc, "raised while calibrating")
+        entry.result.calls_per_sample = entry.calls
+    gc.collect()
+    for round_index in range(rounds):
+        for entry in rotation(list(timing), round_index):
+            if entry not in timing:
+                continue
+            try:
+                elapsed = entry.timer(entry.calls)
+            except Exception as exc:
+                fail(entry, exc, f"raised in round {round_index}")
+                if entry is baseline:
+                    break
+                continue
+            entry.result.per_call_ns.append(elapsed / entry.calls * 1e9)
+        if baseline not in timing:
+            break
+    if baseline not in timing:
+        for entry in list(timing):
+            fail(entry, RuntimeError("the baseline failed while timed"), "no baseline")
+        return
+    # The case must still do what it claims after being timed (a breaker still OPEN, a hit).
+    for entry in list(timing):
+        try:
+            verify(group.kind, entry.prepared, ctx)
+        except VerificationError as exc:
+            fail(entry, exc, "verification after timing")
+    base = baseline.result.per_call_ns
+    for entry in timing:
+        samples = entry.result.per_call_ns
+        entry.result.ratios = [s / b for s, b in zip(samples, base, strict=True)]
+        entry.result.added_ns = [s - b for s, b in zip(samples, base, strict=True)]
+    log(
+        f"  {group.title}: "
+        + ", ".join(
+            f"{e.case.label} {e.result.ratio:.2f}x" for e in timing if not e.case.baseline
+        )
+    )
+
+
+def run_section(
+    section: Section, ctx: Context, log: Callable[[str], None] = lambda _: None
+) -> SectionResult:
+    """Run every group of a section."""
+    settings = ctx.settings
+    rounds = settings.rounds if settings.quick else max(3, round(settings.rounds * section.rounds_factor))
+    log(f"{section.title} ({len(section.groups)} groups, {rounds} rounds)")
+    with section.context() if section.context is not None else nullcontext():
+        return SectionResult(section, [run_group(g, ctx, rounds, log) for g in section.groups])
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    """A target and what the run measured for it."""
+
+    section: Section
+    target: Target
+    case: CaseResult | None
+
+    @property
+    def met(self) -> bool | None:
+        """True or False when measured; None when the case did not run."""
+        if self.case is None or not self.case.timed:
+            return None
+        return self.case.added <= self.target.max_added_ns
+
+
+def evaluate_targets(results: Iterable[SectionResult]) -> list[TargetResult]:
+    """Match every declared target with the measured case."""
+    out = []
+    for section_result in results:
+        by_group = {g.group.key: g for g in section_result.groups}
+        for target in section_result.section.targets:
+            group = by_group.get(target.group)
+            case = None
+            if group is not None:
+                case = next((c for c in group.cases if c.label == target.case), None)
+            out.append(TargetResult(section_result.section, target, case))
+    return out
