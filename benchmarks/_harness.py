@@ -110,6 +110,7 @@ class Kind(Protocol):
     is_async: bool
     raises: bool
     workers: int
+    sample_factor: float  # samples this many times longer than the run's sample time
 
     def timer(self, op: Callable[[], Any], ctx: Context) -> Timer: ...
 
@@ -127,6 +128,7 @@ class SyncLoop:
     raises: bool = False
     is_async: bool = False
     workers: int = 1
+    sample_factor: float = 1.0
 
     def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
         repeat = itertools.repeat
@@ -163,6 +165,7 @@ class AsyncLoop:
     raises: bool = False
     is_async: bool = True
     workers: int = 1
+    sample_factor: float = 1.0
 
     def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
         repeat = itertools.repeat
@@ -194,11 +197,16 @@ class AsyncLoop:
 
 @dataclass(frozen=True)
 class Threads:
-    """``workers`` threads, each running ``n / workers`` calls; wall time from the first start."""
+    """``workers`` threads, each running ``n / workers`` calls; wall time from the first start.
+
+    Starting and handing the GIL between many threads costs milliseconds per sample whatever
+    the calls cost, so these samples are longer (``sample_factor``) to keep that small.
+    """
 
     workers: int
     raises: bool = False
     is_async: bool = False
+    sample_factor: float = 5.0
 
     def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
         workers = self.workers
@@ -238,11 +246,15 @@ class Threads:
 
 @dataclass(frozen=True)
 class Tasks:
-    """``workers`` asyncio tasks in one loop, each awaiting ``n / workers`` calls."""
+    """``workers`` asyncio tasks in one loop, each awaiting ``n / workers`` calls.
+
+    Creating the tasks is part of every sample; longer samples (``sample_factor``) keep it small.
+    """
 
     workers: int
     raises: bool = False
     is_async: bool = True
+    sample_factor: float = 5.0
 
     def timer(self, op: Callable[[], Any], ctx: Context) -> Timer:
         workers = self.workers
@@ -638,7 +650,9 @@ def _time_group(
             if settings.quick:
                 entry.calls = _round_up(settings.quick_calls, group.kind.workers)
             else:
-                entry.calls = calibrate(entry.timer, group.kind, settings.sample_seconds)
+                entry.calls = calibrate(
+                    entry.timer, group.kind, settings.sample_seconds * group.kind.sample_factor
+                )
             entry.timer(entry.calls)  # warm-up sample, discarded
         except Exception as exc:
             fail(entry, exc, "raised while calibrating")

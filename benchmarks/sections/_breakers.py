@@ -53,6 +53,26 @@ def _ours(ctx: Context, threshold: int, timeout: float) -> Built:
     return Built(breaker, open_error, lambda: str(breaker.state).lower())
 
 
+def _ours_redis(ctx: Context, threshold: int, timeout: float) -> Built:
+    circuit_breaker = ours("resilience_kit", "CircuitBreaker")
+    open_error = ours("resilience_kit", "CircuitOpenError")
+    redis_storage = ours("resilience_kit", "RedisStorage")
+    client = redis_sync(ctx)
+    prefix = f"{KEY_PREFIX}-{ctx.unique('rk-storage')}"
+    breaker = circuit_breaker(
+        ctx.unique("rk"),
+        failure_threshold=threshold,
+        recovery_timeout=timeout,
+        storage=redis_storage(client, prefix=prefix),
+    )
+    return Built(
+        breaker,
+        open_error,
+        lambda: str(breaker.state).lower(),
+        close=lambda: delete_keys(client, f"*{prefix}*"),
+    )
+
+
 def _pybreaker(ctx: Context, threshold: int, timeout: float) -> Built:
     import pybreaker
 
@@ -119,6 +139,7 @@ def _aiobreaker(ctx: Context, threshold: int, timeout: float) -> Built:
 
 
 OURS = Adapter("resilience_kit", "resilience-kit", _ours)
+OURS_REDIS = Adapter("resilience_kit + RedisStorage", "resilience-kit", _ours_redis)
 PYBREAKER = Adapter("pybreaker", "pybreaker", _pybreaker, asynchronous=False)
 PYBREAKER_REDIS = Adapter(
     "pybreaker + Redis storage", "pybreaker", _pybreaker_redis, asynchronous=False

@@ -1,0 +1,422 @@
+"""Turning a run into the page (Markdown + SVG charts), a JSON record and a terminal summary."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+from benchmarks._harness import CaseResult, GroupResult, RunSettings, SectionResult, TargetResult
+from benchmarks._svg import fmt_ns
+
+DISTRIBUTIONS = (
+    "resilience-kit",
+    "pybreaker",
+    "circuitbreaker",
+    "purgatory",
+    "aiobreaker",
+    "tenacity",
+    "stamina",
+    "backoff",
+    "cashews",
+    "aiocache",
+    "redis",
+    "SQLAlchemy",
+    "opentelemetry-sdk",
+    "opentelemetry-instrumentation-sqlalchemy",
+)
+
+
+@dataclass
+class RunInfo:
+    """Everything about a run that is not a figure."""
+
+    settings: RunSettings
+    started: datetime.datetime
+    seconds: float = 0.0
+    load_before: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    machine: dict[str, str] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def load_average() -> tuple[float, float, float]:
+    """The 1, 5 and 15 minute load averages (zeros where the OS has none)."""
+    try:
+        return os.getloadavg()
+    except OSError:
+        return (0.0, 0.0, 0.0)
+
+
+def cpu_model() -> str:
+    """The CPU's model name."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine(redis_version: str | None) -> dict[str, str]:
+    """CPU, cores, Python, OS and the servers' versions."""
+    info = {
+        "CPU": cpu_model(),
+        "Cores": str(os.cpu_count()),
+        "Python": f"{platform.python_implementation()} {platform.python_version()}",
+        "OS": platform.platform(),
+        "SQLite": sqlite3.sqlite_version,
+    }
+    info["Redis server"] = redis_version or "not reachable"
+    return info
+
+
+def versions() -> dict[str, str]:
+    """The installed version of every library measured."""
+    out = {}
+    for name in DISTRIBUTIONS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    if out["resilience-kit"] == "not installed":
+        try:
+            import resilience_kit
+
+            out["resilience-kit"] = f"{resilience_kit.__version__} (source tree)"
+        except ImportError:
+            pass
+    return out
+
+
+# Formatting -----------------------------------------------------------------------------------
+
+
+def fmt_ratio(value: float) -> str:
+    """``1.23×``, ``12.3×``, ``123×``."""
+    if value < 10:
+        return f"{value:.2f}×"
+    return f"{value:.1f}×" if value < 100 else f"{value:,.0f}×"
+
+
+def _status(case: CaseResult) -> str:
+    if case.status == "unavailable":
+        return f"unavailable: {case.reason}"
+    return f"**FAILED**: {case.reason}"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _verdict(target: TargetResult) -> str:
+    if target.met is None:
+        reason = target.case.reason if target.case is not None else "no such case"
+        return f"not measured ({reason})"
+    return "✅ met" if target.met else "❌ not met"
+
+
+def _best_peer(target: TargetResult, results: Sequence[SectionResult]) -> str:
+    for section in results:
+        if section.section is not target.section:
+            continue
+        for group in section.groups:
+            if group.group.key != target.target.group:
+                continue
+            peers = [c for c in group.cases if c.timed and not c.baseline and c.label != target.target.case]
+            if peers:
+                best = min(peers, key=lambda c: c.added)
+                return f"{best.label}: +{fmt_ns(best.added)} ns ({fmt_ratio(best.ratio)})"
+    return "-"
+
+
+def targets_table(targets: Sequence[TargetResult], results: Sequence[SectionResult]) -> list[str]:
+    """The targets from the issues, met or not, with the figures."""
+    rows = [
+        "| Target | Limit (added ns) | Measured: added ns, median [IQR] | Ratio | Verdict | Best peer |",
+        "| --- | ---: | ---: | ---: | --- | --- |",
+    ]
+    for target in targets:
+        case = target.case
+        if case is not None and case.timed:
+            q1, q3 = case.added_iqr
+            measured = f"+{fmt_ns(case.added)} [{fmt_ns(q1)} – {fmt_ns(q3)}]"
+            ratio = fmt_ratio(case.ratio)
+        else:
+            measured, ratio = "-", "-"
+        rows.append(
+            f"| {target.target.title} | ≤ {fmt_ns(target.target.max_added_ns)} | {measured} | "
+            f"{ratio} | {_cell(_verdict(target))} | {_cell(_best_peer(target, results))} |"
+        )
+    return rows
+
+
+def group_table(group: GroupResult) -> list[str]:
+    """One comparison: every case with its per-call time, added cost and ratio."""
+    rows = [
+        "| Case | ns per call | Added ns over baseline | Ratio | Ratio IQR | Calls per sample |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for case in group.cases:
+        label = f"{case.label} (baseline)" if case.baseline else case.label
+        if case.library == "resilience-kit":
+            label = f"**{label}**"
+        if not case.timed:
+            rows.append(f"| {label} | {_cell(_status(case))} | | | | |")
+            continue
+        q1, q3 = case.ratio_iqr
+        added = "-" if case.baseline else f"+{fmt_ns(case.added)}"
+        rows.append(
+            f"| {label} | {fmt_ns(case.median_ns)} | {added} | {fmt_ratio(case.ratio)} | "
+            f"{fmt_ratio(q1)} – {fmt_ratio(q3)} | {case.calls_per_sample:,} |"
+        )
+    return rows
+
+
+def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
+    """Scaling sections: one row per library, one column per parameter value."""
+    columns = [g.group.param for g in groups]
+    header = " | ".join(f"{p:,.0f} {x_label}" if p is not None else "" for p in columns)
+    rows = [f"| Case | {header} |", "| --- |" + " ---: |" * len(columns)]
+    labels: list[str] = []
+    for group in groups:
+        for case in group.cases:
+            if case.label not in labels and not case.baseline:
+                labels.append(case.label)
+    baseline_cells = []
+    for group in groups:
+        base = group.baseline
+        baseline_cells.append(f"{fmt_ns(base.median_ns)} ns" if base and base.timed else "-")
+    rows.append("| baseline (ns per call) | " + " | ".join(baseline_cells) + " |")
+    for label in labels:
+        cells = []
+        library = ""
+        for group in groups:
+            case = next((c for c in group.cases if c.label == label), None)
+            if case is None:
+                cells.append("")
+            elif case.timed:
+                library = case.library
+                cells.append(f"{fmt_ratio(case.ratio)} (+{fmt_ns(case.added)} ns)")
+            else:
+                library = case.library
+                cells.append(_cell("unavailable" if case.status == "unavailable" else "**FAILED**"))
+        name = f"**{label}**" if library == "resilience-kit" else label
+        rows.append(f"| {name} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _reasons(groups: Sequence[GroupResult]) -> list[str]:
+    seen: dict[str, str] = {}
+    for group in groups:
+        for case in group.cases:
+            if not case.timed and case.label not in seen:
+                seen[case.label] = _status(case)
+    return [f"- {label}: {_cell(text)}" for label, text in seen.items()]
+
+
+def render_markdown(
+    results: Sequence[SectionResult],
+    targets: Sequence[TargetResult],
+    info: RunInfo,
+    charts: dict[str, str],
+    assets: str = "benchmarks",
+) -> str:
+    """The whole page; ``charts`` maps a section key to its image path relative to the page,
+    ``assets`` is the folder (relative to the page) holding the charts and results.json."""
+    settings = info.settings
+    lines = [
+        "# Benchmarks",
+        "",
+        "<!-- Generated by `python -m benchmarks` (`nox -s bench`): the next run overwrites it. -->",
+        "",
+        '!!! note "Generated from one run"',
+        f"    Produced by `nox -s bench` on {info.started:%Y-%m-%d %H:%M} UTC in "
+        f"{info.seconds / 60:.1f} minutes: every library in the same process and the same run. "
+        "Ratios to a baseline measured in the same round are the result; absolute times are "
+        "only this machine's.",
+        "",
+        "## Targets",
+        "",
+        "Each primitive's issue names the added cost per call it must stay within. *Met* means the "
+        "median of the per-round differences to the baseline is at or under the limit.",
+        "",
+        *targets_table(targets, results),
+        "",
+        "## How it is measured",
+        "",
+        "- **Baselines.** Every comparison has a baseline doing the same work without a library: "
+        "a plain call, a plain `await`, a plain raise and catch, a raw Redis `GET` + "
+        "`json.loads`, an engine without listeners. Every library wraps the *same* function, "
+        "through its decorator, as its users write it.",
+        "- **Verification first.** Before anything is timed, each case is called once and "
+        "checked: a CLOSED breaker returns the function's result, an OPEN breaker raises its "
+        "library's open error without running the function, a cache hit does not run the cached "
+        "function, a successful retry made one attempt. The check is repeated after timing. A "
+        "case that fails is reported and never timed, and the run exits non-zero.",
+        f"- **Calibrated loops.** The number of calls per sample is chosen so one sample takes "
+        f"about {settings.sample_seconds * 1e3:.0f} ms ({settings.sample_seconds * 5e3:.0f} ms "
+        "for threads and tasks, whose start-up would otherwise weigh). Async cases time a loop "
+        "of awaits inside one running event loop, the baseline the same way.",
+        f"- **Interleaved rounds.** Each comparison runs {settings.rounds} rounds (fewer for the "
+        "scaling sections); every round times each case once, in an order rotated by one each "
+        "round, so drift and bursts of load hit all cases alike. For each round the harness "
+        "takes the case's ratio to the baseline and the difference in ns per call; the tables "
+        "give the medians and the interquartile range of the ratios.",
+        "- **Logging and GC as in production.** The root logger has a `NullHandler`, so "
+        "libraries that log (stamina and resilience_kit on retries) pay for building the record "
+        "but nothing is printed; the garbage collector stays on.",
+        "",
+        '!!! warning "Noise"',
+        f"    This run shared a {info.machine.get('Cores', '?')}-core virtual machine with other "
+        f"work: load average {info.load_before[0]:.2f} before, {info.load_after[0]:.2f} after. "
+        "Absolute times move by tens of percent between runs here; per-round ratios move far "
+        "less, but a difference of a few ns, or of a few percent in ratio, is not significant. "
+        "The IQR column shows how much the rounds agreed.",
+        "",
+        "## Machine",
+        "",
+        "| | |",
+        "| --- | --- |",
+        *(f"| {key} | {_cell(value)} |" for key, value in info.machine.items()),
+        "",
+        "## Versions",
+        "",
+        "| Library | Version |",
+        "| --- | --- |",
+        *(f"| {name} | {version} |" for name, version in info.versions.items()),
+        "",
+    ]
+    for result in results:
+        section = result.section
+        lines += [f"## {section.title}", "", section.description, ""]
+        if section.key in charts:
+            lines += [f"![{section.title}]({charts[section.key]})", ""]
+        if section.chart == "lines":
+            series: dict[str, list[GroupResult]] = {}
+            for group in result.groups:
+                series.setdefault(group.group.series, []).append(group)
+            for name, groups in series.items():
+                if name:
+                    lines += [f"### {name.capitalize()}", ""]
+                lines += [*pivot_table(groups, section.x_label), ""]
+                lines += _reasons(groups) + ([""] if _reasons(groups) else [])
+        else:
+            for group in result.groups:
+                lines += [f"### {group.group.title}", "", f"*{group.group.kind.describe()}*", ""]
+                lines += [*group_table(group), ""]
+    lines += [
+        "## Reproduce",
+        "",
+        "```bash",
+        "nox -s bench                 # the full run; rewrites this page and docs/benchmarks/",
+        "nox -s bench -- --quick      # CI: every case runs and verifies, nothing is written",
+        "python -m benchmarks --sections breaker,retry --rounds 15   # a part, in a bench venv",
+        "```",
+        "",
+        "The peers are installed only in the bench session (`benchmarks/requirements.txt`), "
+        "never as dependencies of resilience_kit. The raw figures of this run (every sample) "
+        f"are in [results.json]({assets}/results.json).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def to_json(results: Sequence[SectionResult], targets: Sequence[TargetResult], info: RunInfo) -> dict[str, Any]:
+    """A machine-readable record of the run."""
+
+    def case_json(case: CaseResult) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "label": case.label,
+            "library": case.library,
+            "baseline": case.baseline,
+            "status": case.status,
+        }
+        if case.reason:
+            out["reason"] = case.reason
+        if case.timed:
+            out.update(
+                median_ns=round(case.median_ns, 2),
+                added_ns=round(case.added, 2),
+                ratio=round(case.ratio, 4),
+                ratio_iqr=[round(v, 4) for v in case.ratio_iqr],
+                calls_per_sample=case.calls_per_sample,
+                per_call_ns=[round(v, 2) for v in case.per_call_ns],
+            )
+        return out
+
+    return {
+        "started": info.started.isoformat(),
+        "seconds": round(info.seconds, 1),
+        "settings": {
+            "rounds": info.settings.rounds,
+            "sample_seconds": info.settings.sample_seconds,
+            "quick": info.settings.quick,
+        },
+        "load_average": {"before": info.load_before, "after": info.load_after},
+        "machine": info.machine,
+        "versions": info.versions,
+        "targets": [
+            {
+                "title": t.target.title,
+                "max_added_ns": t.target.max_added_ns,
+                "added_ns": round(t.case.added, 2) if t.case is not None and t.case.timed else None,
+                "met": t.met,
+            }
+            for t in targets
+        ],
+        "sections": [
+            {
+                "key": r.section.key,
+                "title": r.section.title,
+                "groups": [
+                    {
+                        "key": g.group.key,
+                        "title": g.group.title,
+                        "param": g.group.param,
+                        "cases": [case_json(c) for c in g.cases],
+                    }
+                    for g in r.groups
+                ],
+            }
+            for r in results
+        ],
+    }
+
+
+def render_text(results: Sequence[SectionResult], targets: Sequence[TargetResult]) -> str:
+    """A terminal summary: every case and the targets."""
+    out = []
+    for result in results:
+        out.append(f"\n== {result.section.title}")
+        for group in result.groups:
+            out.append(f"  -- {group.group.title}")
+            for case in group.cases:
+                if case.timed:
+                    added = "" if case.baseline else f"  +{fmt_ns(case.added):>9} ns"
+                    out.append(
+                        f"    {case.label:<40} {fmt_ns(case.median_ns):>10} ns/call"
+                        f"  {fmt_ratio(case.ratio):>8}{added}"
+                    )
+                else:
+                    out.append(f"    {case.label:<40} {case.status}: {case.reason}")
+    if targets:
+        out.append("\n== Targets")
+        for target in targets:
+            measured = (
+                f"+{fmt_ns(target.case.added)} ns"
+                if target.case is not None and target.case.timed
+                else "-"
+            )
+            out.append(
+                f"  {target.target.title:<40} <= {fmt_ns(target.target.max_added_ns):>5} ns  "
+                f"{measured:>12}  {_verdict(target)}"
+            )
+    return "\n".join(out)

@@ -1,0 +1,117 @@
+"""SQL query events: what observing every statement adds to executing it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from benchmarks._harness import Context, Prepared, Section, SyncLoop
+from benchmarks.sections._common import expect, ours
+
+SECTION = Section(
+    "sql",
+    "SQL query event",
+    "One `SELECT 1` on an open connection of an in-memory SQLite engine, so the statement itself "
+    "costs little and the listeners' work shows. The baseline engine has no listeners. "
+    "OpenTelemetry: `SQLAlchemyInstrumentor().instrument(engine=...)` with a `TracerProvider` "
+    "whose `SimpleSpanProcessor` hands every span to an exporter that only counts it (no I/O); "
+    "verification checks one span per statement.",
+    order=40,
+)
+
+statement = SECTION.group("statement", "One statement, SQLite in memory", SyncLoop())
+
+
+def _engine_and_connection() -> tuple[Any, Any, Any]:
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine("sqlite://")
+    return engine, engine.connect(), sqlalchemy.text("SELECT 1")
+
+
+def _close(engine: Any, connection: Any) -> None:
+    connection.close()
+    engine.dispose()
+
+
+@statement.baseline("engine without listeners")
+def _plain(ctx: Context) -> Prepared:
+    engine, connection, select = _engine_and_connection()
+
+    def op() -> Any:
+        return connection.execute(select).scalar()
+
+    def check() -> None:
+        listeners = len(engine.dispatch.before_cursor_execute) + len(
+            engine.dispatch.after_cursor_execute
+        )
+        expect(listeners == 0, f"the baseline engine has {listeners} statement listeners")
+
+    return Prepared(op, returns=1, check=check, close=lambda: _close(engine, connection))
+
+
+# Declared before OpenTelemetry: its instrumentor also wraps sqlalchemy.create_engine, and an
+# engine created after it would carry its listeners too.
+@statement.add("resilience_kit", "resilience-kit")
+def _ours(ctx: Context) -> Prepared:
+    install_query_monitor = ours("resilience_kit.sql", "install_query_monitor")
+    engine, connection, select = _engine_and_connection()
+    monitor = install_query_monitor(engine)
+    seen = [0]
+
+    def op() -> Any:
+        return connection.execute(select).scalar()
+
+    def reset() -> None:
+        seen[0] = monitor.stats().total_queries
+
+    def check() -> None:
+        counted = monitor.stats().total_queries - seen[0]
+        expect(counted == 1, f"the monitor counted {counted} queries for one statement")
+
+    def close() -> None:
+        monitor.remove()
+        _close(engine, connection)
+
+    return Prepared(op, returns=1, check=check, reset=reset, close=close)
+
+
+@statement.add("OpenTelemetry SQLAlchemyInstrumentor", "opentelemetry-instrumentation-sqlalchemy")
+def _opentelemetry(ctx: Context) -> Prepared:
+    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import (
+        SimpleSpanProcessor,
+        SpanExporter,
+        SpanExportResult,
+    )
+
+    class CountingExporter(SpanExporter):
+        def __init__(self) -> None:
+            self.spans = 0
+
+        def export(self, spans: Any) -> SpanExportResult:
+            self.spans += len(spans)
+            return SpanExportResult.SUCCESS
+
+    exporter = CountingExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    engine, connection, select = _engine_and_connection()
+    instrumentor = SQLAlchemyInstrumentor()
+    instrumentor.instrument(engine=engine, tracer_provider=provider)
+
+    def op() -> Any:
+        return connection.execute(select).scalar()
+
+    def reset() -> None:
+        exporter.spans = 0
+
+    def check() -> None:
+        expect(exporter.spans == 1, f"expected one span per statement, got {exporter.spans}")
+
+    def close() -> None:
+        instrumentor.uninstrument()
+        _close(engine, connection)
+        provider.shutdown()
+
+    return Prepared(op, returns=1, check=check, reset=reset, close=close)
