@@ -28,7 +28,9 @@ DEFAULT_OUTPUT = ROOT / "docs" / "benchmarks.md"
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--quick", action="store_true", help="run each case a few times only")
     parser.add_argument(
         "--output",
@@ -76,7 +78,9 @@ def main(argv: list[str]) -> int:
     try:
         info.machine = _report.machine(redis_version(ctx))
         info.versions = _report.versions()
-        results = [run_section(section, ctx, lambda text: print(text, flush=True)) for section in sections]
+        results = [
+            run_section(section, ctx, lambda text: print(text, flush=True)) for section in sections
+        ]
     finally:
         ctx.close()
     info.seconds = time.perf_counter() - started
@@ -90,7 +94,10 @@ def main(argv: list[str]) -> int:
     if failures:
         print(f"\n{len(failures)} case(s) FAILED:", file=sys.stderr)
         for section, group, case in failures:
-            print(f"  {section.section.key}/{group.group.key}/{case.label}: {case.reason}", file=sys.stderr)
+            print(
+                f"  {section.section.key}/{group.group.key}/{case.label}: {case.reason}",
+                file=sys.stderr,
+            )
         return 1
     print(f"\nall cases verified ({info.seconds:.0f} s)")
     return 0
@@ -108,7 +115,9 @@ def write_page(output: Path, results: list, targets: list, info: _report.RunInfo
     (assets / "results.json").write_text(
         json.dumps(_report.to_json(results, targets, info), indent=1) + "\n", encoding="utf-8"
     )
-    output.write_text(_report.render_markdown(results, targets, info, charts, assets.name), encoding="utf-8")
+    output.write_text(
+        _report.render_markdown(results, targets, info, charts, assets.name), encoding="utf-8"
+    )
     print(f"wrote {output} and {assets}/")
 
 

@@ -1,10 +1,11 @@
 """The measuring core: cases, groups, sections, timers, verification, rounds and statistics.
 
-A *section* is one topic of the page (the circuit breaker, retry, ...). It holds *groups*; a group is
-one comparison: a baseline doing the same work without a library, and the cases measured against it.
-Everything in a group is interleaved: every round times each case once, in an order that rotates
-from round to round, and the result of a case is its per-round ratio (and difference) to the
-baseline of the same round, so a slow moment of a shared machine hits both sides of the ratio.
+A *section* is one topic of the page (the circuit breaker, retry, ...). It holds *groups*; a
+group is one comparison: a baseline doing the same work without a library, and the cases
+measured against it. Everything in a group is interleaved: every round times each case once,
+in an order that rotates from round to round, and the result of a case is its per-round ratio
+(and difference) to the baseline of the same round, so a slow moment of a shared machine hits
+both sides of the ratio.
 
 A case is a function ``setup(ctx) -> Prepared``: it builds the thing to time and says what one call
 must do (return a value, raise an error). Before anything is timed the harness makes that call and
@@ -57,7 +58,7 @@ Timer = Callable[[int], float]
 _UNSET: Any = object()
 
 
-class Unavailable(Exception):  # noqa: N818 - it is a status, not a failure
+class Unavailable(Exception):
     """A case that cannot run here (a peer not installed, a server not reachable, not built yet)."""
 
 
@@ -138,7 +139,7 @@ class SyncLoop:
             def run_raising(n: int) -> float:
                 start = perf()
                 for _ in repeat(None, n):
-                    try:
+                    try:  # noqa: SIM105 - suppress() would add its own cost to the loop
                         op()
                     except Exception:  # noqa: S110 - the raise+catch is what is timed
                         pass
@@ -175,7 +176,7 @@ class AsyncLoop:
             async def body_raising(n: int) -> float:
                 start = perf()
                 for _ in repeat(None, n):
-                    try:
+                    try:  # noqa: SIM105 - suppress() would add its own cost to the loop
                         await op()
                     except Exception:  # noqa: S110 - the raise+catch is what is timed
                         pass
@@ -309,7 +310,7 @@ class Group:
 
 @dataclass(frozen=True)
 class Target:
-    """A speed target from an issue: the case's added ns over the baseline must stay at most this."""
+    """A speed target from an issue: the case's added ns over the baseline must stay within it."""
 
     group: str
     case: str
@@ -612,7 +613,7 @@ def run_group(
         except VerificationError as exc:
             result.status, result.reason = "failed", f"verification: {exc}"
     try:
-        _time_group(group, active, ctx, rounds, settings, log)
+        _time_group(group=group, active=active, ctx=ctx, rounds=rounds, settings=settings, log=log)
     finally:
         for entry in active:
             if entry.prepared.close is not None:
@@ -624,6 +625,7 @@ def run_group(
 
 
 def _time_group(
+    *,
     group: Group,
     active: list[_Active],
     ctx: Context,
@@ -689,9 +691,7 @@ def _time_group(
         entry.result.added_ns = [s - b for s, b in zip(samples, base, strict=True)]
     log(
         f"  {group.title}: "
-        + ", ".join(
-            f"{e.case.label} {e.result.ratio:.2f}x" for e in timing if not e.case.baseline
-        )
+        + ", ".join(f"{e.case.label} {e.result.ratio:.2f}x" for e in timing if not e.case.baseline)
     )
 
 
@@ -700,7 +700,11 @@ def run_section(
 ) -> SectionResult:
     """Run every group of a section."""
     settings = ctx.settings
-    rounds = settings.rounds if settings.quick else max(3, round(settings.rounds * section.rounds_factor))
+    rounds = (
+        settings.rounds
+        if settings.quick
+        else max(3, round(settings.rounds * section.rounds_factor))
+    )
     log(f"{section.title} ({len(section.groups)} groups, {rounds} rounds)")
     with section.context() if section.context is not None else nullcontext():
         return SectionResult(section, [run_group(g, ctx, rounds, log) for g in section.groups])

@@ -33,7 +33,9 @@ FONT = "font-family='system-ui, -apple-system, Segoe UI, Roboto, sans-serif'"
 WIDTH = 780
 
 
-def _text(x: float, y: float, text: str, *, size: int = 12, anchor: str = "start", **attrs: str) -> str:
+def _text(
+    x: float, y: float, text: str, *, size: int = 12, anchor: str = "start", **attrs: str
+) -> str:
     extra = "".join(f" {k.replace('_', '-')}='{v}'" for k, v in attrs.items())
     return (
         f"<text x='{x:.1f}' y='{y:.1f}' font-size='{size}' text-anchor='{anchor}'{extra}>"
@@ -74,11 +76,11 @@ def _bounds(ratios: Sequence[float]) -> tuple[float, float]:
 
 
 def _fmt_ratio(value: float) -> str:
-    return f"{value:.2f}×" if value < 10 else f"{value:.1f}×" if value < 100 else f"{value:.0f}×"
+    return f"{value:.2f}x" if value < 10 else f"{value:.1f}x" if value < 100 else f"{value:.0f}x"
 
 
 def _fmt_tick(value: float) -> str:
-    return f"{value:g}×"
+    return f"{value:g}x"
 
 
 def _axis_ticks(low: float, high: float) -> list[float]:
@@ -111,7 +113,11 @@ def bars(result: SectionResult) -> str:
 
     body: list[str] = []
     y = 30.0
-    body.append(_text(left, 18, "ratio to the baseline (log scale; 1 = no added cost)", size=11, fill="#555"))
+    body.append(
+        _text(
+            left, 18, "ratio to the baseline (log scale; 1 = no added cost)", size=11, fill="#555"
+        )
+    )
     top = y
     for group in result.groups:
         body.append(_text(10, y + 14, group.group.title, size=13, font_weight="bold"))
@@ -160,23 +166,42 @@ def lines(result: SectionResult) -> str:
     for series, groups in panels.items():
         top, bottom = y0 + 24, y0 + panel_height - 30
         title = f"{series}" if series else result.section.x_label
-        body.append(_text(left, y0 + 14, f"ratio to the baseline against {title}", size=12, font_weight="bold"))
+        body.append(
+            _text(
+                left, y0 + 14, f"ratio to the baseline against {title}", size=12, font_weight="bold"
+            )
+        )
         scale = (bottom - top) / math.log10(high / low)
 
         def y_of(ratio: float, bottom: float = bottom, scale: float = scale) -> float:
             return bottom - math.log10(max(ratio, low) / low) * scale
 
         step = (right - left) / max(len(groups) - 1, 1)
-        xs = [left + i * step if len(groups) > 1 else (left + right) / 2 for i in range(len(groups))]
+        xs = [
+            left + i * step if len(groups) > 1 else (left + right) / 2 for i in range(len(groups))
+        ]
         for tick in _axis_ticks(low, high):
             yt = y_of(tick)
-            body.append(f"<line x1='{left}' y1='{yt:.1f}' x2='{right}' y2='{yt:.1f}' stroke='#e3e3e3'/>")
-            body.append(_text(left - 6, yt + 4, _fmt_tick(tick), size=10, anchor="end", fill="#555"))
+            body.append(
+                f"<line x1='{left}' y1='{yt:.1f}' x2='{right}' y2='{yt:.1f}' stroke='#e3e3e3'/>"
+            )
+            body.append(
+                _text(left - 6, yt + 4, _fmt_tick(tick), size=10, anchor="end", fill="#555")
+            )
         for x, group in zip(xs, groups, strict=True):
             param = group.group.param
             text = f"{param:,.0f}" if param is not None else group.group.title
             body.append(_text(x, bottom + 16, text, size=10, anchor="middle", fill="#555"))
-        body.append(_text((left + right) / 2, bottom + 30, result.section.x_label, size=11, anchor="middle", fill="#555"))
+        body.append(
+            _text(
+                (left + right) / 2,
+                bottom + 30,
+                result.section.x_label,
+                size=11,
+                anchor="middle",
+                fill="#555",
+            )
+        )
         cases: dict[str, CaseResult] = {}
         for group in groups:
             for case in group.cases:
@@ -192,11 +217,16 @@ def lines(result: SectionResult) -> str:
             width = 3 if first.library == OURS else 1.8
             if len(points) > 1:
                 path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-                body.append(f"<polyline points='{path}' fill='none' stroke='{stroke}' stroke-width='{width}'/>")
+                body.append(
+                    f"<polyline points='{path}' fill='none' stroke='{stroke}' "
+                    f"stroke-width='{width}'/>"
+                )
             for px, py in points:
                 body.append(f"<circle cx='{px:.1f}' cy='{py:.1f}' r='3' fill='{stroke}'/>")
             legend_y = top + 16 * position
-            body.append(f"<rect x='{right + 16}' y='{legend_y:.1f}' width='12' height='4' fill='{stroke}'/>")
+            body.append(
+                f"<rect x='{right + 16}' y='{legend_y:.1f}' width='12' height='4' fill='{stroke}'/>"
+            )
             suffix = "" if points else " (n/a)"
             body.append(_text(right + 32, legend_y + 6, label + suffix, size=11))
         y0 += panel_height

@@ -7,6 +7,7 @@ state as a lower-case word. Every library is used through its decorator, as user
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,9 +119,7 @@ def _purgatory_async(ctx: Context, threshold: int, timeout: float) -> Built:
     import purgatory
     from purgatory.domain.model import OpenedState
 
-    factory = purgatory.AsyncCircuitBreakerFactory(
-        default_threshold=threshold, default_ttl=timeout
-    )
+    factory = purgatory.AsyncCircuitBreakerFactory(default_threshold=threshold, default_ttl=timeout)
     return Built(factory(ctx.unique("purgatory")), OpenedState)
 
 
@@ -133,9 +132,11 @@ def _aiobreaker(ctx: Context, threshold: int, timeout: float) -> Built:
     breaker = aiobreaker.CircuitBreaker(
         fail_max=threshold, timeout_duration=datetime.timedelta(seconds=timeout)
     )
-    return Built(
-        breaker, aiobreaker.CircuitBreakerError, lambda: breaker.current_state.name.lower()
-    )
+
+    def state() -> str:
+        return str(breaker.current_state.name).lower()
+
+    return Built(breaker, aiobreaker.CircuitBreakerError, state)
 
 
 OURS = Adapter("resilience_kit", "resilience-kit", _ours)
@@ -149,7 +150,15 @@ PURGATORY_SYNC = Adapter("purgatory", "purgatory", _purgatory_sync, asynchronous
 PURGATORY_ASYNC = Adapter("purgatory", "purgatory", _purgatory_async, sync=False)
 AIOBREAKER = Adapter("aiobreaker", "aiobreaker", _aiobreaker, sync=False)
 
-ALL = (OURS, PYBREAKER, PYBREAKER_REDIS, CIRCUITBREAKER, PURGATORY_SYNC, PURGATORY_ASYNC, AIOBREAKER)
+ALL = (
+    OURS,
+    PYBREAKER,
+    PYBREAKER_REDIS,
+    CIRCUITBREAKER,
+    PURGATORY_SYNC,
+    PURGATORY_ASYNC,
+    AIOBREAKER,
+)
 
 
 def _state_check(built: Built, expected: str) -> Callable[[], None] | None:
@@ -185,10 +194,8 @@ def open_case(adapter: Adapter, fn: Callable[..., Any]) -> Callable[[Context], P
     def setup(ctx: Context) -> Prepared:
         built = adapter.build(ctx, 1, 3600.0)
         op = built.decorate(fn)
-        try:
-            ctx.resolve(op())  # the failure that trips it
-        except Exception:  # noqa: S110 - the failure (or the trip's own error) is expected
-            pass
+        with contextlib.suppress(Exception):  # the failure, or the trip's own error
+            ctx.resolve(op())
         return Prepared(
             op, raises=built.open_error, check=_state_check(built, "open"), close=built.close
         )

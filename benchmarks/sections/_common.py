@@ -78,7 +78,11 @@ def redis_sync(ctx: Context) -> Any:
         except ImportError as exc:
             raise Unavailable(f"redis client not installed: {exc}") from None
         client = redis.Redis(
-            host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB, socket_timeout=2, socket_connect_timeout=1
+            host=REDIS_HOST,
+            port=REDIS_PORT,
+            db=REDIS_DB,
+            socket_timeout=2,
+            socket_connect_timeout=1,
         )
         try:
             client.ping()

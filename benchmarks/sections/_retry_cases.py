@@ -43,7 +43,9 @@ def failure_case(adapter: RetryAdapter, attempts: int) -> Callable[[Context], Pr
                 reset_library()
 
         def check() -> None:
-            expect(calls[0] == attempts, f"expected {attempts} attempts, the function ran {calls[0]}")
+            expect(
+                calls[0] == attempts, f"expected {attempts} attempts, the function ran {calls[0]}"
+            )
 
         return Prepared(built.decorate(fn), raises=ValueError, check=check, reset=reset)
 
@@ -58,7 +60,7 @@ def plain_attempts(attempts: int) -> Callable[[Context], Prepared]:
 
         def plain() -> None:
             for _ in range(attempts - 1):
-                try:
+                try:  # noqa: SIM105 - the plain way, as the libraries do it
                     fn()
                 except ValueError:
                     pass

@@ -1,4 +1,4 @@
-"""Circuit breaker: the added cost of a call through a CLOSED breaker and of a rejection while OPEN."""
+"""Circuit breaker: the added cost of a call through a CLOSED breaker and of an OPEN rejection."""
 
 from __future__ import annotations
 

@@ -158,9 +158,7 @@ def _aiocache(redis: bool) -> Callable[[Context, Any], Awaitable[Any]]:
             if not hasattr(Cache, "REDIS"):
                 raise Unavailable("aiocache's Redis backend is not installed")
             options.update(cache=Cache.REDIS, endpoint=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
-        decorator = cached(
-            ttl=600, key_builder=lambda _fn, item: f"{prefix}:{item}", **options
-        )
+        decorator = cached(ttl=600, key_builder=lambda _fn, item: f"{prefix}:{item}", **options)
         decorated = decorator(fn)
 
         async def close() -> None:

@@ -35,7 +35,11 @@ def _plain(fn: Callable[..., object]) -> Callable[[Context], Prepared]:
 
 for threads in THREADS:
     group = SECTION.group(
-        f"threads_{threads}", f"{threads} threads", Threads(threads), param=threads, series="threads"
+        f"threads_{threads}",
+        f"{threads} threads",
+        Threads(threads),
+        param=threads,
+        series="threads",
     )
     group.baseline("plain call")(_plain(work))
     for adapter in (b.OURS, b.PYBREAKER, b.CIRCUITBREAKER, b.PURGATORY_SYNC):

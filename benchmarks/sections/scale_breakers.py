@@ -30,11 +30,18 @@ def _plain(n: int, round_robin: bool) -> Callable[[Context], Prepared]:
     def setup(ctx: Context) -> Prepared:
         if not round_robin:
             return Prepared(work, returns=RESULT)
-        functions = [_own_work() for _ in range(n)]
-        following = itertools.cycle(functions).__next__
-        return Prepared(lambda: following()(), returns=RESULT)
+        return Prepared(_round_robin([_own_work() for _ in range(n)]), returns=RESULT)
 
     return setup
+
+
+def _round_robin(functions: list[Callable[[], Any]]) -> Callable[[], Any]:
+    following = itertools.cycle(functions).__next__
+
+    def call_next() -> Any:
+        return following()()
+
+    return call_next
 
 
 def _own_work() -> Callable[[], Any]:
@@ -55,8 +62,7 @@ def _many(adapter: b.Adapter, n: int, round_robin: bool) -> Callable[[Context], 
                 expect(first_state() == "closed", "the first breaker should be closed")
 
         if round_robin:
-            following = itertools.cycle(guarded).__next__
-            return Prepared(lambda: following()(), returns=RESULT, check=check)
+            return Prepared(_round_robin(guarded), returns=RESULT, check=check)
         return Prepared(guarded[0], returns=RESULT, check=check)
 
     return setup
