@@ -165,12 +165,8 @@ def lines(result: SectionResult) -> str:
     y0 = 10.0
     for series, groups in panels.items():
         top, bottom = y0 + 24, y0 + panel_height - 30
-        title = f"{series}" if series else result.section.x_label
-        body.append(
-            _text(
-                left, y0 + 14, f"ratio to the baseline against {title}", size=12, font_weight="bold"
-            )
-        )
+        title = f"{series}: ratio to the baseline" if series else "ratio to the baseline"
+        body.append(_text(left, y0 + 14, title, size=12, font_weight="bold"))
         scale = (bottom - top) / math.log10(high / low)
 
         def y_of(ratio: float, bottom: float = bottom, scale: float = scale) -> float:

@@ -39,7 +39,7 @@ for threads in THREADS:
         f"{threads} threads",
         Threads(threads),
         param=threads,
-        series="threads",
+        series="threads sharing one breaker",
     )
     group.baseline("plain call")(_plain(work))
     for adapter in (b.OURS, b.PYBREAKER, b.CIRCUITBREAKER, b.PURGATORY_SYNC):
@@ -47,7 +47,11 @@ for threads in THREADS:
 
 for tasks in TASKS:
     group = SECTION.group(
-        f"tasks_{tasks}", f"{tasks} asyncio tasks", Tasks(tasks), param=tasks, series="tasks"
+        f"tasks_{tasks}",
+        f"{tasks} asyncio tasks",
+        Tasks(tasks),
+        param=tasks,
+        series="asyncio tasks sharing one breaker",
     )
     group.baseline("plain await")(_plain(ayielding))
     for adapter in (b.OURS, b.CIRCUITBREAKER, b.PURGATORY_ASYNC, b.AIOBREAKER):

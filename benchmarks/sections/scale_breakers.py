@@ -70,9 +70,10 @@ def _many(adapter: b.Adapter, n: int, round_robin: bool) -> Callable[[Context], 
 
 for round_robin in (False, True):
     mode = "round-robin" if round_robin else "one"
+    series = "calling each in turn (round-robin)" if round_robin else "calling one of them"
     for size in SIZES:
         group = SECTION.group(
-            f"{mode}_{size}", f"{size} breakers, {mode}", SyncLoop(), param=size, series=mode
+            f"{mode}_{size}", f"{size} breakers, {mode}", SyncLoop(), param=size, series=series
         )
         group.baseline("plain call" if not round_robin else "plain functions, round-robin")(
             _plain(size, round_robin)
