@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from resilience_kit._retry import _NO_WAITS
 from resilience_kit._validation import check_number
 from resilience_kit.clock import Clock, _set_default_clock
 
@@ -92,8 +93,6 @@ def no_waits() -> Iterator[None]:
         >>> with no_waits():
         ...     pass  # a @retry("database") function here retries without sleeping
     """
-    from resilience_kit._retry import _NO_WAITS
-
     _NO_WAITS.enter()
     try:
         yield
