@@ -102,19 +102,26 @@ _REDIS_TRANSIENT = frozenset(
 )
 
 
+# redis-py derives these from ConnectionError, but a wrong password stays wrong.
+_REDIS_NEVER = frozenset(
+    {"AuthenticationError", "AuthorizationError", "AuthenticationWrongNumberOfArgsError"}
+)
+
+
 def transient_redis_error(error: BaseException) -> bool:
     """Whether a Redis error is worth retrying.
 
-    True for redis-py's (and valkey's) ``ConnectionError`` (including ``BusyLoadingError``),
-    ``TimeoutError``, ``ClusterDownError`` and ``TryAgainError``, and for the builtin
-    ``ConnectionError`` / ``TimeoutError``. redis-py need not be installed.
+    True for redis-py's (and valkey's) ``ConnectionError`` (including ``BusyLoadingError``,
+    but not the authentication errors derived from it), ``TimeoutError``, ``ClusterDownError``
+    and ``TryAgainError``, and for the builtin ``ConnectionError`` / ``TimeoutError``.
+    redis-py need not be installed.
     """
+    redis_names = [name for module, name in _classes(error) if module.startswith(_REDIS_MODULES)]
+    if any(name in _REDIS_NEVER for name in redis_names):
+        return False
     if isinstance(error, _CONNECTION_OR_TIMEOUT):
         return True
-    return any(
-        module.startswith(_REDIS_MODULES) and name in _REDIS_TRANSIENT
-        for module, name in _classes(error)
-    )
+    return any(name in _REDIS_TRANSIENT for name in redis_names)
 
 
 # --- HTTP ------------------------------------------------------------------------------------
