@@ -18,10 +18,15 @@ __all__ = ["MASK", "redact", "redact_url", "truncate"]
 
 MASK = "***"
 
-# scheme://userinfo@ -- the userinfo may itself contain '@' (an unencoded password), so the
-# greedy class runs to the last '@' before the authority ends.
+# scheme://user:password@ or scheme://token@. Passwords are often pasted unencoded (SQLAlchemy
+# accepts "postgresql://app:pa/ss@w0rd@db/prod"), so a password may hold '/' and '@': it runs to
+# the first '@' after which the host part holds no further '@'. The cost is hiding a little too
+# much in the rare URL with a port and an '@' in its path. The length bound keeps the scan linear
+# on hostile text such as "a://b:" repeated.
 _URL_USERINFO = re.compile(
-    r"(?P<scheme>(?<![a-zA-Z0-9+.\-])[a-zA-Z][a-zA-Z0-9+.\-]*://)(?P<userinfo>[^\s/?#]*)@"
+    r"(?P<scheme>(?<![a-zA-Z0-9+.\-])[a-zA-Z][a-zA-Z0-9+.\-]*://)"
+    r"(?:(?P<user>[^:/\s@]*):(?P<password>\S{0,512}?)|(?P<token>[^:/?#\s@]+))"
+    r"@(?=[^\s@]*(?:[\s/?#]|$))"
 )
 
 _SECRET_KEY = re.compile(
@@ -44,10 +49,9 @@ _AUTH_SCHEME = re.compile(r"\b(?P<scheme>bearer|basic|digest)\s+(?P<value>[^\s,;
 
 
 def _mask_userinfo(match: re.Match[str]) -> str:
-    userinfo = match.group("userinfo")
-    user, colon, _ = userinfo.partition(":")
     # A lone userinfo without a password is often a token (https://TOKEN@host): mask it all.
-    masked = f"{user}:{MASK}" if colon else MASK
+    user = match.group("user")
+    masked = MASK if user is None else f"{user}:{MASK}"
     return f"{match.group('scheme')}{masked}@"
 
 

@@ -110,6 +110,7 @@ def test_a_broken_handler_or_message_never_breaks_the_call(sleeps: Sleeps) -> No
         ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
         ("https://ghp_token@github.com/x", "https://***@github.com/x"),
         ("mysql://u:p@ss@host/db", "mysql://u:***@host/db"),
+        ("postgresql://app:pa/ss@w0rd@db/prod?x=1", "postgresql://app:***@db/prod?x=1"),
         ("http://example.com/a@b", "http://example.com/a@b"),
         ("password=hunter2 user=bob", "password=*** user=bob"),
         ("DB_PASSWORD: 'hunter2'", "DB_PASSWORD: '***'"),
