@@ -116,7 +116,7 @@ def test_float_fields_accept_exactly_finite_non_negative_numbers(raw: str) -> No
     elif number is not None and math.isfinite(number) and number >= 0:
         assert RetryPolicy.from_env("P", environ=environ).jitter == number
     else:
-        with pytest.raises(ConfigurationError, match="^P_JITTER must be"):
+        with pytest.raises(ConfigurationError, match=r"^P_JITTER must be"):
             RetryPolicy.from_env("P", environ=environ)
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from retry_support import Sleeps
 
 from resilience_kit.retry import reset_retry_stats
-from retry_support import Sleeps
 
 
 @pytest.fixture

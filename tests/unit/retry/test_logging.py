@@ -84,7 +84,7 @@ def test_a_broken_handler_or_message_never_breaks_the_call(sleeps: Sleeps) -> No
         def emit(self, record: logging.LogRecord) -> None:
             raise RuntimeError("handler down")
 
-        def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802
+        def handleError(self, record: logging.LogRecord) -> None:
             raise RuntimeError("and its error handling too")
 
     class Unprintable(OSError):

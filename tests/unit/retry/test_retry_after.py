@@ -49,7 +49,10 @@ def test_headers_are_found_on_requests_httpx_and_aiohttp_shapes() -> None:
 
     class AiohttpShaped(Exception):
         status = 503
-        headers = {"retry-after": "3"}
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.headers = {"retry-after": "3"}
 
     assert retry_after_from_response(AiohttpShaped(), 0.0) == 3.0
     assert retry_after_from_response(ValueError(), 0.0) is None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from retry_support import AsyncFlaky, Flaky, Sleeps
 
 from resilience_kit import (
     BEST_EFFORT,
@@ -13,8 +14,6 @@ from resilience_kit import (
     RetryPolicy,
     retry,
 )
-
-from retry_support import AsyncFlaky, Flaky, Sleeps
 
 
 class ServerError(Exception):
