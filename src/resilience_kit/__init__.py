@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from resilience_kit.breaker import CircuitState
 from resilience_kit.clock import Clock
+from resilience_kit.composition import resilient
 from resilience_kit.errors import CircuitOpenError, ConfigurationError, ResilienceError
 from resilience_kit.retry import (
     BEST_EFFORT,
@@ -51,4 +52,6 @@ __all__ = [
     "EXTERNAL_API",
     "INTERNAL_API",
     "BEST_EFFORT",
+    # composition
+    "resilient",
 ]
