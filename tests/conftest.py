@@ -7,6 +7,9 @@ import os
 import pytest
 from hypothesis import HealthCheck, settings
 
+# Tests that run pytest (the resilience_kit plugin's tests) need pytester; it only adds fixtures.
+pytest_plugins = ["pytester"]
+
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )

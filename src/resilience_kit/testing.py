@@ -2,7 +2,8 @@
 
 :class:`FakeClock` is a clock that moves only when told to, accepted everywhere a clock is.
 :func:`use_clock` makes it the default for every primitive created inside a block, so a test
-can drive a breaker's recovery timeout without sleeping.
+can drive a breaker's recovery timeout without sleeping. :func:`no_waits` makes retries run
+their attempts back to back.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from resilience_kit._retry import _NO_WAITS
 from resilience_kit._validation import check_number
 from resilience_kit.clock import Clock, _set_default_clock
 
-__all__ = ["FakeClock", "use_clock"]
+__all__ = ["FakeClock", "no_waits", "use_clock"]
 
 
 class FakeClock:
@@ -76,3 +78,23 @@ def use_clock(clock: Clock) -> Iterator[Clock]:
         yield clock
     finally:
         _set_default_clock(previous)
+
+
+@contextmanager
+def no_waits() -> Iterator[None]:
+    """Make every retry skip its sleeps while the block runs, in every thread and task.
+
+    Attempts, stop conditions, statistics and logs stay as they are (the log still shows the
+    wait that was skipped); only the sleeping goes. Blocks may nest and overlap across threads:
+    sleeps resume when the last one ends.
+
+    Example:
+        >>> from resilience_kit import retry
+        >>> with no_waits():
+        ...     pass  # a @retry("database") function here retries without sleeping
+    """
+    _NO_WAITS.enter()
+    try:
+        yield
+    finally:
+        _NO_WAITS.exit()

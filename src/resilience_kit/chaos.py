@@ -1,0 +1,520 @@
+"""Fault injection: make calls fail, slow down or return canned results on purpose.
+
+``inject(...)`` builds an :class:`Injector` that, at a given rate, adds latency and then raises
+an exception or returns a result instead of running the call. Use it as a decorator on a def or
+async def, as a guard around a block (``with`` / ``async with``), or through :meth:`Injector.call`.
+
+Injection is **off unless enabled**, so an injector can live in production code and be switched
+on in a test or a staging deployment: per injector with ``enabled=True``, or process-wide with
+the ``RESILIENCE_KIT_CHAOS=1`` environment variable (read at import) or :func:`enable`. While it
+is off a decorated call costs one flag check more than a plain call.
+
+Decisions come from the injector's own :class:`random.Random`, so a ``seed`` replays the same
+sequence of faults, and one lock keeps the sequence and the counts exact across threads.
+
+Example:
+    >>> from resilience_kit import chaos
+    >>> @chaos.inject(fault=ConnectionError, rate=0.2, seed=7)
+    ... def fetch_rates() -> dict[str, float]:
+    ...     return {"EUR": 1.0}
+    >>> with chaos.enable():
+    ...     outcomes = []
+    ...     for _ in range(5):
+    ...         try:
+    ...             outcomes.append(fetch_rates()["EUR"])
+    ...         except ConnectionError:
+    ...             outcomes.append(None)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import functools
+import inspect
+import logging
+import os
+import random
+import threading
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final, TypeVar, overload
+
+from typing_extensions import ParamSpec, Self
+
+from resilience_kit._validation import check_callable, check_number
+from resilience_kit.clock import default_clock
+from resilience_kit.errors import ConfigurationError
+
+__all__ = ["ENV_VAR", "ChaosStats", "Injector", "disable", "enable", "inject", "is_enabled"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+ENV_VAR: Final = "RESILIENCE_KIT_CHAOS"
+"""The environment variable that switches injection on process-wide (``1``, ``true``, ``yes``
+or ``on``); read once, when :mod:`resilience_kit.chaos` is imported."""
+
+_TRUTHY: Final = frozenset({"1", "true", "yes", "on"})
+_log = logging.getLogger(__name__)
+
+
+class _Unset:
+    """The type of the marker for "no ``result`` given" (``None`` is a valid result)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Final = _Unset()
+
+# The process-wide switch. A module global, because the disabled path of every decorated call
+# reads it and a global load is the cheapest read Python has.
+_enabled: bool = os.environ.get(ENV_VAR, "").strip().lower() in _TRUTHY
+_switch_lock = threading.Lock()
+
+
+def is_enabled() -> bool:
+    """Whether injection is switched on process-wide (injectors built with ``enabled=None``)."""
+    return _enabled
+
+
+class _Switch:
+    """Returned by :func:`enable` / :func:`disable`: already applied, undone by ``with``'s exit."""
+
+    __slots__ = ("_previous",)
+
+    def __init__(self, on: bool) -> None:
+        global _enabled  # noqa: PLW0603 - see the comment at its definition
+        with _switch_lock:
+            self._previous = _enabled
+            _enabled = on
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        global _enabled  # noqa: PLW0603 - see the comment at its definition
+        with _switch_lock:
+            _enabled = self._previous
+
+
+def enable() -> _Switch:
+    """Switch injection on process-wide, for every thread and task.
+
+    Takes effect at once. Used as a context manager (``with chaos.enable(): ...``) it restores
+    the previous setting when the block ends, so blocks nest.
+    """
+    return _Switch(True)
+
+
+def disable() -> _Switch:
+    """Switch process-wide injection off; the mirror of :func:`enable`."""
+    return _Switch(False)
+
+
+@dataclass(frozen=True, slots=True)
+class ChaosStats:
+    """A snapshot of what an injector has done since it was built or :meth:`~Injector.reset`.
+
+    Attributes:
+        calls: Calls (or block entries) that met the injector while it was enabled.
+        injected: How many of those it acted on (latency, fault or result).
+        latency: Total seconds of latency it added.
+    """
+
+    calls: int
+    injected: int
+    latency: float
+
+    @property
+    def injection_rate(self) -> float:
+        """``injected / calls``; ``0.0`` before the first call."""
+        return self.injected / self.calls if self.calls else 0.0
+
+
+class Injector:
+    """Injects faults, latency or results at a given rate. Build it with :func:`inject`.
+
+    The forms share one decision core:
+
+    * ``@injector`` on a def or async def (the signature is kept for type checkers);
+    * ``with injector:`` / ``async with injector:`` guard a block: entering it may sleep and
+      raise, and :meth:`point` / :meth:`point_async` do the same anywhere in a loop;
+    * ``injector.call(fn, *args)`` / ``await injector.call_async(fn, *args)``.
+    """
+
+    __slots__ = (
+        "_async_sleep",
+        "_calls",
+        "_enabled",
+        "_fault",
+        "_injected",
+        "_latency",
+        "_latency_total",
+        "_lock",
+        "_rate",
+        "_result",
+        "_rng",
+        "_seed",
+        "_sleep",
+    )
+
+    def __init__(
+        self,
+        *,
+        fault: type[BaseException] | BaseException | None,
+        rate: float,
+        latency: float | tuple[float, float] | None,
+        result: Any,
+        seed: int | None,
+        enabled: bool | None,
+        sleep: Callable[[float], object] | None,
+        async_sleep: Callable[[float], Awaitable[object]] | None,
+    ) -> None:
+        self._fault = _check_fault(fault)
+        self._rate = check_number("rate", rate, minimum=0, maximum=1)
+        self._latency = _check_latency(latency)
+        if fault is not None and result is not _UNSET:
+            raise ConfigurationError(
+                f"fault and result are exclusive: an injected call either raises or returns, "
+                f"got fault={fault!r} and result={result!r}",
+                parameter="result",
+                value=result,
+            )
+        if fault is None and result is _UNSET and latency is None:
+            raise ConfigurationError(
+                "inject() needs something to inject: fault, latency or result, got none",
+                parameter="fault",
+                value=None,
+            )
+        self._result = result
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise ConfigurationError(
+                f"seed must be an int or None, got {seed!r}", parameter="seed", value=seed
+            )
+        self._seed = seed
+        if enabled is not None and not isinstance(enabled, bool):
+            raise ConfigurationError(
+                f"enabled must be True, False or None, got {enabled!r}",
+                parameter="enabled",
+                value=enabled,
+            )
+        self._enabled = enabled
+        self._sleep: Callable[[float], object] | None = check_callable("sleep", sleep)
+        self._async_sleep: Callable[[float], Awaitable[object]] | None = check_callable(
+            "async_sleep", async_sleep
+        )
+        self._rng = random.Random(seed)  # noqa: S311 - chaos, not cryptography
+        self._lock = threading.Lock()
+        self._calls = 0
+        self._injected = 0
+        self._latency_total = 0.0
+
+    # -- the core: one decision per call, no I/O, no asyncio -----------------------------------
+
+    def _active(self) -> bool:
+        return _enabled if self._enabled is None else self._enabled
+
+    def _draw(self) -> float | None:
+        """Count a call and decide: ``None`` to leave it alone, else the latency to add first."""
+        with self._lock:
+            self._calls += 1
+            if self._rng.random() >= self._rate:
+                return None
+            low, high = self._latency
+            delay = low if low == high else self._rng.uniform(low, high)
+            self._injected += 1
+            self._latency_total += delay
+            return delay
+
+    def _outcome(self, target: object) -> bool:
+        """After the latency: raise the fault, or tell whether to return the canned result."""
+        fault = self._fault
+        if fault is not None:
+            error = fault() if isinstance(fault, type) else copy.copy(fault)
+            if _log.isEnabledFor(logging.DEBUG):
+                _log.debug("chaos: raising %r in %s", error, _describe(target))
+            raise error
+        return self._result is not _UNSET
+
+    def _sync_sleeper(self) -> Callable[[float], object]:
+        if self._sleep is not None:
+            return self._sleep
+        # A clock that can sleep (FakeClock) is a test's clock: latency advances it instead of
+        # blocking, and a breaker built on the same clock sees the call as slow.
+        clock_sleep: Callable[[float], object] | None = getattr(default_clock(), "sleep", None)
+        return clock_sleep if callable(clock_sleep) else time.sleep
+
+    def _async_sleeper(self) -> Callable[[float], Awaitable[object]]:
+        if self._async_sleep is not None:
+            return self._async_sleep
+        clock_sleep: Callable[[float], Awaitable[object]] | None = getattr(
+            default_clock(), "async_sleep", None
+        )
+        return clock_sleep if callable(clock_sleep) else asyncio.sleep
+
+    # -- the forms -----------------------------------------------------------------------------
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` through the injector."""
+        if not self._active():
+            return fn(*args, **kwargs)
+        return self._call_sync(fn, args, kwargs)
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` through the injector."""
+        if not self._active():
+            return await fn(*args, **kwargs)
+        return await self._call_async(fn, args, kwargs)
+
+    def _call_sync(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        delay = self._draw()
+        if delay is not None:
+            if delay:
+                self._sync_sleeper()(delay)
+            if self._outcome(fn):
+                return self._result  # type: ignore[no-any-return]
+        return fn(*args, **kwargs)
+
+    async def _call_async(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
+        delay = self._draw()
+        if delay is not None:
+            if delay:
+                await self._async_sleeper()(delay)
+            if self._outcome(fn):
+                return self._result  # type: ignore[no-any-return]
+        return await fn(*args, **kwargs)
+
+    def point(self) -> None:
+        """A checkpoint: may sleep and raise, like entering ``with injector:``."""
+        if self._active():
+            self._check_point()
+            delay = self._draw()
+            if delay is not None:
+                if delay:
+                    self._sync_sleeper()(delay)
+                self._outcome(None)
+
+    async def point_async(self) -> None:
+        """The async checkpoint: may ``await`` the latency and raise."""
+        if self._active():
+            self._check_point()
+            delay = self._draw()
+            if delay is not None:
+                if delay:
+                    await self._async_sleeper()(delay)
+                self._outcome(None)
+
+    def _check_point(self) -> None:
+        if self._result is not _UNSET:
+            raise ConfigurationError(
+                "result= replaces a call's return value; a block or a checkpoint has none: "
+                "decorate a function or use call()",
+                parameter="result",
+                value=self._result,
+            )
+
+    def __enter__(self) -> Self:
+        self.point()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    async def __aenter__(self) -> Self:
+        await self.point_async()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        return None
+
+    @overload
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
+    def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
+        """Decorate a def or async def; every call goes through the injector.
+
+        The signature is kept. With ``enabled=False`` the injector can never act, so ``fn`` is
+        returned unchanged.
+        """
+        check_callable("fn", fn)
+        forced = self._enabled
+        if forced is False:
+            return fn  # never acts, so it costs nothing
+        # The disabled path is inlined (no method call): it is what production pays.
+        if inspect.iscoroutinefunction(fn):
+            call_async = self._call_async
+
+            @functools.wraps(fn)
+            async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                if _enabled if forced is None else forced:
+                    return await call_async(fn, args, kwargs)
+                return await fn(*args, **kwargs)
+
+            return async_wrapper
+
+        call_sync = self._call_sync
+
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+            if _enabled if forced is None else forced:
+                return call_sync(fn, args, kwargs)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    # -- introspection -------------------------------------------------------------------------
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the injector acts right now (its own ``enabled``, else the process switch)."""
+        return self._active()
+
+    def stats(self) -> ChaosStats:
+        """What the injector has done so far."""
+        with self._lock:
+            return ChaosStats(self._calls, self._injected, self._latency_total)
+
+    def reset(self) -> None:
+        """Zero the counts and re-seed, so a seeded injector replays its sequence from the start."""
+        with self._lock:
+            self._rng.seed(self._seed)
+            self._calls = self._injected = 0
+            self._latency_total = 0.0
+
+    def __repr__(self) -> str:
+        parts = [f"rate={self._rate!r}"]
+        if self._fault is not None:
+            parts.append(f"fault={self._fault!r}")
+        if self._latency != (0.0, 0.0):
+            low, high = self._latency
+            parts.append(f"latency={low!r}" if low == high else f"latency=({low!r}, {high!r})")
+        if self._result is not _UNSET:
+            parts.append(f"result={self._result!r}")
+        parts.append(f"enabled={self.enabled!r}")
+        return f"Injector({', '.join(parts)})"
+
+
+def inject(
+    *,
+    fault: type[BaseException] | BaseException | None = None,
+    rate: float = 1.0,
+    latency: float | tuple[float, float] | None = None,
+    result: Any = _UNSET,
+    seed: int | None = None,
+    enabled: bool | None = None,
+    sleep: Callable[[float], object] | None = None,
+    async_sleep: Callable[[float], Awaitable[object]] | None = None,
+) -> Injector:
+    """Build an :class:`Injector`: latency, then a fault or a result, at ``rate``.
+
+    Each call is injected with probability ``rate``. An injected call first sleeps for
+    ``latency`` (if given), then raises ``fault`` (if given), returns ``result`` (if given) without
+    running the call, or else runs the call late.
+
+    Args:
+        fault: An exception class (instantiated with no arguments) or instance (copied, so each
+            injected fault is a fresh exception with its own traceback) to raise.
+        rate: The probability, ``0 <= rate <= 1``, that a call is injected.
+        latency: Seconds to add, ``>= 0``, or a ``(low, high)`` range drawn uniformly.
+        result: A value to return instead of running the call (decorator and ``call`` only).
+        seed: Seeds the injector's own random generator, so runs replay the same decisions.
+        enabled: ``True`` or ``False`` switch this injector on or off for good; ``None`` (the
+            default) follows the process-wide switch (:func:`enable`, ``RESILIENCE_KIT_CHAOS``).
+        sleep: Sleeps for sync latency. Default: the default clock's ``sleep`` when it has one
+            (:class:`~resilience_kit.testing.FakeClock` advances instead of blocking), else
+            :func:`time.sleep`.
+        async_sleep: Awaited for async latency; default: the clock's ``async_sleep``, else
+            :func:`asyncio.sleep` (pass your own under trio).
+
+    Raises:
+        ConfigurationError: A parameter is out of range, both ``fault`` and ``result`` are given,
+            or none of ``fault``, ``latency`` and ``result`` is.
+    """
+    return Injector(
+        fault=fault,
+        rate=rate,
+        latency=latency,
+        result=result,
+        seed=seed,
+        enabled=enabled,
+        sleep=sleep,
+        async_sleep=async_sleep,
+    )
+
+
+def _check_fault(fault: object) -> type[BaseException] | BaseException | None:
+    if fault is None or (isinstance(fault, type) and issubclass(fault, BaseException)):
+        return fault
+    if isinstance(fault, BaseException):
+        try:
+            copy.copy(fault)
+        except Exception as error:
+            raise ConfigurationError(
+                f"fault must be an exception class or a copyable exception instance, got "
+                f"{fault!r} (copying it failed: {error!r}; pass its class or a subclass instead)",
+                parameter="fault",
+                value=fault,
+            ) from error
+        return fault
+    raise ConfigurationError(
+        f"fault must be an exception class or instance, got {fault!r}",
+        parameter="fault",
+        value=fault,
+    )
+
+
+def _check_latency(latency: object) -> tuple[float, float]:
+    if latency is None:
+        return (0.0, 0.0)
+    if isinstance(latency, tuple):
+        bounds = None
+        if len(latency) == 2:
+            try:
+                bounds = (
+                    check_number("latency", latency[0], minimum=0),
+                    check_number("latency", latency[1], minimum=0),
+                )
+            except ConfigurationError:
+                bounds = None
+        if bounds is None or bounds[0] > bounds[1]:
+            raise ConfigurationError(
+                f"latency must be seconds >= 0 or a (low, high) range with 0 <= low <= high, "
+                f"got {latency!r}",
+                parameter="latency",
+                value=latency,
+            )
+        return bounds
+    seconds = check_number("latency", latency, minimum=0)
+    return (seconds, seconds)
+
+
+def _describe(target: object) -> str:
+    if target is None:
+        return "a checkpoint"
+    return getattr(target, "__qualname__", repr(target))
