@@ -7,6 +7,7 @@ failure-path section); otherwise the waits are exponential as each library's use
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,7 @@ class RetryAdapter:
     build: Callable[[Context, int, bool], BuiltRetry]
 
 
-def _ours(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
+def _ours(ctx: Context, attempts: int, zero_waits: bool, **options: Any) -> BuiltRetry:
     retry = ours("resilience_kit.retry", "retry")
     policy_type = ours("resilience_kit.retry", "RetryPolicy")
     retry_stats = ours("resilience_kit.retry", "retry_stats")
@@ -45,7 +46,7 @@ def _ours(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
         if zero_waits
         else {"wait": "exponential", "min_wait": 0.5, "max_wait": 10.0}
     )
-    policy = policy_type(attempts=attempts, retry_on=(ValueError,), name=name, **waits)
+    policy = policy_type(attempts=attempts, retry_on=(ValueError,), name=name, **waits, **options)
     seen = {"calls": 0, "attempts": 0}
 
     def reset() -> None:
@@ -98,7 +99,13 @@ def _backoff(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
     return BuiltRetry(decorate)
 
 
+def _ours_quiet(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
+    # Below the root logger's WARNING level: the retry's log record is never built.
+    return _ours(ctx, attempts, zero_waits, log_level=logging.DEBUG)
+
+
 OURS = RetryAdapter("resilience_kit", "resilience-kit", _ours)
+OURS_QUIET = RetryAdapter("resilience_kit, log_level=DEBUG", "resilience-kit", _ours_quiet)
 TENACITY = RetryAdapter("tenacity", "tenacity", _tenacity)
 STAMINA = RetryAdapter("stamina", "stamina", _stamina)
 BACKOFF = RetryAdapter("backoff", "backoff", _backoff)
