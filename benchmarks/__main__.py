@@ -39,7 +39,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "a quick run writes nothing unless given); charts go to a folder named after it",
     )
     parser.add_argument("--sections", help="comma-separated section keys (default: all)")
-    parser.add_argument("--rounds", type=int, help="rounds per comparison (default 30; quick 2)")
+    parser.add_argument("--rounds", type=int, help="rounds per comparison (default 40; quick 2)")
     parser.add_argument("--sample-ms", type=float, help="target length of one sample (default 20)")
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     return parser.parse_args(argv)
@@ -61,7 +61,7 @@ def main(argv: list[str]) -> int:
             print(f"{section.key:<16} {section.title} ({len(section.groups)} groups)")
         return 0 if args.list else 2
     settings = RunSettings(
-        rounds=args.rounds or (2 if args.quick else 30),
+        rounds=args.rounds or (2 if args.quick else 40),
         sample_seconds=(args.sample_ms or 20.0) / 1e3,
         quick=args.quick,
     )

@@ -356,7 +356,7 @@ class Section:
 class RunSettings:
     """How long and how often to measure."""
 
-    rounds: int = 30
+    rounds: int = 40
     sample_seconds: float = 0.02
     quick: bool = False
     quick_calls: int = 10
