@@ -6,6 +6,7 @@ import datetime
 import os
 import platform
 import sqlite3
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -218,6 +219,22 @@ def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
     return rows
 
 
+def spread(results: Sequence[SectionResult]) -> tuple[float, float, str]:
+    """How much the rounds disagreed: the median and the largest interquartile range of the
+    per-round ratios, relative to the median ratio, over every timed case (and the worst one)."""
+    spreads = []
+    for section in results:
+        for group in section.groups:
+            for case in group.cases:
+                if case.timed and not case.baseline and len(case.ratios) > 1:
+                    q1, q3 = case.ratio_iqr
+                    spreads.append(((q3 - q1) / case.ratio, f"{group.group.title} / {case.label}"))
+    if not spreads:
+        return 0.0, 0.0, "-"
+    worst = max(spreads)
+    return statistics.median(s for s, _ in spreads), worst[0], worst[1]
+
+
 def _reasons(groups: Sequence[GroupResult]) -> list[str]:
     seen: dict[str, str] = {}
     for group in groups:
@@ -237,6 +254,7 @@ def render_markdown(
     """The whole page; ``charts`` maps a section key to its image path relative to the page,
     ``assets`` is the folder (relative to the page) holding the charts and results.json."""
     settings = info.settings
+    typical, worst, worst_case = spread(results)
     lines = [
         "# Benchmarks",
         "",
@@ -284,7 +302,8 @@ def render_markdown(
         f"work: load average {info.load_before[0]:.2f} before, {info.load_after[0]:.2f} after. "
         "Absolute times move by tens of percent between runs here; per-round ratios move far "
         "less, but a difference of a few ns, or of a few percent in ratio, is not significant. "
-        "The IQR column shows how much the rounds agreed.",
+        f"The rounds agreed this well: the interquartile range of a case's per-round ratios is "
+        f"typically {typical:.1%} of its median ratio (the widest: {worst:.0%}, {worst_case}).",
         "",
         "## Machine",
         "",
