@@ -5,7 +5,16 @@ The public API is re-exported here; everything in a ``_``-prefixed module is pri
 
 from __future__ import annotations
 
-from resilience_kit.breaker import CircuitState
+from resilience_kit.breaker import (
+    BreakerListener,
+    BreakerStats,
+    BreakerStorage,
+    CircuitBreaker,
+    CircuitState,
+    MemoryStorage,
+    breakers,
+    get_breaker,
+)
 from resilience_kit.clock import Clock
 from resilience_kit.errors import CircuitOpenError, ConfigurationError, ResilienceError
 
@@ -20,5 +29,12 @@ __all__ = [
     # time
     "Clock",
     # circuit breaker
+    "CircuitBreaker",
     "CircuitState",
+    "BreakerStats",
+    "BreakerListener",
+    "BreakerStorage",
+    "MemoryStorage",
+    "breakers",
+    "get_breaker",
 ]
