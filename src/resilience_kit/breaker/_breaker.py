@@ -723,14 +723,15 @@ class CircuitBreaker:
             return
         cell = self._cell
         next(cell.successes)
+        # The outcome is reported before the transition it may cause.
+        if self._on_success:
+            _notify(self._on_success, "on_success", self, duration)
         if ticket != NORMAL or not cell.clean:
             machine = self._machine
             with self._lock:
                 old = machine.state
                 machine.success(now, ticket)
                 self._settle(old)
-        if self._on_success:
-            _notify(self._on_success, "on_success", self, duration)
 
     def _flags(self, result: Any) -> bool:
         predicate = self._failure_if
@@ -748,14 +749,14 @@ class CircuitBreaker:
         cell = self._cell
         machine = self._machine
         next(cell.failures)
+        if self._on_failure:
+            _notify(self._on_failure, "on_failure", self, error, duration)
         with self._lock:
             cell.success_mark = read_count(cell.successes)
             cell.last_failure = now
             old = machine.state
             machine.failure(now, ticket)
             self._settle(old)
-        if self._on_failure:
-            _notify(self._on_failure, "on_failure", self, error, duration)
 
     # -- state, manual control ------------------------------------------------------------------
 
