@@ -25,7 +25,11 @@ BAD = [
     ("half_open_max_calls", 0, "half_open_max_calls must be an int >= 1, got 0"),
     ("success_threshold", 0, "success_threshold must be an int >= 1, got 0"),
     ("slow_call_threshold", 0, "slow_call_threshold must be a finite number > 0, got 0"),
-    ("slow_call_threshold", float("inf"), "slow_call_threshold must be a finite number > 0, got inf"),
+    (
+        "slow_call_threshold",
+        float("inf"),
+        "slow_call_threshold must be a finite number > 0, got inf",
+    ),
     (
         "failure_on",
         "ValueError",

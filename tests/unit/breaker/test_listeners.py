@@ -44,10 +44,10 @@ def test_every_event_reaches_the_listener_with_durations_by_the_breaker_clock(
 
     def slow_fail() -> None:
         clock.advance(0.5)
-        raise ValueError
+        raise ValueError("slow")
 
     breaker.call(slow_ok)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="slow"):
         breaker.call(slow_fail)
     with pytest.raises(CircuitOpenError):
         breaker.call(slow_ok)
@@ -117,7 +117,7 @@ def test_global_listeners_hear_every_breakers_transitions_only(clock: FakeClock)
         first = CircuitBreaker("g1", failure_threshold=1)
         second = CircuitBreaker("g2")
         first.call(lambda: None)
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="invalid literal"):
             first.call(int, "x")
         second.force_open()
     finally:

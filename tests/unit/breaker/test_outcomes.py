@@ -80,11 +80,9 @@ def test_base_exceptions_are_never_counted_nor_swallowed(
 
 @pytest.mark.parametrize("error", [KeyboardInterrupt(), asyncio.CancelledError(), KeyError()])
 def test_an_uncounted_end_gives_the_trial_slot_back(clock: FakeClock, error: BaseException) -> None:
-    breaker = CircuitBreaker(
-        "o", failure_threshold=1, recovery_timeout=5, failure_on=ValueError
-    )
-    with pytest.raises(ValueError):
-        breaker.call(raiser(ValueError()))
+    breaker = CircuitBreaker("o", failure_threshold=1, recovery_timeout=5, failure_on=ValueError)
+    with pytest.raises(ValueError, match="down"):
+        breaker.call(raiser(ValueError("down")))
     clock.advance(5)
     with pytest.raises(type(error)):
         breaker.call(raiser(error))
@@ -95,8 +93,8 @@ def test_an_uncounted_end_gives_the_trial_slot_back(clock: FakeClock, error: Bas
 
 async def test_a_cancelled_async_trial_gives_its_slot_back(clock: FakeClock) -> None:
     breaker = CircuitBreaker("o", failure_threshold=1, recovery_timeout=5)
-    with pytest.raises(ValueError):
-        breaker.call(raiser(ValueError()))
+    with pytest.raises(ValueError, match="down"):
+        breaker.call(raiser(ValueError("down")))
     clock.advance(5)
     started = asyncio.Event()
 

@@ -11,7 +11,9 @@ FRIENDLY = "Sorry, I'm having technical trouble. Try again in a minute!"
 
 
 def test_redis_guard_returns_none_while_open_and_probes_once(clock: FakeClock) -> None:
-    redis_guard = CircuitBreaker("redis", failure_threshold=3, recovery_timeout=30, fallback=lambda *a, **k: None)  # fmt: skip
+    redis_guard = CircuitBreaker(
+        "redis", failure_threshold=3, recovery_timeout=30, fallback=lambda *a, **k: None
+    )
     calls = []
     up = False
 
@@ -32,7 +34,13 @@ def test_redis_guard_returns_none_while_open_and_probes_once(clock: FakeClock) -
 
 
 async def test_llm_api_closes_after_two_successes_and_answers_kindly(clock: FakeClock) -> None:
-    llm = CircuitBreaker("llm", failure_threshold=5, recovery_timeout=60, success_threshold=2, fallback=lambda *a, **k: FRIENDLY)  # fmt: skip
+    llm = CircuitBreaker(
+        "llm",
+        failure_threshold=5,
+        recovery_timeout=60,
+        success_threshold=2,
+        fallback=lambda *a, **k: FRIENDLY,
+    )
     healthy = False
 
     @llm

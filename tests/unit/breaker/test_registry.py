@@ -61,7 +61,7 @@ def test_shared_breakers_share_one_circuit_and_totals(clock: FakeClock) -> None:
     writer = CircuitBreaker.shared(
         "db", storage=storage, failure_threshold=2, fallback=lambda *a: "queued"
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         reader.call(int, "x")
     assert writer.call(int, "y") == "queued"  # the second failure, through the other one
     assert reader.state is writer.state is CircuitState.OPEN

@@ -58,16 +58,16 @@ def test_stats_after_a_mixed_history(clock: FakeClock) -> None:
     for _ in range(3):
         breaker.call(lambda: None)
     with pytest.raises(KeyError):
-        breaker.call(dict().__getitem__, "k")
+        breaker.call({}.__getitem__, "k")
     clock.advance(10)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "a")
     breaker.call(lambda: None)
     clock.advance(5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "b")
     clock.advance(1)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "c")  # opens at t=16
     clock.advance(4)
     for _ in range(2):
@@ -90,7 +90,7 @@ def test_stats_after_a_mixed_history(clock: FakeClock) -> None:
 def test_consecutive_successes_count_since_the_last_failure(clock: FakeClock) -> None:
     breaker = CircuitBreaker("st")
     breaker.call(lambda: None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "x")
     for _ in range(3):
         breaker.call(lambda: None)
@@ -101,7 +101,7 @@ def test_consecutive_successes_count_since_the_last_failure(clock: FakeClock) ->
 
 def test_rate_policy_reports_the_window(clock: FakeClock) -> None:
     breaker = CircuitBreaker("st", failure_rate=0.9, window=10, minimum_calls=100)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "x")
     breaker.call(lambda: None)
     stats = breaker.stats()
@@ -115,7 +115,7 @@ def test_rate_policy_reports_the_window(clock: FakeClock) -> None:
 def test_to_dict_is_json_with_the_original_endpoint_names(clock: FakeClock) -> None:
     breaker = CircuitBreaker("Gemini API", failure_threshold=1)
     breaker.call(lambda: None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "x")
     with pytest.raises(CircuitOpenError):
         breaker.call(lambda: None)
