@@ -7,7 +7,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resilience_kit.breaker import CircuitState
+from resilience_kit.breaker import (
+    BreakerListener,
+    BreakerStats,
+    BreakerStorage,
+    CircuitBreaker,
+    CircuitState,
+    MemoryStorage,
+    breakers,
+    get_breaker,
+)
 from resilience_kit.clock import Clock
 from resilience_kit.composition import resilient
 from resilience_kit.errors import CircuitOpenError, ConfigurationError, ResilienceError
@@ -40,6 +49,7 @@ __all__ = [
     # time
     "Clock",
     # circuit breaker
+    "CircuitBreaker",
     "CircuitState",
     # retry
     "RetryPolicy",
@@ -54,4 +64,10 @@ __all__ = [
     "BEST_EFFORT",
     # composition
     "resilient",
+    "BreakerStats",
+    "BreakerListener",
+    "BreakerStorage",
+    "MemoryStorage",
+    "breakers",
+    "get_breaker",
 ]

@@ -28,11 +28,29 @@ class CircuitOpenError(ResilienceError):
         state: The breaker's state when it rejected the call.
     """
 
-    def __init__(self, breaker: str, retry_after: float, state: CircuitState) -> None:
-        self.breaker = breaker
-        self.retry_after = retry_after
-        self.state = state
-        super().__init__(breaker, retry_after, state)
+    # The attributes are read from ``args`` rather than set in ``__init__``: a Python-level
+    # ``__init__`` costs more than the whole rest of a breaker's rejection path, and
+    # ``BaseException.__new__`` already stores the arguments.
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+
+        def __init__(self, breaker: str, retry_after: float, state: CircuitState, /) -> None: ...
+
+    @property
+    def breaker(self) -> str:
+        """The name of the breaker that rejected the call."""
+        return self.args[0]  # type: ignore[no-any-return]
+
+    @property
+    def retry_after(self) -> float:
+        """Seconds until the breaker admits a trial call."""
+        return self.args[1]  # type: ignore[no-any-return]
+
+    @property
+    def state(self) -> CircuitState:
+        """The breaker's state when it rejected the call."""
+        return self.args[2]  # type: ignore[no-any-return]
 
     def __str__(self) -> str:
         return (

@@ -1,20 +1,31 @@
-"""Circuit breaker."""
+"""Circuit breaker: stop calling a failing dependency, then probe it with a few trial calls.
+
+See :class:`CircuitBreaker`. The state machine itself is in ``_machine`` (pure, no I/O), the
+failure policies in ``_windows``, and where the state lives in :mod:`.storage`.
+"""
 
 from __future__ import annotations
 
-import enum
+from resilience_kit.breaker._breaker import (
+    BreakerListener,
+    BreakerStats,
+    CircuitBreaker,
+    add_global_listener,
+    remove_global_listener,
+)
+from resilience_kit.breaker._machine import CircuitState
+from resilience_kit.breaker._registry import breakers, get_breaker
+from resilience_kit.breaker.storage import BreakerStorage, MemoryStorage
 
-__all__ = ["CircuitState"]
-
-
-class CircuitState(str, enum.Enum):
-    """The states of a circuit breaker; ``str()`` gives the upper-case name used in JSON."""
-
-    CLOSED = "CLOSED"
-    OPEN = "OPEN"
-    HALF_OPEN = "HALF_OPEN"
-    FORCED_OPEN = "FORCED_OPEN"
-    DISABLED = "DISABLED"
-
-    def __str__(self) -> str:
-        return self.value
+__all__ = [
+    "BreakerListener",
+    "BreakerStats",
+    "BreakerStorage",
+    "CircuitBreaker",
+    "CircuitState",
+    "MemoryStorage",
+    "add_global_listener",
+    "breakers",
+    "get_breaker",
+    "remove_global_listener",
+]

@@ -1,0 +1,870 @@
+"""The :class:`CircuitBreaker`: call forms, outcome classification, listeners, stats.
+
+The decisions live in :mod:`._machine`; this module adapts calls to it. The sync and async
+forms share every step except the ``await``: admission (``_admit``), outcome handling
+(``_failed``/``_succeeded``) and rejection (``_rejected``) are plain methods both call.
+
+Hot path: a decorated call reads ``gate.clean`` (one attribute of the state cell). When it is
+true (CLOSED, consecutive policy, no failure pending, and this breaker neither times calls nor
+inspects results), a success costs one lock-free counter step and nothing else. Every other
+case takes the general path, which locks only to change the machine's state.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import inspect
+import logging
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import asdict, dataclass
+from types import TracebackType
+from typing import Any, Protocol, TypeVar, cast
+
+from typing_extensions import ParamSpec, Self
+
+from resilience_kit import _validation as check
+from resilience_kit.breaker import _registry
+from resilience_kit.breaker._machine import (
+    LOCK,
+    NORMAL,
+    OPEN,
+    REJECT,
+    CircuitState,
+    Machine,
+    MachineSettings,
+)
+from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage, read_count
+from resilience_kit.clock import Clock, default_clock
+from resilience_kit.errors import CircuitOpenError, ConfigurationError
+
+__all__ = [
+    "BreakerListener",
+    "BreakerStats",
+    "CircuitBreaker",
+    "add_global_listener",
+    "remove_global_listener",
+]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_logger = logging.getLogger("resilience_kit.breaker")
+
+
+class BreakerListener(Protocol):
+    """Receives a breaker's events. Every method is optional.
+
+    Subclass this to implement only the methods you need (the others do nothing); any object
+    with some of these methods works too. A listener that raises is logged on the
+    ``resilience_kit.breaker`` logger and never breaks the call. ``on_state_change`` runs
+    under the breaker's lock, so transitions arrive in the order they happened: keep it short.
+    """
+
+    def on_state_change(
+        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
+    ) -> None:
+        """The breaker moved from ``old`` to ``new``."""
+
+    def on_success(self, breaker: CircuitBreaker, duration: float) -> None:
+        """A call succeeded after ``duration`` seconds (by the breaker's clock)."""
+
+    def on_failure(
+        self, breaker: CircuitBreaker, error: BaseException | None, duration: float
+    ) -> None:
+        """A call counted as a failure; ``error`` is ``None`` when it returned a value that
+        counts as one (``failure_if``, or slower than ``slow_call_threshold``)."""
+
+    def on_rejected(self, breaker: CircuitBreaker) -> None:
+        """A call was rejected without running."""
+
+
+_global_listeners: list[Any] = []
+
+
+def add_global_listener(listener: Any) -> None:
+    """Call ``listener.on_state_change(breaker, old, new)`` on every breaker's transitions.
+
+    This is the process-wide hook a test recorder uses; it costs nothing until a breaker
+    changes state.
+    """
+    _global_listeners.append(listener)
+
+
+def remove_global_listener(listener: Any) -> None:
+    """Undo :func:`add_global_listener` (nothing happens if ``listener`` was not added)."""
+    if listener in _global_listeners:
+        _global_listeners.remove(listener)
+
+
+def _notify(callbacks: Iterable[Callable[..., object]], event: str, *args: object) -> None:
+    for callback in callbacks:
+        try:
+            callback(*args)
+        except Exception:
+            _logger.exception("breaker listener %r failed in %s", callback, event)
+
+
+def _hooks(listeners: tuple[Any, ...], event: str) -> tuple[Callable[..., object], ...]:
+    """The listeners' methods for ``event``, leaving out the no-op defaults."""
+    default = getattr(BreakerListener, event)
+    found = []
+    for listener in listeners:
+        method = getattr(listener, event, None)
+        if method is not None and getattr(method, "__func__", None) is not default:
+            found.append(method)
+    return tuple(found)
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerStats:
+    """A snapshot of one breaker, as :meth:`CircuitBreaker.stats` returns it.
+
+    Attributes:
+        name: The breaker's name.
+        state: Its state when the snapshot was taken.
+        failure_count: Failures the policy holds now: consecutive failures, or failures in the
+            rate window when ``failure_rate`` is set.
+        consecutive_successes: Successful calls since the last recorded failure (or reset).
+        total_calls: Calls that finished or were rejected (a call in progress is not counted
+            yet): successes + failures + rejected + calls whose error was not counted.
+        total_successes: Calls that counted as successes.
+        total_failures: Calls that counted as failures.
+        total_rejected: Calls rejected without running (shown as ``total_blocked`` by
+            :meth:`CircuitBreaker.to_dict`).
+        failure_rate: The share of failures in the rate window (rate policy), or among all
+            recorded outcomes (consecutive policy); 0.0 before any.
+        success_rate: ``total_successes / (total_successes + total_failures)``; 1.0 before any.
+        opened_at: Wall-clock time (epoch seconds) it last opened, or ``None``.
+        retry_after: Seconds until it admits a trial call (0.0 unless OPEN).
+        last_failure: Wall-clock time of the last recorded failure, or ``None``.
+    """
+
+    name: str
+    state: CircuitState
+    failure_count: int
+    consecutive_successes: int
+    total_calls: int
+    total_successes: int
+    total_failures: int
+    total_rejected: int
+    failure_rate: float
+    success_rate: float
+    opened_at: float | None
+    retry_after: float
+    last_failure: float | None
+
+
+class _AlwaysSlow:
+    """The gate of a breaker that times calls or inspects results: never the bare fast path."""
+
+    __slots__ = ()
+    clean = False
+
+
+_ALWAYS_SLOW = _AlwaysSlow()
+
+
+class _Pass:
+    """The doorman of a breaker whose state lives elsewhere: every call goes to the slow path,
+    which synchronises before deciding."""
+
+    __slots__ = ()
+    reject_until = -math.inf
+    state = CircuitState.CLOSED
+
+
+_PASS = _Pass()
+_INF = math.inf
+
+
+async def _resolve(answer: Any) -> Any:
+    """A fallback's answer, awaited if it is awaitable (an async fallback)."""
+    return await answer if inspect.isawaitable(answer) else answer
+
+
+_NO_RESULT = object()
+# The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
+_entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
+    contextvars.ContextVar("resilience_kit_breaker_entered", default=())
+)
+# The process-wide storage of CircuitBreaker.shared() when no storage is given.
+_SHARED_MEMORY = MemoryStorage()
+
+
+def _accepts_error(fallback: Callable[..., Any] | None) -> bool:
+    if fallback is None:
+        return False
+    try:
+        parameter = inspect.signature(fallback).parameters.get("error")
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+
+
+class CircuitBreaker:
+    """Stops calling a failing dependency for a while, then lets a few trial calls test it.
+
+    CLOSED counts failures; enough of them (``failure_threshold`` in a row, or a
+    ``failure_rate`` over ``window``) open it. OPEN rejects calls with
+    :class:`~resilience_kit.CircuitOpenError` (or answers with ``fallback``) for
+    ``recovery_timeout`` seconds, then HALF_OPEN admits ``half_open_max_calls`` trial calls at
+    a time: ``success_threshold`` successes close it, one failure re-opens it (for twice as
+    long, up to ``max_recovery_timeout``, when that is set).
+
+    Args:
+        name: Unique among live breakers in the process; shown in errors, stats and metrics.
+        failure_threshold: Consecutive recorded failures that open it (>= 1).
+        failure_rate: If set (0 < r <= 1), open when the share of failures in the last
+            ``window`` seconds reaches it, judged after every recorded outcome once
+            ``minimum_calls`` are in the window; replaces ``failure_threshold``.
+        window: Seconds the rate window covers (> 0).
+        minimum_calls: Outcomes in the window before the rate is judged (>= 1).
+        recovery_timeout: Seconds OPEN before trial calls are admitted (> 0).
+        max_recovery_timeout: If set (>= ``recovery_timeout``), each failed trial doubles the
+            timeout, up to this; closing restores ``recovery_timeout``.
+        half_open_max_calls: Trial calls running at once in HALF_OPEN (>= 1).
+        success_threshold: Successful trials that close it (>= 1).
+        slow_call_threshold: If set (> 0), a call taking longer (by the breaker's clock) counts
+            as a failure; its result is still returned.
+        failure_on: Exception types that count as failures.
+        ignore: Exception types that pass through uncounted (wins over ``failure_on``).
+        failure_if: A predicate on the result; a result it flags counts as a failure and is
+            still returned.
+        fallback: Called with the call's arguments when a call is rejected or raises a
+            recorded failure, and its value returned instead; it also gets the exception as
+            ``error=`` if it declares a parameter of that name.
+        storage: Where the state lives; a private :class:`MemoryStorage` by default.
+        clock: The clock for timeouts and durations; ``default_clock()`` at construction.
+        listeners: :class:`BreakerListener` objects.
+
+    Raises:
+        ConfigurationError: A parameter is outside its range, or ``name`` is taken.
+
+    Example:
+        >>> redis_guard = CircuitBreaker(
+        ...     "redis-doc", failure_threshold=3, recovery_timeout=30, fallback=lambda *a, **k: None
+        ... )
+        >>> @redis_guard
+        ... def get(key: str) -> str | None:
+        ...     raise ConnectionError("redis is down")
+        >>> all(get("k") is None for _ in range(4))  # three failures, then rejected
+        True
+        >>> str(redis_guard.state)
+        'OPEN'
+        >>> redis_guard.unregister()
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_accepts_error",
+        "_cell",
+        "_clock",
+        "_failure_if",
+        "_failure_on",
+        "_fallback",
+        "_gate",
+        "_ignore",
+        "_lock",
+        "_machine",
+        "_monotonic",
+        "_on_change",
+        "_on_failure",
+        "_on_rejected",
+        "_on_success",
+        "_slow",
+        "_timed",
+        "name",
+        "storage",
+    )
+
+    name: str
+    storage: BreakerStorage
+    _cell: BreakerCell
+    _machine: Machine
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        failure_threshold: int = 5,
+        failure_rate: float | None = None,
+        window: float = 60.0,
+        minimum_calls: int = 10,
+        recovery_timeout: float = 60.0,
+        max_recovery_timeout: float | None = None,
+        half_open_max_calls: int = 1,
+        success_threshold: int = 1,
+        slow_call_threshold: float | None = None,
+        failure_on: type[BaseException] | tuple[type[BaseException], ...] = Exception,
+        ignore: tuple[type[BaseException], ...] = (),
+        failure_if: Callable[[Any], bool] | None = None,
+        fallback: Callable[..., Any] | None = None,
+        storage: BreakerStorage | None = None,
+        clock: Clock | None = None,
+        listeners: Iterable[BreakerListener] = (),
+    ) -> None:
+        self._setup(name, locals(), shared=None)
+
+    @classmethod
+    def shared(
+        cls, name: str, *, storage: BreakerStorage | None = None, **config: Any
+    ) -> CircuitBreaker:
+        """A breaker that shares its circuit with every other ``shared`` breaker of that name.
+
+        Breakers created this way with one ``storage`` (a process-wide :class:`MemoryStorage`
+        when none is given) see one state and one set of totals, while each keeps its own
+        ``fallback``, listeners and error classification. Their state settings must match.
+
+        Args:
+            name: The circuit's name.
+            storage: The storage they share.
+            **config: The :class:`CircuitBreaker` keyword arguments.
+
+        Raises:
+            ConfigurationError: ``name`` is used by a breaker that is not shared through
+                ``storage``, or the settings differ from the live ones.
+        """
+        store = _SHARED_MEMORY if storage is None else storage
+        breaker = cls.__new__(cls)
+        defaults = inspect.signature(cls.__init__).parameters
+        options = {key: p.default for key, p in defaults.items() if key not in ("self", "name")}
+        unknown = set(config) - set(options)
+        if unknown:
+            raise TypeError(f"CircuitBreaker.shared() got unexpected arguments {sorted(unknown)}")
+        options.update(config, storage=store)
+        breaker._setup(name, options, shared=store)
+        return breaker
+
+    def _setup(self, name: str, options: dict[str, Any], shared: BreakerStorage | None) -> None:
+        if not isinstance(name, str) or not name:
+            raise ConfigurationError(
+                f"name must be a non-empty str, got {name!r}", parameter="name", value=name
+            )
+        rate = options["failure_rate"]
+        recovery = check.check_number(
+            "recovery_timeout", options["recovery_timeout"], minimum=0, min_inclusive=False
+        )
+        ceiling = options["max_recovery_timeout"]
+        settings = MachineSettings(
+            failure_threshold=check.check_int(
+                "failure_threshold", options["failure_threshold"], minimum=1
+            ),
+            failure_rate=None
+            if rate is None
+            else check.check_number(
+                "failure_rate", rate, minimum=0, min_inclusive=False, maximum=1
+            ),
+            window=check.check_number("window", options["window"], minimum=0, min_inclusive=False),
+            minimum_calls=check.check_int("minimum_calls", options["minimum_calls"], minimum=1),
+            recovery_timeout=recovery,
+            max_recovery_timeout=None
+            if ceiling is None
+            else check.check_number("max_recovery_timeout", ceiling, minimum=recovery),
+            half_open_max_calls=check.check_int(
+                "half_open_max_calls", options["half_open_max_calls"], minimum=1
+            ),
+            success_threshold=check.check_int(
+                "success_threshold", options["success_threshold"], minimum=1
+            ),
+        )
+        slow = options["slow_call_threshold"]
+        self._slow = (
+            None
+            if slow is None
+            else check.check_number("slow_call_threshold", slow, minimum=0, min_inclusive=False)
+        )
+        self._failure_on = check.check_exception_types("failure_on", options["failure_on"])
+        self._ignore = check.check_exception_types("ignore", options["ignore"])
+        self._failure_if = check.check_callable("failure_if", options["failure_if"])
+        self._fallback = check.check_callable("fallback", options["fallback"])
+        self._accepts_error = _accepts_error(self._fallback)
+        storage = options["storage"]
+        if storage is None:
+            storage = MemoryStorage()
+        elif not isinstance(storage, BreakerStorage):
+            raise ConfigurationError(
+                f"storage must be a BreakerStorage or None, got {storage!r}",
+                parameter="storage",
+                value=storage,
+            )
+        clock = options["clock"]
+        if clock is None:
+            clock = default_clock()
+        elif not isinstance(clock, Clock):
+            raise ConfigurationError(
+                f"clock must be a Clock (monotonic() and wall()) or None, got {clock!r}",
+                parameter="clock",
+                value=clock,
+            )
+        listeners = tuple(options["listeners"])
+        self._on_change = _hooks(listeners, "on_state_change")
+        self._on_success = _hooks(listeners, "on_success")
+        self._on_failure = _hooks(listeners, "on_failure")
+        self._on_rejected = _hooks(listeners, "on_rejected")
+        self._timed = bool(self._slow is not None or self._on_success or self._on_failure)
+
+        self.name = name
+        self.storage = storage
+        self._clock = clock
+        self._monotonic = clock.monotonic
+        self._cell = storage.cell(name, settings)
+        self._machine = self._cell.machine
+        self._lock = self._cell.lock
+        plain = not self._timed and self._failure_if is None
+        self._gate = self._cell if plain else _ALWAYS_SLOW
+        _registry.register(self, shared)
+
+    # -- decorator and call forms -------------------------------------------------------------
+
+    def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        """Guard ``fn`` (a def or an async def, a function or a method) with this breaker.
+
+        The wrapper keeps ``fn``'s signature and metadata (``functools.wraps``).
+        """
+        if isinstance(fn, (staticmethod, classmethod)):
+            return type(fn)(self(fn.__func__))
+        if inspect.iscoroutinefunction(fn):
+            return cast("Callable[P, R]", self._wrap_async(fn))
+        return self._wrap_sync(fn)
+
+    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
+        # Everything the hot paths touch is bound to a local of the closure.
+        gate = self._gate
+        doorman = _PASS if self._cell.remote else self._machine
+        monotonic = self._monotonic
+        successes = self._cell.successes
+        failed = self._failed
+        use_fallback = self._use_fallback
+        reject = self._reject
+        rejected = self._cell.rejected
+        quiet = self._fallback is None and not self._on_rejected
+        name = self.name
+        general = self._call
+
+        @functools.wraps(fn)
+        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            if gate.clean:
+                try:
+                    result = fn(*args, **kwargs)
+                except BaseException as error:
+                    if failed(error, NORMAL, 0.0):
+                        return use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
+                    raise
+                next(successes)
+                return result
+            now = monotonic()
+            until = doorman.reject_until
+            if now < until:
+                if quiet:
+                    # Raised here, not in a helper: each frame an exception unwinds through
+                    # costs about as much as the rest of the rejection. retry_after is
+                    # Machine.retry_after, inlined for the same reason.
+                    next(rejected)
+                    raise CircuitOpenError(
+                        name, until - now if until < _INF else 0.0, doorman.state
+                    )
+                return reject(now, args, kwargs)  # type: ignore[no-any-return]
+            return general(fn, args, kwargs, now)
+
+        return guarded
+
+    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        gate = self._gate
+        doorman = _PASS if self._cell.remote else self._machine
+        monotonic = self._monotonic
+        successes = self._cell.successes
+        failed = self._failed
+        use_fallback = self._use_fallback
+        reject = self._reject
+        rejected = self._cell.rejected
+        quiet = self._fallback is None and not self._on_rejected
+        name = self.name
+        general = self._call_async
+
+        @functools.wraps(fn)
+        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+            if gate.clean:
+                try:
+                    result = await fn(*args, **kwargs)
+                except BaseException as error:
+                    if failed(error, NORMAL, 0.0):
+                        return await _resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
+                    raise
+                next(successes)
+                return result
+            now = monotonic()
+            until = doorman.reject_until
+            if now < until:
+                if quiet:
+                    next(rejected)
+                    raise CircuitOpenError(
+                        name, until - now if until < _INF else 0.0, doorman.state
+                    )
+                return await _resolve(reject(now, args, kwargs))  # type: ignore[no-any-return]
+            return await general(fn, args, kwargs, now)
+
+        return guarded
+
+    def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Run ``fn(*args, **kwargs)`` through the breaker.
+
+        Raises:
+            CircuitOpenError: The breaker rejected the call and there is no ``fallback``.
+        """
+        return self._call(fn, args, kwargs, self._monotonic())
+
+    async def call_async(
+        self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs
+    ) -> R:
+        """Await ``fn(*args, **kwargs)`` through the breaker.
+
+        Raises:
+            CircuitOpenError: The breaker rejected the call and there is no ``fallback``.
+        """
+        return await self._call_async(fn, args, kwargs, self._monotonic())
+
+    def _call(
+        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], now: float
+    ) -> R:
+        cell = self._cell
+        if cell.remote:
+            cell.pull(now)
+        ticket = self._admit(now)
+        if ticket == REJECT:
+            return self._reject(now, args, kwargs)  # type: ignore[no-any-return]
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as error:
+            use_fallback = self._failed(error, ticket, now)
+            if cell.remote:
+                cell.push(self._monotonic())
+            if use_fallback:
+                return self._use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
+            raise
+        self._succeeded(result, ticket, now)
+        if cell.remote:
+            cell.push(self._monotonic())
+        return result
+
+    async def _call_async(
+        self,
+        fn: Callable[..., Awaitable[R]],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        now: float,
+    ) -> R:
+        cell = self._cell
+        if cell.remote:
+            await cell.pull_async(now)
+        ticket = self._admit(now)
+        if ticket == REJECT:
+            return await _resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
+        try:
+            result = await fn(*args, **kwargs)
+        except BaseException as error:
+            use_fallback = self._failed(error, ticket, now)
+            if cell.remote:
+                await cell.push_async(self._monotonic())
+            if use_fallback:
+                return await _resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
+            raise
+        self._succeeded(result, ticket, now)
+        if cell.remote:
+            await cell.push_async(self._monotonic())
+        return result
+
+    # -- context manager ------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        """Admit the block as one call (raises :class:`CircuitOpenError` when rejected).
+
+        ``fallback`` does not apply to blocks: there is no return value to replace.
+        """
+        now = self._monotonic()
+        if self._cell.remote:
+            self._cell.pull(now)
+        self._enter(now)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Record the block's outcome; an exception always propagates."""
+        self._exit(error)
+        if self._cell.remote:
+            self._cell.push(self._monotonic())
+
+    async def __aenter__(self) -> Self:
+        """``async with breaker:``: as ``with``."""
+        now = self._monotonic()
+        if self._cell.remote:
+            await self._cell.pull_async(now)
+        self._enter(now)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Record the block's outcome; an exception always propagates."""
+        self._exit(error)
+        if self._cell.remote:
+            await self._cell.push_async(self._monotonic())
+
+    def _enter(self, now: float) -> None:
+        ticket = self._admit(now)
+        if ticket == REJECT:
+            raise self._rejection(now)
+        _entered.set((*_entered.get(), (self, ticket, now)))
+
+    def _exit(self, error: BaseException | None) -> None:
+        stack = _entered.get()
+        for index in range(len(stack) - 1, -1, -1):
+            if stack[index][0] is self:
+                _, ticket, started = stack[index]
+                _entered.set(stack[:index] + stack[index + 1 :])
+                break
+        else:  # __exit__ without __enter__ in this thread or task: nothing to record
+            return
+        if error is None:
+            self._succeeded(_NO_RESULT, ticket, started)
+        else:
+            self._failed(error, ticket, started)
+
+    # -- the steps both forms share -------------------------------------------------------------
+
+    def _admit(self, now: float) -> int:
+        machine = self._machine
+        ticket = machine.peek(now)
+        if ticket == LOCK:
+            with self._lock:
+                old = machine.state
+                ticket = machine.admit(now)
+                self._settle(old)
+        return ticket
+
+    def _settle(self, old: CircuitState) -> None:
+        """After a change to the machine, under the lock: refresh the gate, report a transition."""
+        machine = self._machine
+        cell = self._cell
+        # A cell kept elsewhere must see every outcome, so it never takes the fast path.
+        cell.clean = machine.clean and not cell.remote
+        new = machine.state
+        if new is not old:
+            _notify(self._on_change, "on_state_change", self, old, new)
+            if _global_listeners:
+                _notify(
+                    [listener.on_state_change for listener in tuple(_global_listeners)],
+                    "on_state_change",
+                    self,
+                    old,
+                    new,
+                )
+
+    def _rejection(self, now: float) -> CircuitOpenError:
+        """Count and report a rejected call; the error to raise or to give ``fallback``."""
+        next(self._cell.rejected)
+        if self._on_rejected:
+            _notify(self._on_rejected, "on_rejected", self)
+        machine = self._machine
+        return CircuitOpenError(self.name, machine.retry_after(now), machine.state)
+
+    def _reject(self, now: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        """Turn a call away: the fallback's answer, or raise :class:`CircuitOpenError`."""
+        error = self._rejection(now)
+        if self._fallback is None:
+            raise error
+        return self._use_fallback(error, args, kwargs)
+
+    def _use_fallback(
+        self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> Any:
+        fallback = cast("Callable[..., Any]", self._fallback)
+        if self._accepts_error:
+            return fallback(*args, **kwargs, error=error)
+        return fallback(*args, **kwargs)
+
+    def _failed(self, error: BaseException, ticket: int, started: float) -> bool:
+        """Handle a call that raised ``error``; True when ``fallback`` should answer it."""
+        if (
+            isinstance(error, Exception)
+            and isinstance(error, self._failure_on)
+            and not isinstance(error, self._ignore)
+        ):
+            now = self._monotonic()
+            self._record_failure(ticket, now, error, now - started)
+            return self._fallback is not None
+        # Not an outcome that counts (ignored, unlisted, or KeyboardInterrupt and friends): the
+        # trial slot, if it held one, goes back, or HALF_OPEN would wait for it forever.
+        next(self._cell.unrecorded)
+        if ticket > 0:
+            with self._lock:
+                self._machine.release(ticket)
+        return False
+
+    def _succeeded(self, result: Any, ticket: int, started: float) -> None:
+        now = self._monotonic()
+        duration = now - started
+        slow = self._slow
+        if (slow is not None and duration > slow) or (
+            result is not _NO_RESULT and self._flags(result)
+        ):
+            self._record_failure(ticket, now, None, duration)
+            return
+        cell = self._cell
+        next(cell.successes)
+        # The outcome is reported before the transition it may cause.
+        if self._on_success:
+            _notify(self._on_success, "on_success", self, duration)
+        if ticket != NORMAL or not cell.clean:
+            machine = self._machine
+            with self._lock:
+                old = machine.state
+                machine.success(now, ticket)
+                self._settle(old)
+
+    def _flags(self, result: Any) -> bool:
+        predicate = self._failure_if
+        if predicate is None:
+            return False
+        try:
+            return bool(predicate(result))
+        except Exception:
+            _logger.exception("failure_if of breaker %r failed; counting a success", self.name)
+            return False
+
+    def _record_failure(
+        self, ticket: int, now: float, error: BaseException | None, duration: float
+    ) -> None:
+        cell = self._cell
+        machine = self._machine
+        next(cell.failures)
+        if self._on_failure:
+            _notify(self._on_failure, "on_failure", self, error, duration)
+        with self._lock:
+            cell.success_mark = read_count(cell.successes)
+            cell.last_failure = now
+            old = machine.state
+            machine.failure(now, ticket)
+            self._settle(old)
+
+    # -- state, manual control ------------------------------------------------------------------
+
+    @property
+    def state(self) -> CircuitState:
+        """The current state (an OPEN breaker whose timeout has passed reports HALF_OPEN)."""
+        machine = self._machine
+        if machine.state is OPEN:
+            now = self._monotonic()
+            if now >= machine.open_until:
+                with self._lock:
+                    old = machine.state
+                    machine.poll(now)
+                    self._settle(old)
+        return machine.state
+
+    def force_open(self) -> None:
+        """Reject every call until :meth:`reset` (``retry_after`` is 0: no time will open it)."""
+        self._control(lambda machine: machine.force_open(self._monotonic()))
+
+    def disable(self) -> None:
+        """Let every call through and open for nothing until :meth:`reset`; totals still count."""
+        self._control(lambda machine: machine.disable())
+
+    def reset(self) -> None:
+        """Return to a fresh CLOSED state with the base recovery timeout.
+
+        Lifetime totals (``total_*``) are kept: they are counters, and monitoring expects
+        counters never to go down.
+        """
+        cell = self._cell
+
+        def reset(machine: Any) -> None:
+            machine.reset()
+            cell.success_mark = read_count(cell.successes)
+            cell.last_failure = None
+
+        self._control(reset)
+
+    def _control(self, change: Callable[[Any], None]) -> None:
+        machine = self._machine
+        with self._lock:
+            old = machine.state
+            change(machine)
+            self._settle(old)
+        if self._cell.remote:
+            self._cell.push(self._monotonic())
+
+    def unregister(self) -> None:
+        """Free this breaker's name in the process registry (it goes on working).
+
+        A breaker that is garbage-collected frees its name by itself; this is for code that
+        keeps the object but wants the name back, such as a test fixture.
+        """
+        _registry.unregister(self)
+
+    # -- reporting ------------------------------------------------------------------------------
+
+    def stats(self) -> BreakerStats:
+        """A consistent snapshot of the breaker's state and totals."""
+        cell = self._cell
+        machine = self._machine
+        clock = self._clock
+        with self._lock:
+            now = self._monotonic()
+            wall = clock.wall()
+            old = machine.state
+            machine.poll(now)
+            self._settle(old)
+            state = machine.state
+            failure_count = machine.failure_count(now)
+            window_rate = machine.policy.failure_rate(now)
+            opened_at = machine.opened_at
+            retry_after = machine.retry_after(now)
+            successes = read_count(cell.successes)
+            failures = read_count(cell.failures)
+            rejected = read_count(cell.rejected)
+            unrecorded = read_count(cell.unrecorded)
+            mark = cell.success_mark
+            last_failure = cell.last_failure
+        recorded = successes + failures
+        return BreakerStats(
+            name=self.name,
+            state=state,
+            failure_count=failure_count,
+            consecutive_successes=max(0, successes - mark),
+            total_calls=recorded + rejected + unrecorded,
+            total_successes=successes,
+            total_failures=failures,
+            total_rejected=rejected,
+            failure_rate=window_rate
+            if window_rate is not None
+            else (failures / recorded if recorded else 0.0),
+            success_rate=successes / recorded if recorded else 1.0,
+            opened_at=None if opened_at is None else wall - (now - opened_at),
+            retry_after=retry_after,
+            last_failure=None if last_failure is None else wall - (now - last_failure),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """:meth:`stats` as a JSON-able dict; adds ``total_blocked`` (= ``total_rejected``).
+
+        ``state`` is the upper-case name; rates are fractions in [0, 1]; times are epoch seconds.
+        """
+        data = asdict(self.stats())
+        data["state"] = str(data["state"])
+        data["total_blocked"] = data["total_rejected"]
+        return data
+
+    def __repr__(self) -> str:
+        return f"CircuitBreaker({self.name!r}, state={self._machine.state})"

@@ -1,0 +1,149 @@
+"""Where a circuit breaker keeps its state.
+
+A breaker does not own its state machine: it asks its storage for the :class:`BreakerCell` of its
+name and works on that. The default, :class:`MemoryStorage`, hands out plain in-process cells,
+and the cell *is* the state, so the in-memory breaker pays nothing for the abstraction: its hot
+path reads one attribute of the cell and bumps one counter.
+
+Two breakers bound to the same storage and name share one cell, which is how
+``CircuitBreaker.shared`` shares a circuit between call sites. A storage that shares state with
+other processes (Redis) returns a subclass of :class:`BreakerCell` with ``remote = True`` and
+overrides the synchronisation hooks; the breaker then calls them around its slow path.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import weakref
+from typing import Protocol, runtime_checkable
+
+from resilience_kit.breaker._machine import Machine, MachineSettings
+from resilience_kit.errors import ConfigurationError
+
+__all__ = ["BreakerCell", "BreakerStorage", "MemoryStorage", "read_count"]
+
+
+def read_count(counter: itertools.count[int]) -> int:
+    """The next value ``counter`` would yield, without consuming it.
+
+    ``next()`` on an :class:`itertools.count` is one atomic step under the GIL, which makes it an
+    exact lock-free counter; its ``repr`` (``count(42)``) is the only public way to read it back.
+    """
+    return int(repr(counter)[6:-1])
+
+
+class BreakerCell:
+    """The shared state behind one breaker name: the machine, its lock and the totals.
+
+    Attributes:
+        machine: The :class:`~resilience_kit.breaker._machine.Machine`; mutate it only while
+            holding ``lock``.
+        lock: Serialises every change to ``machine`` (re-entrant, so a state-change listener
+            may read the breaker).
+        clean: A mirror of ``machine.clean`` kept by the breaker after every change; the hot
+            path reads it without the lock.
+        successes, failures, rejected, unrecorded: Lifetime totals as lock-free
+            :class:`itertools.count` counters (read them with :func:`read_count`).
+        success_mark: ``successes`` at the last recorded failure (for
+            ``consecutive_successes``).
+        last_failure: Monotonic time of the last recorded failure, or ``None``.
+        remote: ``False`` here. A cell whose state lives elsewhere sets it, and the breaker
+            then calls :meth:`pull` before deciding on the slow path and :meth:`push` after
+            each recorded failure or state change (the ``_async`` twins from async callers).
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "clean",
+        "failures",
+        "last_failure",
+        "lock",
+        "machine",
+        "rejected",
+        "success_mark",
+        "successes",
+        "unrecorded",
+    )
+
+    remote = False
+
+    def __init__(self, settings: MachineSettings) -> None:
+        self.machine = Machine(settings)
+        self.lock = threading.RLock()
+        self.clean = self.machine.clean and not self.remote
+        self.successes = itertools.count()
+        self.failures = itertools.count()
+        self.rejected = itertools.count()
+        self.unrecorded = itertools.count()
+        self.success_mark = 0
+        self.last_failure: float | None = None
+
+    def pull(self, now: float) -> None:
+        """Bring ``machine`` up to date with the shared state (nothing to do in memory)."""
+
+    def push(self, now: float) -> None:
+        """Publish ``machine``'s state after a recorded failure or a transition (no-op here)."""
+
+    async def pull_async(self, now: float) -> None:
+        """:meth:`pull` for async callers (an async client)."""
+        self.pull(now)
+
+    async def push_async(self, now: float) -> None:
+        """:meth:`push` for async callers (an async client)."""
+        self.push(now)
+
+
+@runtime_checkable
+class BreakerStorage(Protocol):
+    """Where breakers keep their state; pass one as ``CircuitBreaker(storage=...)``.
+
+    A storage maps a breaker name to a :class:`BreakerCell`. Asking twice for one name must give
+    cells that see one state: in memory, the same cell; across processes, cells that synchronise
+    through the shared store.
+    """
+
+    def cell(self, name: str, settings: MachineSettings) -> BreakerCell:
+        """The cell for ``name``, created with ``settings`` if it does not exist yet.
+
+        Raises:
+            ConfigurationError: A cell for ``name`` exists with different settings.
+        """
+        ...
+
+
+class MemoryStorage:
+    """In-process state: the default storage, and the fastest.
+
+    Every breaker created without ``storage`` gets a private one. Share one instance between
+    :meth:`CircuitBreaker.shared <resilience_kit.CircuitBreaker.shared>` breakers to give them
+    one circuit. A cell lives as long as some breaker uses it.
+    """
+
+    __slots__ = ("_cells", "_lock")
+
+    def __init__(self) -> None:
+        self._cells: weakref.WeakValueDictionary[str, BreakerCell] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+
+    def cell(self, name: str, settings: MachineSettings) -> BreakerCell:
+        """The cell for ``name``, created with ``settings`` if no live breaker uses it.
+
+        Raises:
+            ConfigurationError: A live breaker uses ``name`` here with different settings.
+        """
+        with self._lock:
+            cell = self._cells.get(name)
+            if cell is None:
+                cell = self._cells[name] = BreakerCell(settings)
+            elif cell.machine.settings != settings:
+                raise ConfigurationError(
+                    f"settings must match the breaker {name!r} already sharing this storage, "
+                    f"got {settings!r}, it has {cell.machine.settings!r}",
+                    parameter="settings",
+                    value=settings,
+                )
+            return cell
+
+    def __repr__(self) -> str:
+        return f"MemoryStorage(names={sorted(self._cells)!r})"

@@ -1,0 +1,347 @@
+"""The breaker against a small independent reference model, driven by hypothesis.
+
+The model below is written from the API contract, not from the implementation: plain lists of
+timestamped outcomes instead of bucket rings, explicit trial records instead of epochs. Random
+programs of calls (held open or not), outcomes, clock advances and manual controls run against
+both; state, admissions, retry_after and every stat must agree after every step.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from resilience_kit import CircuitBreaker, CircuitOpenError
+from resilience_kit.testing import FakeClock
+
+BUCKETS = 20  # the documented granularity of the rate window: window / 20
+
+
+class Ignored(Exception):
+    pass
+
+
+class Counted(Exception):
+    pass
+
+
+OUTCOMES = ["ok", "fail", "ignored", "unlisted", "interrupt", "flagged"]
+
+
+@dataclass
+class Config:
+    failure_threshold: int
+    failure_rate: float | None
+    window: float
+    minimum_calls: int
+    recovery_timeout: float
+    max_recovery_timeout: float | None
+    half_open_max_calls: int
+    success_threshold: int
+    slow_call_threshold: float | None
+    failure_if: bool
+
+
+configs = st.builds(
+    Config,
+    failure_threshold=st.integers(1, 4),
+    failure_rate=st.none() | st.sampled_from([0.25, 0.5, 1.0]),
+    window=st.sampled_from([4.0, 10.0]),
+    minimum_calls=st.integers(1, 5),
+    recovery_timeout=st.sampled_from([1.0, 3.0]),
+    max_recovery_timeout=st.none() | st.sampled_from([3.0, 10.0]),
+    half_open_max_calls=st.integers(1, 3),
+    success_threshold=st.integers(1, 3),
+    slow_call_threshold=st.none() | st.just(0.5),
+    failure_if=st.booleans(),
+)
+
+
+@dataclass
+class Model:
+    cfg: Config
+    state: str = "CLOSED"
+    period: int = 0  # which stretch of one state a trial belongs to
+    outcomes: list[tuple[float, bool]] = field(default_factory=list)  # (time, failed)
+    streak: int = 0
+    open_until: float = 0.0
+    opened_at: float | None = None
+    timeout: float = 0.0
+    trials: int = 0
+    trial_wins: int = 0
+    successes: int = 0
+    failures: int = 0
+    rejected: int = 0
+    uncounted: int = 0
+    since_failure: int = 0
+    last_failure: float | None = None
+
+    def __post_init__(self) -> None:
+        self.timeout = self.cfg.recovery_timeout
+
+    def move(self, state: str) -> None:
+        self.state = state
+        self.period += 1
+        self.trials = self.trial_wins = 0
+
+    def tick(self, now: float) -> None:
+        if self.state == "OPEN" and now >= self.open_until:
+            self.move("HALF_OPEN")
+
+    def window_outcomes(self, now: float) -> list[bool]:
+        # Bucket numbers are the floored quotient (``//``), exact even where ``a / b`` rounds.
+        width = self.cfg.window / BUCKETS
+        oldest = now // width - BUCKETS
+        return [failed for at, failed in self.outcomes if at // width > oldest]
+
+    def failure_count(self, now: float) -> int:
+        if self.cfg.failure_rate is None:
+            return self.streak
+        return sum(self.window_outcomes(now))
+
+    def admit(self, now: float) -> tuple[str, int] | None:
+        self.tick(now)
+        if self.state in ("CLOSED", "DISABLED"):
+            return ("normal", 0)
+        if self.state == "HALF_OPEN" and self.trials < self.cfg.half_open_max_calls:
+            self.trials += 1
+            return ("trial", self.period)
+        self.rejected += 1
+        return None
+
+    def retry_after(self, now: float) -> float:
+        return max(0.0, self.open_until - now) if self.state == "OPEN" else 0.0
+
+    def open(self, now: float) -> None:
+        self.opened_at = now
+        self.open_until = now + self.timeout
+        self.move("OPEN")
+
+    def close(self) -> None:
+        self.outcomes.clear()
+        self.streak = 0
+        self.move("CLOSED")
+
+    def judge(self, now: float, failed: bool) -> None:
+        if self.cfg.failure_rate is None:
+            self.streak = self.streak + 1 if failed else 0
+            if self.streak >= self.cfg.failure_threshold:
+                self.open(now)
+            return
+        self.outcomes.append((now, failed))
+        window = self.window_outcomes(now)
+        if (
+            len(window) >= self.cfg.minimum_calls
+            and sum(window) / len(window) >= self.cfg.failure_rate
+        ):
+            self.open(now)
+
+    def finish(self, ticket: tuple[str, int], now: float, outcome: str, duration: float) -> None:
+        cfg = self.cfg
+        slow = cfg.slow_call_threshold is not None and duration > cfg.slow_call_threshold
+        if outcome in ("ignored", "unlisted", "interrupt"):
+            self.uncounted += 1
+            if ticket[0] == "trial" and ticket[1] == self.period:
+                self.trials -= 1
+            return
+        failed = outcome == "fail" or slow or (outcome == "flagged" and cfg.failure_if)
+        if failed:
+            self.failures += 1
+            self.since_failure = 0
+            self.last_failure = now
+        else:
+            self.successes += 1
+            self.since_failure += 1
+        if ticket[0] == "normal":
+            if self.state == "CLOSED":
+                self.judge(now, failed)
+        elif ticket[1] == self.period:
+            self.trials -= 1
+            if failed:
+                if cfg.max_recovery_timeout is not None:
+                    self.timeout = min(self.timeout * 2, cfg.max_recovery_timeout)
+                self.open(now)
+            else:
+                self.trial_wins += 1
+                if self.trial_wins >= cfg.success_threshold:
+                    self.timeout = cfg.recovery_timeout
+                    self.close()
+
+    def reset(self) -> None:
+        self.timeout = self.cfg.recovery_timeout
+        self.opened_at = None
+        self.since_failure = 0
+        self.last_failure = None
+        self.close()
+
+
+def perform(outcome: str) -> Any:
+    if outcome == "fail":
+        raise Counted
+    if outcome == "ignored":
+        raise Ignored
+    if outcome == "unlisted":
+        raise LookupError
+    if outcome == "interrupt":
+        raise KeyboardInterrupt
+    return "BAD" if outcome == "flagged" else "good"
+
+
+EXPECTED_ERRORS = (Counted, Ignored, LookupError, KeyboardInterrupt)
+
+
+@dataclass
+class Pending:
+    context: contextvars.Context
+    ticket: tuple[str, int]
+    started: float
+
+
+class BreakerVersusModel(RuleBasedStateMachine):
+    @initialize(cfg=configs)
+    def build(self, cfg: Config) -> None:
+        self.clock = FakeClock()
+        self.model = Model(cfg)
+        self.breaker = CircuitBreaker(
+            "model",
+            failure_threshold=cfg.failure_threshold,
+            failure_rate=cfg.failure_rate,
+            window=cfg.window,
+            minimum_calls=cfg.minimum_calls,
+            recovery_timeout=cfg.recovery_timeout,
+            max_recovery_timeout=cfg.max_recovery_timeout,
+            half_open_max_calls=cfg.half_open_max_calls,
+            success_threshold=cfg.success_threshold,
+            slow_call_threshold=cfg.slow_call_threshold,
+            failure_on=(Counted, Ignored),
+            ignore=(Ignored,),
+            failure_if=(lambda result: result == "BAD") if cfg.failure_if else None,
+            clock=self.clock,
+        )
+        self.guarded = self.breaker(self._run)
+        self.pending: list[Pending] = []
+
+    def _run(self, outcome: str, duration: float) -> Any:
+        self.clock.advance(duration)
+        return perform(outcome)
+
+    def teardown(self) -> None:
+        if hasattr(self, "breaker"):
+            self.breaker.unregister()
+
+    @rule(outcome=st.sampled_from(["ok", "fail"]))
+    def quick_call(self, outcome: str) -> None:
+        self.call(outcome, 0.0)
+
+    @rule(outcome=st.sampled_from(OUTCOMES), duration=st.sampled_from([0.0, 0.25, 1.0]))
+    def call(self, outcome: str, duration: float) -> None:
+        now = self.clock.monotonic()
+        ticket = self.model.admit(now)
+        try:
+            result = self.guarded(outcome, duration)
+        except CircuitOpenError as error:
+            assert ticket is None
+            assert error.retry_after == self.model.retry_after(now)
+            assert str(error.state) == self.model.state
+            return
+        except EXPECTED_ERRORS:
+            assert ticket is not None
+        else:
+            assert ticket is not None
+            assert result == ("BAD" if outcome == "flagged" else "good")
+        self.model.finish(ticket, self.clock.monotonic(), outcome, duration)
+
+    @rule()
+    def start_held_call(self) -> None:
+        now = self.clock.monotonic()
+        ticket = self.model.admit(now)
+        context = contextvars.copy_context()
+        try:
+            context.run(self.breaker.__enter__)
+        except CircuitOpenError:
+            assert ticket is None
+            return
+        assert ticket is not None
+        self.pending.append(Pending(context, ticket, now))
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data(), outcome=st.sampled_from(["ok", "fail", "ignored", "interrupt"]))
+    def finish_held_call(self, data: st.DataObject, outcome: str) -> None:
+        held = self.pending.pop(data.draw(st.integers(0, len(self.pending) - 1)))
+        error: BaseException | None = None
+        try:
+            perform(outcome)
+        except BaseException as raised:
+            error = raised
+        held.context.run(self.breaker.__exit__, type(error) if error else None, error, None)
+        now = self.clock.monotonic()
+        self.model.finish(held.ticket, now, outcome, now - held.started)
+
+    # Exact binary fractions, so time lands exactly on recovery deadlines too.
+    @rule(seconds=st.sampled_from([0.25, 0.5, 1.0, 3.0, 8.0]))
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    # One rule for all manual controls, mostly resets: force_open and disable park the
+    # breaker until a reset, and the interesting paths need it running.
+    @rule(action=st.sampled_from(["force_open", "disable", "reset", "reset", "reset"]))
+    def manual(self, action: str) -> None:
+        getattr(self.breaker, action)()
+        if action == "force_open":
+            self.model.opened_at = self.clock.monotonic()
+            self.model.move("FORCED_OPEN")
+        elif action == "disable":
+            self.model.move("DISABLED")
+        else:
+            self.model.reset()
+
+    @invariant()
+    def agree(self) -> None:
+        if not hasattr(self, "breaker"):
+            return
+        now = self.clock.monotonic()
+        self.model.tick(now)
+        model = self.model
+        stats = self.breaker.stats()
+        assert str(stats.state) == model.state
+        assert str(self.breaker.state) == model.state
+        assert stats.failure_count == model.failure_count(now)
+        assert stats.retry_after == model.retry_after(now)
+        assert (stats.total_successes, stats.total_failures, stats.total_rejected) == (
+            model.successes,
+            model.failures,
+            model.rejected,
+        )
+        assert stats.total_calls == (
+            model.successes + model.failures + model.rejected + model.uncounted
+        )
+        assert stats.consecutive_successes == model.since_failure
+        wall = self.clock.wall()
+        for got, at in (
+            (stats.opened_at, model.opened_at),
+            (stats.last_failure, model.last_failure),
+        ):
+            assert (got is None) == (at is None)
+            if got is not None and at is not None:
+                assert math.isclose(got, wall - (now - at), abs_tol=1e-6)
+        if model.cfg.failure_rate is not None:
+            window = model.window_outcomes(now)
+            assert stats.failure_rate == (sum(window) / len(window) if window else 0.0)
+
+
+BreakerVersusModel.TestCase.settings = settings(
+    BreakerVersusModel.TestCase.settings, stateful_step_count=80
+)
+TestBreakerVersusModel = BreakerVersusModel.TestCase
