@@ -612,6 +612,15 @@ def run_group(
             verify(group.kind, prepared, ctx)
         except VerificationError as exc:
             result.status, result.reason = "failed", f"verification: {exc}"
+    base = next((result for result in results if result.baseline), None)
+    if base is None or base.status != "ok":
+        # Nothing can be compared: an unreachable server makes the group unavailable, a baseline
+        # that does not do its job makes it fail.
+        status = "unavailable" if base is not None and base.status == "unavailable" else "failed"
+        reason = f"the baseline is {base.status}: {base.reason}" if base else "no baseline"
+        for result in results:
+            if result.status == "ok" and not result.baseline:
+                result.status, result.reason = status, reason
     try:
         _time_group(group=group, active=active, ctx=ctx, rounds=rounds, settings=settings, log=log)
     finally:
@@ -635,10 +644,6 @@ def _time_group(
 ) -> None:
     baseline = next((e for e in active if e.case.baseline), None)
     if baseline is None or baseline.result.status != "ok":
-        for entry in active:
-            if entry.result.status == "ok" and not entry.case.baseline:
-                entry.result.status = "failed"
-                entry.result.reason = "no usable baseline in this group"
         return
     timing = [e for e in active if e.result.status == "ok"]
 

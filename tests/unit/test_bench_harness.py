@@ -306,6 +306,27 @@ def test_a_failed_baseline_fails_the_group(bench: SimpleNamespace, ctx: Any) -> 
     assert "baseline" in cases["case"].reason
 
 
+def test_an_unavailable_baseline_makes_the_group_unavailable(
+    bench: SimpleNamespace, ctx: Any
+) -> None:
+    def unreachable(ctx: Any) -> Any:
+        raise bench.h.Unavailable("Redis unreachable")
+
+    closed: list[str] = []
+    group = bench.h.Group("g", "no server", bench.h.SyncLoop())
+    group.baseline("base")(unreachable)
+    group.add("case", "lib")(
+        lambda ctx: bench.h.Prepared(
+            lambda: RESULT, returns=RESULT, close=lambda: closed.append("case")
+        )
+    )
+    cases = by_label(bench.h.run_group(group, ctx, rounds=2))
+    assert cases["base"].status == "unavailable"
+    assert cases["case"].status == "unavailable"
+    assert "Redis unreachable" in cases["case"].reason
+    assert closed == ["case"]  # what was set up is still released
+
+
 def test_unavailable_cases_are_reported_and_the_rest_still_runs(
     bench: SimpleNamespace, ctx: Any
 ) -> None:
