@@ -61,9 +61,14 @@ def _many(adapter: b.Adapter, n: int, round_robin: bool) -> Callable[[Context], 
             if first_state is not None:
                 expect(first_state() == "closed", "the first breaker should be closed")
 
-        if round_robin:
-            return Prepared(_round_robin(guarded), returns=RESULT, check=check)
-        return Prepared(guarded[0], returns=RESULT, check=check)
+        def close() -> None:
+            # Holding every breaker until the group is done keeps the N of "N exist" true
+            # (a registry that holds breakers weakly would otherwise let them go at once).
+            guarded.clear()
+            built.clear()
+
+        op = _round_robin(guarded) if round_robin else guarded[0]
+        return Prepared(op, returns=RESULT, check=check, close=close)
 
     return setup
 
