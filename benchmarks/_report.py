@@ -189,8 +189,8 @@ def group_table(group: GroupResult) -> list[str]:
 def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
     """Scaling sections: one row per library, one column per parameter value."""
     columns = [g.group.param for g in groups]
-    header = " | ".join(f"{p:,.0f} {x_label}" if p is not None else "" for p in columns)
-    rows = [f"| Case | {header} |", "| --- |" + " ---: |" * len(columns)]
+    header = " | ".join(f"{p:,.0f}" if p is not None else "" for p in columns)
+    rows = [f"| Case / {x_label} | {header} |", "| --- |" + " ---: |" * len(columns)]
     labels: list[str] = []
     for group in groups:
         for case in group.cases:
