@@ -23,3 +23,24 @@ def fake_clock():  # type: ignore[no-untyped-def]
     from resilience_kit.testing import FakeClock
 
     return FakeClock()
+
+
+def _skips_forbidden() -> bool:
+    return os.environ.get("RESILIENCE_KIT_REQUIRE_SERVICES") == "1"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (RESILIENCE_KIT_REQUIRE_SERVICES=1) a skipped test fails the run: nothing hides."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if _skips_forbidden() and exitstatus == 0 and reporter and reporter.stats.get("skipped"):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    skipped = terminalreporter.stats.get("skipped", [])
+    if _skips_forbidden() and skipped:
+        terminalreporter.write_line(
+            f"FAILED: {len(skipped)} test(s) skipped while RESILIENCE_KIT_REQUIRE_SERVICES=1 "
+            "forbids skipping",
+            red=True,
+        )

@@ -6,7 +6,9 @@ The layers are fixed, outermost first, because every other order is a bug:
 2. ``retry`` is outside the breaker, so an open breaker (``CircuitOpenError``, which no policy
    retries) stops the retries at once instead of being hammered by them, and each attempt is
    one call the breaker counts.
-3. ``breaker`` guards each attempt.
+3. ``breaker`` guards each attempt. Its own ``fallback`` must not answer a failed attempt (the
+   retries would never see the failure), so attempts go through the breaker's call form that
+   raises, and the breaker's ``fallback`` moves to layer 1 when ``resilient`` has none.
 4. ``timeout`` bounds each attempt, inside the breaker, so a timed-out attempt counts as a
    failure and can be retried.
 """
@@ -17,60 +19,24 @@ import asyncio
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
 from resilience_kit._validation import check_callable, check_number
+from resilience_kit.breaker._breaker import CircuitBreaker, _accepts_error
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
-__all__ = ["Guard", "resilient"]
+__all__ = ["resilient"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-class Guard(Protocol):
-    """What ``resilient`` needs of a breaker; :class:`~resilience_kit.CircuitBreaker` is one.
-
-    ``failure_on`` and ``ignore`` (optional attributes) tell which errors the breaker records;
-    ``fallback`` answers only those, as the breaker's own ``fallback`` would.
-    """
-
-    def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        """Run ``fn`` through the breaker."""
-        ...
-
-    async def call_async(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-        """Await ``fn`` through the breaker."""
-        ...
-
-
-def _accepts_error(fallback: Callable[..., Any]) -> bool:
-    try:
-        parameter = inspect.signature(fallback).parameters.get("error")
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-
-
-def _breaker_rules(
-    breaker: Guard | None,
-) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
-    if breaker is None:
-        return (Exception,), ()
-    failure_on = getattr(breaker, "failure_on", None) or getattr(breaker, "_failure_on", None)
-    ignore = getattr(breaker, "ignore", None) or getattr(breaker, "_ignore", None)
-    return tuple(failure_on or (Exception,)), tuple(ignore or ())
-
-
 def resilient(
     *,
-    breaker: Guard | None = None,
+    breaker: CircuitBreaker | None = None,
     retry: RetryPolicy | str | None = None,
     timeout: float | None = None,
     fallback: Callable[..., Any] | None = None,
@@ -79,13 +45,15 @@ def resilient(
 
     Args:
         breaker: A :class:`~resilience_kit.CircuitBreaker` guarding each attempt, or None.
-            Give it no ``fallback`` of its own: it would answer failed attempts itself, and
-            nothing would be retried. Use this decorator's ``fallback`` instead.
+            If it has a ``fallback`` of its own, that fallback does not answer single
+            attempts here (the failure is retried first); it answers the final outcome
+            instead, unless this decorator's ``fallback`` is given, which wins.
         retry: A :class:`~resilience_kit.RetryPolicy` or a preset name, or None for one attempt.
         timeout: Seconds each attempt of an ``async def`` may take (> 0); a slower attempt
-            raises ``TimeoutError``, which the breaker records and the policy may retry. Not
-            available for a plain ``def``: a thread cannot be interrupted safely (use the
-            breaker's ``slow_call_threshold`` to count slow calls as failures).
+            is cancelled and raises ``TimeoutError`` (``asyncio.TimeoutError`` on Python
+            3.10), which the breaker records and the policy may retry. Not available for a
+            plain ``def``: a thread cannot be interrupted safely (use the breaker's
+            ``slow_call_threshold`` to count slow calls as failures).
         fallback: Called with the call's own arguments when the final outcome is an open
             breaker (``CircuitOpenError``) or an error the breaker records (by its
             ``failure_on`` and ``ignore``; any ``Exception`` without a breaker). It also gets
@@ -93,15 +61,24 @@ def resilient(
             propagate untouched. May be a coroutine function for an ``async def``.
 
     Raises:
-        ConfigurationError: At decoration: ``timeout`` on a plain ``def``, or an out-of-range
-            ``timeout``, an unknown preset, a non-callable ``fallback``.
+        ConfigurationError: At decoration: ``timeout`` on a plain ``def``, an out-of-range
+            ``timeout``, an unknown preset, a ``breaker`` that is not a ``CircuitBreaker``,
+            a non-callable ``fallback``, or a coroutine ``fallback`` for a plain ``def``.
 
     Example:
         >>> from resilience_kit import CircuitBreaker
-        >>> @resilient(breaker=CircuitBreaker("llm"), retry="external_api", timeout=20,
+        >>> llm = CircuitBreaker("llm-doc")
+        >>> @resilient(breaker=llm, retry="external_api", timeout=20,
         ...            fallback=lambda prompt, error: "The assistant is busy, try again.")
         ... async def complete(prompt: str) -> str: ...
+        >>> llm.unregister()
     """
+    if breaker is not None and not isinstance(breaker, CircuitBreaker):
+        raise ConfigurationError(
+            f"breaker must be a CircuitBreaker or None, got {breaker!r}",
+            parameter="breaker",
+            value=breaker,
+        )
     if timeout is not None:
         timeout = check_number("timeout", timeout, minimum=0, min_inclusive=False)
     layers = _Layers(
@@ -119,7 +96,7 @@ class _Layers:
     def __init__(
         self,
         *,
-        breaker: Guard | None,
+        breaker: CircuitBreaker | None,
         policy: RetryPolicy | None,
         timeout: float | None,
         fallback: Callable[..., Any] | None,
@@ -127,29 +104,31 @@ class _Layers:
         self.breaker = breaker
         self.policy = policy
         self.timeout = timeout
+        if breaker is None:
+            self.failure_on: tuple[type[BaseException], ...] = (Exception,)
+            self.ignore: tuple[type[BaseException], ...] = ()
+        else:
+            self.failure_on, self.ignore = breaker._failure_on, breaker._ignore
+            if fallback is None:
+                fallback = breaker._fallback
         self.fallback = fallback
-        self.failure_on, self.ignore = _breaker_rules(breaker)
-        self.passes_error = fallback is not None and _accepts_error(fallback)
+        self.passes_error = _accepts_error(fallback)
 
-    def answers(self, error: BaseException) -> bool:
+    def answers(self, error: Exception) -> bool:
         """Whether ``fallback`` answers a final error (the breaker's rules)."""
-        if isinstance(error, CircuitOpenError):
-            return True
-        return (
-            isinstance(error, Exception)
-            and isinstance(error, self.failure_on)
-            and not isinstance(error, self.ignore)
+        return isinstance(error, CircuitOpenError) or (
+            isinstance(error, self.failure_on) and not isinstance(error, self.ignore)
         )
 
-    def fall_back(self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        fallback = cast(Callable[..., Any], self.fallback)
+    def fall_back(self, error: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        fallback = cast("Callable[..., Any]", self.fallback)
         if self.passes_error:
             return fallback(*args, **kwargs, error=error)
         return fallback(*args, **kwargs)
 
     def decorate(self, fn: Callable[P, R]) -> Callable[P, R]:
         if inspect.iscoroutinefunction(fn):
-            return cast(Callable[P, R], self._async(cast(Callable[..., Awaitable[Any]], fn)))
+            return cast("Callable[P, R]", self._async(cast("Callable[..., Awaitable[Any]]", fn)))
         if self.timeout is not None:
             raise ConfigurationError(
                 f"timeout works on async def only, got timeout={self.timeout!r} for the plain "
@@ -158,17 +137,47 @@ class _Layers:
                 parameter="timeout",
                 value=self.timeout,
             )
-        return cast(Callable[P, R], self._sync(fn))
+        if inspect.iscoroutinefunction(self.fallback):
+            raise ConfigurationError(
+                f"fallback must be a plain function for the plain def "
+                f"{getattr(fn, '__qualname__', fn)!r}, got the coroutine function "
+                f"{self.fallback!r}: its answer would be an un-awaited coroutine",
+                parameter="fallback",
+                value=self.fallback,
+            )
+        return cast("Callable[P, R]", self._sync(fn))
+
+    def _guard_sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` as one attempt through the breaker, raising instead of falling back."""
+        breaker = self.breaker
+        if breaker is None:
+            return fn
+        if breaker._fallback is None:
+            return breaker(fn)  # the decorator's fast path
+        call, monotonic = breaker._call, breaker._monotonic
+
+        @functools.wraps(fn)
+        def attempt(*args: Any, **kwargs: Any) -> Any:
+            return call(fn, args, kwargs, monotonic(), own_fallback=False)
+
+        return attempt
+
+    def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        breaker = self.breaker
+        if breaker is None:
+            return fn
+        if breaker._fallback is None:
+            return breaker(fn)
+        call, monotonic = breaker._call_async, breaker._monotonic
+
+        @functools.wraps(fn)
+        async def attempt(*args: Any, **kwargs: Any) -> Any:
+            return await call(fn, args, kwargs, monotonic(), own_fallback=False)
+
+        return attempt
 
     def _sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
-        attempt = fn
-        breaker = self.breaker
-        if breaker is not None:
-
-            def through_breaker(*args: Any, **kwargs: Any) -> Any:
-                return breaker.call(fn, *args, **kwargs)
-
-            attempt = functools.wraps(fn)(through_breaker)
+        attempt = self._guard_sync(fn)
         if self.policy is not None:
             attempt = _decorate(attempt, self.policy, None, None)
         if self.fallback is None:
@@ -183,6 +192,8 @@ class _Layers:
                 if not answers(error):
                     raise
                 caught = error
+            # Outside the except block: an error the fallback raises is its own, not raised
+            # "during handling" of the call's.
             return fall_back(caught, args, kwargs)
 
         return guarded
@@ -192,18 +203,12 @@ class _Layers:
         if self.timeout is not None:
             limit = self.timeout
 
+            @functools.wraps(fn)
             async def timed(*args: Any, **kwargs: Any) -> Any:
                 return await asyncio.wait_for(fn(*args, **kwargs), limit)
 
-            attempt = functools.wraps(fn)(timed)
-        breaker = self.breaker
-        if breaker is not None:
-            inner = attempt
-
-            async def through_breaker(*args: Any, **kwargs: Any) -> Any:
-                return await breaker.call_async(inner, *args, **kwargs)
-
-            attempt = functools.wraps(fn)(through_breaker)
+            attempt = timed
+        attempt = self._guard_async(attempt)
         if self.policy is not None:
             attempt = _decorate(attempt, self.policy, None, None)
         if self.fallback is None:

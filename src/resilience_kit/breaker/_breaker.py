@@ -529,18 +529,28 @@ class CircuitBreaker:
         return await self._call_async(fn, args, kwargs, self._monotonic())
 
     def _call(
-        self, fn: Callable[..., R], args: tuple[Any, ...], kwargs: dict[str, Any], now: float
+        self,
+        fn: Callable[..., R],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        now: float,
+        *,
+        own_fallback: bool = True,
     ) -> R:
+        # own_fallback=False: raise instead of answering with ``fallback``, for resilient(),
+        # which retries the failure first and falls back only on the final outcome.
         cell = self._cell
         if cell.remote:
             cell.pull(now)
         ticket = self._admit(now)
         if ticket == REJECT:
+            if not own_fallback:
+                raise self._rejection(now)
             return self._reject(now, args, kwargs)  # type: ignore[no-any-return]
         try:
             result = fn(*args, **kwargs)
         except BaseException as error:
-            use_fallback = self._failed(error, ticket, now)
+            use_fallback = self._failed(error, ticket, now) and own_fallback
             if cell.remote:
                 cell.push(self._monotonic())
             if use_fallback:
@@ -557,17 +567,21 @@ class CircuitBreaker:
         args: tuple[Any, ...],
         kwargs: dict[str, Any],
         now: float,
+        *,
+        own_fallback: bool = True,
     ) -> R:
         cell = self._cell
         if cell.remote:
             await cell.pull_async(now)
         ticket = self._admit(now)
         if ticket == REJECT:
+            if not own_fallback:
+                raise self._rejection(now)
             return await _resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
         try:
             result = await fn(*args, **kwargs)
         except BaseException as error:
-            use_fallback = self._failed(error, ticket, now)
+            use_fallback = self._failed(error, ticket, now) and own_fallback
             if cell.remote:
                 await cell.push_async(self._monotonic())
             if use_fallback:

@@ -1,211 +1,292 @@
-"""@resilient: retry outside, breaker inside, timeout per attempt, fallback on the final outcome.
-
-The real CircuitBreaker is on another branch while this is written; ``CountingBreaker`` is the
-smallest stand-in with its call forms (``call``/``call_async``, consecutive failures open it,
-``failure_on``/``ignore``). Replace it with ``CircuitBreaker`` once both are merged.
-"""
+"""@resilient with the real CircuitBreaker: retry outside, breaker inside, fallback last."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+import inspect
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from resilience_kit import (
+    CircuitBreaker,
     CircuitOpenError,
     CircuitState,
     ConfigurationError,
     RetryPolicy,
-    reset_retry_stats,
+    RetryStats,
     retry_stats,
 )
 from resilience_kit.composition import resilient
-from resilience_kit.testing import no_waits
-
-R = TypeVar("R")
-
-
-class CountingBreaker:
-    def __init__(
-        self,
-        threshold: int = 3,
-        failure_on: tuple[type[BaseException], ...] = (Exception,),
-        ignore: tuple[type[BaseException], ...] = (),
-    ) -> None:
-        self.threshold = threshold
-        self.failure_on = failure_on
-        self.ignore = ignore
-        self.failures = 0
-        self.calls = 0
-        self.rejected = 0
-
-    def _admit(self) -> None:
-        if self.failures >= self.threshold:
-            self.rejected += 1
-            raise CircuitOpenError("fake", 30.0, CircuitState.OPEN)
-        self.calls += 1
-
-    def _record(self, error: BaseException) -> None:
-        if isinstance(error, self.failure_on) and not isinstance(error, self.ignore):
-            self.failures += 1
-
-    def call(self, fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-        self._admit()
-        try:
-            return fn(*args, **kwargs)
-        except Exception as error:
-            self._record(error)
-            raise
-
-    async def call_async(self, fn: Callable[..., Awaitable[R]], /, *args: Any, **kwargs: Any) -> R:
-        self._admit()
-        try:
-            return await fn(*args, **kwargs)
-        except Exception as error:
-            self._record(error)
-            raise
-
+from resilience_kit.testing import FakeClock
 
 FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
+MakeBreaker = Callable[..., CircuitBreaker]
 
 
-@pytest.fixture(autouse=True)
-def _quiet() -> Iterator[None]:
-    reset_retry_stats()
-    with no_waits():
-        yield
+class Flaky:
+    """Fails with the next of ``errors`` on each call until they run out, then returns."""
+
+    def __init__(self, *errors: BaseException, result: object = "ok") -> None:
+        self.errors = list(errors)
+        self.result = result
+        self.calls = 0
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return self.result
 
 
-def failing(times: int, error: Exception, result: object = "ok") -> Callable[..., object]:
-    state = {"n": 0}
-
-    def fn(*args: object, **kwargs: object) -> object:
-        state["n"] += 1
-        if state["n"] <= times:
-            raise error
-        return result
-
-    fn.calls = state  # type: ignore[attr-defined]
-    return fn
+def down(times: int = 100) -> Flaky:
+    return Flaky(*(ConnectionError(f"refused #{n}") for n in range(1, times + 1)))
 
 
-def test_each_attempt_goes_through_the_breaker() -> None:
-    breaker = CountingBreaker(threshold=10)
-    fn = resilient(breaker=breaker, retry=FIVE)(failing(2, OSError("blip")))
+def totals(breaker: CircuitBreaker) -> tuple[int, int, int, int]:
+    stats = breaker.stats()
+    return stats.total_calls, stats.total_successes, stats.total_failures, stats.total_rejected
+
+
+def test_each_attempt_is_one_call_the_breaker_counts(make_breaker: MakeBreaker) -> None:
+    breaker = make_breaker(failure_threshold=10)
+    target = down(2)
+    fn = resilient(breaker=breaker, retry=FIVE)(target)
     assert fn() == "ok"
-    assert (breaker.calls, breaker.failures) == (3, 2)
-    assert retry_stats()["composed"].successes_after_retry == 1
+    assert target.calls == 3
+    assert totals(breaker) == (3, 1, 2, 0)
+    assert retry_stats()["composed"] == RetryStats(
+        calls=1, attempts=3, retries=2, successes_after_retry=1, exhausted=0
+    )
 
 
-def test_an_open_breaker_stops_the_retries_at_once() -> None:
-    breaker = CountingBreaker(threshold=2)
-    target = failing(10, OSError("down"))
+def test_an_open_breaker_stops_the_retries_at_once(make_breaker: MakeBreaker) -> None:
+    breaker = make_breaker(failure_threshold=2)
+    target = down()
+    fn = resilient(breaker=breaker, retry=FIVE)(target)
+    with pytest.raises(CircuitOpenError) as caught:
+        fn()
+    # Two failures open it; the third attempt is rejected and never retried.
+    assert target.calls == 2
+    assert caught.value.breaker == breaker.name
+    assert totals(breaker) == (3, 0, 2, 1)
+    with pytest.raises(CircuitOpenError):
+        fn()
+    assert target.calls == 2  # already open: not one call reaches the dependency
+    assert totals(breaker) == (4, 0, 2, 2)
+    assert retry_stats()["composed"] == RetryStats(
+        calls=2, attempts=4, retries=2, successes_after_retry=0, exhausted=0
+    )
+
+
+def test_breaker_opening_in_the_middle_of_the_retries_stops_them(
+    make_breaker: MakeBreaker,
+) -> None:
+    breaker = make_breaker(failure_threshold=3)
+    for _ in range(2):  # other callers' failures leave it one failure short of opening
+        with pytest.raises(ConnectionError):
+            breaker.call(down(1))
+    target = down()
     fn = resilient(breaker=breaker, retry=FIVE)(target)
     with pytest.raises(CircuitOpenError):
         fn()
-    # Two failures open it; the third attempt is rejected and not retried.
-    assert target.calls["n"] == 2  # type: ignore[attr-defined]
-    assert breaker.rejected == 1
-    stats = retry_stats()["composed"]
-    assert (stats.attempts, stats.exhausted) == (3, 0)
+    assert target.calls == 1
+    assert retry_stats()["composed"].attempts == 2
 
 
-def test_fallback_gets_the_final_error_when_it_declares_one() -> None:
+def test_an_operator_forcing_it_open_between_attempts_stops_them(
+    make_breaker: MakeBreaker,
+) -> None:
+    breaker = make_breaker(failure_threshold=10)
+    calls = 0
+
+    def first_attempt_fails_then_it_is_forced_open() -> str:
+        nonlocal calls
+        calls += 1
+        breaker.force_open()
+        raise ConnectionError("refused")
+
+    fn = resilient(breaker=breaker, retry=FIVE)(first_attempt_fails_then_it_is_forced_open)
+    with pytest.raises(CircuitOpenError) as caught:
+        fn()
+    assert calls == 1
+    assert caught.value.state == "FORCED_OPEN"
+
+
+def test_a_failed_trial_reopens_and_stops_the_retries(
+    make_breaker: MakeBreaker, clock: FakeClock
+) -> None:
+    breaker = make_breaker(failure_threshold=1, recovery_timeout=30)
+    target = down()
+    fn = resilient(breaker=breaker, retry=FIVE)(target)
+    with pytest.raises(CircuitOpenError):
+        fn()
+    clock.advance(30)
+    assert breaker.state is CircuitState.HALF_OPEN
+    with pytest.raises(CircuitOpenError) as caught:
+        fn()
+    assert target.calls == 2  # one failure, then one failed trial; nothing else got through
+    assert caught.value.retry_after == pytest.approx(30)
+
+
+def test_recovery_closes_the_breaker_through_resilient(
+    make_breaker: MakeBreaker, clock: FakeClock
+) -> None:
+    breaker = make_breaker(failure_threshold=2, recovery_timeout=10)
+    target = down(2)
+    fn = resilient(breaker=breaker, retry=FIVE, fallback=lambda: "fallback")(target)
+    assert fn() == "fallback"
+    assert fn() == "fallback"
+    clock.advance(10)
+    assert fn() == "ok"
+    assert breaker.state is CircuitState.CLOSED
+    assert target.calls == 3
+
+
+def test_fallback_gets_the_final_error_and_the_call_arguments(make_breaker: MakeBreaker) -> None:
     seen: list[tuple[object, ...]] = []
 
-    def fallback(user_id: int, *, error: BaseException) -> str:
-        seen.append((user_id, error))
+    def fallback(user_id: int, *, fresh: bool = False, error: BaseException) -> str:
+        seen.append((user_id, fresh, error))
         return "cached"
 
-    error = OSError("down")
-    fn = resilient(breaker=CountingBreaker(threshold=10), retry=FIVE, fallback=fallback)(
-        failing(10, error)
+    target = down()
+    fn = resilient(breaker=make_breaker(failure_threshold=10), retry=FIVE, fallback=fallback)(
+        target
     )
-    assert fn(7) == "cached"
-    assert seen == [(7, error)]
+    assert fn(7, fresh=True) == "cached"
+    # The final outcome: the fifth attempt's error, not the first one's.
+    assert len(seen) == 1
+    assert seen[0][:2] == (7, True)
+    assert str(seen[0][2]) == "refused #5"
 
 
-def test_fallback_without_error_parameter_gets_only_the_arguments() -> None:
-    fn = resilient(breaker=CountingBreaker(threshold=1), retry=FIVE, fallback=lambda x: x * 2)(
-        failing(10, OSError())
+def test_fallback_gets_the_rejection_when_the_breaker_opens(make_breaker: MakeBreaker) -> None:
+    errors: list[BaseException] = []
+
+    def fallback(*, error: BaseException) -> str:
+        errors.append(error)
+        return "busy"
+
+    breaker = make_breaker(failure_threshold=2, recovery_timeout=42)
+    fn = resilient(breaker=breaker, retry=FIVE, fallback=fallback)(down())
+    assert fn() == "busy"
+    [error] = errors
+    assert isinstance(error, CircuitOpenError)
+    assert (error.breaker, error.retry_after, error.state) == (breaker.name, 42, "OPEN")
+
+
+def test_fallback_without_an_error_parameter_gets_only_the_arguments(
+    make_breaker: MakeBreaker,
+) -> None:
+    fn = resilient(breaker=make_breaker(failure_threshold=1), retry=FIVE, fallback=lambda x: x * 2)(
+        down()
     )
     assert fn(21) == 42
 
 
-def test_errors_the_breaker_does_not_record_skip_the_fallback() -> None:
-    breaker = CountingBreaker(failure_on=(OSError,), ignore=(FileNotFoundError,))
-    policy = FIVE.replace(retry_on=(OSError,))
+@pytest.mark.parametrize("error", [ValueError("bug"), FileNotFoundError("missing")])
+def test_errors_the_breaker_does_not_record_propagate_untouched(
+    make_breaker: MakeBreaker, error: Exception
+) -> None:
+    breaker = make_breaker(failure_on=(OSError,), ignore=(FileNotFoundError,), failure_threshold=1)
     used: list[object] = []
-    decorate = resilient(breaker=breaker, retry=policy, fallback=lambda: used.append(1))
-    with pytest.raises(ValueError, match="bug"):
-        decorate(failing(1, ValueError("bug")))()
-    with pytest.raises(FileNotFoundError):
-        decorate(failing(10, FileNotFoundError("missing")))()
-    assert used == []
-
-
-def test_base_exceptions_skip_the_fallback() -> None:
-    fn = resilient(retry=FIVE, fallback=lambda: "never")(failing(1, KeyboardInterrupt()))  # type: ignore[arg-type]
-    with pytest.raises(KeyboardInterrupt):
+    target = Flaky(*(error for _ in range(5)))
+    fn = resilient(breaker=breaker, retry=FIVE, fallback=lambda: used.append(1))(target)
+    with pytest.raises(type(error)) as caught:
         fn()
+    assert caught.value is error
+    assert used == []
+    # The policy retries them (retry_on=Exception); the breaker counts none and stays closed.
+    assert target.calls == 5
+    assert breaker.stats().total_failures == 0
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_errors_the_policy_does_not_retry_still_reach_the_fallback(
+    make_breaker: MakeBreaker,
+) -> None:
+    breaker = make_breaker(failure_threshold=10)
+    target = down()
+    policy = FIVE.replace(retry_on=(TimeoutError,))
+    fn = resilient(breaker=breaker, retry=policy, fallback=lambda *, error: repr(error))(target)
+    assert fn() == "ConnectionError('refused #1')"
+    assert target.calls == 1
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+def test_base_exceptions_pass_through_uncounted(
+    make_breaker: MakeBreaker, interrupt: type[BaseException]
+) -> None:
+    breaker = make_breaker(failure_threshold=1)
+    error = interrupt()
+    target = Flaky(error)
+    fn = resilient(breaker=breaker, retry=FIVE, fallback=lambda: "never")(target)
+    with pytest.raises(interrupt) as caught:
+        fn()
+    assert caught.value is error
+    assert target.calls == 1
+    stats = breaker.stats()
+    assert (stats.total_failures, stats.total_successes, stats.state) == (0, 0, "CLOSED")
+    assert retry_stats()["composed"].retries == 0
+
+
+def test_a_flagged_result_is_returned_counted_and_not_retried(make_breaker: MakeBreaker) -> None:
+    breaker = make_breaker(failure_threshold=2, failure_if=lambda result: result is None)
+    target = Flaky(result=None)
+    fn = resilient(breaker=breaker, retry=FIVE, fallback=lambda: "fallback")(target)
+    assert fn() is None
+    assert fn() is None  # the second flagged result opens it
+    assert fn() == "fallback"
+    assert target.calls == 2
+    assert retry_stats()["composed"].retries == 0
 
 
 def test_without_a_breaker_any_exception_reaches_the_fallback() -> None:
     fn = resilient(retry=FIVE.replace(attempts=2), fallback=lambda: "fallback")(
-        failing(5, RuntimeError())
+        Flaky(*(RuntimeError() for _ in range(5)))
     )
     assert fn() == "fallback"
 
 
 def test_a_return_default_policy_answers_before_the_fallback() -> None:
-    fn = resilient(retry="best_effort", fallback=lambda: "fallback")(failing(5, RuntimeError()))
+    fn = resilient(retry="best_effort", fallback=lambda: "fallback")(
+        Flaky(*(RuntimeError() for _ in range(5)))
+    )
     assert fn() is None
 
 
-async def test_timeout_bounds_each_attempt_and_counts_as_a_failure() -> None:
-    breaker = CountingBreaker(threshold=10)
-    attempts = 0
-
-    async def slow_then_fast() -> str:
-        nonlocal attempts
-        attempts += 1
-        if attempts == 1:
-            await asyncio.sleep(10)
-        return "fast"
-
-    fn = resilient(breaker=breaker, retry=FIVE, timeout=0.05)(slow_then_fast)
-    assert await asyncio.wait_for(fn(), 5) == "fast"
-    assert (attempts, breaker.failures) == (2, 1)
-
-
-async def test_async_open_breaker_and_async_fallback() -> None:
-    breaker = CountingBreaker(threshold=1)
-
-    async def down() -> str:
-        raise ConnectionError("refused")
-
-    async def fallback(*, error: BaseException) -> str:
-        return f"fallback after {type(error).__name__}"
-
-    fn = resilient(breaker=breaker, retry=FIVE, fallback=fallback)(down)
-    assert await fn() == "fallback after CircuitOpenError"
-    assert (breaker.calls, breaker.rejected) == (1, 1)
+def test_without_retry_the_breaker_sees_one_attempt(make_breaker: MakeBreaker) -> None:
+    breaker = make_breaker(failure_threshold=10)
+    fn = resilient(breaker=breaker)(down())
+    with pytest.raises(ConnectionError, match="refused #1"):
+        fn()
+    assert totals(breaker) == (1, 0, 1, 0)
 
 
 def test_timeout_on_a_plain_def_is_refused_at_decoration() -> None:
     with pytest.raises(ConfigurationError, match="timeout works on async def only") as caught:
-        resilient(retry=FIVE, timeout=1.0)(failing(0, OSError()))
-    assert caught.value.parameter == "timeout"
+        resilient(retry=FIVE, timeout=1.0)(Flaky())
+    assert (caught.value.parameter, caught.value.value) == ("timeout", 1.0)
+
+
+def test_an_async_fallback_for_a_plain_def_is_refused_at_decoration() -> None:
+    async def fallback() -> str:
+        return "never awaited"
+
+    with pytest.raises(ConfigurationError) as caught:
+        resilient(fallback=fallback)(Flaky())
+    assert caught.value.parameter == "fallback"
 
 
 @pytest.mark.parametrize(
     ("options", "parameter"),
     [
         ({"timeout": 0}, "timeout"),
+        ({"timeout": -1.0}, "timeout"),
         ({"fallback": "cached"}, "fallback"),
         ({"retry": "nope"}, "policy_or_preset"),
+        ({"breaker": "redis"}, "breaker"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, Any], parameter: str) -> None:
@@ -214,20 +295,40 @@ def test_bad_options_are_refused(options: dict[str, Any], parameter: str) -> Non
     assert caught.value.parameter == parameter
 
 
-def test_methods_bind_and_metadata_is_kept() -> None:
+def test_signature_and_metadata_are_kept(make_breaker: MakeBreaker) -> None:
+    def fetch(user_id: int, *, fresh: bool = False) -> dict[str, int]:
+        """Fetch a user."""
+        return {"id": user_id}
+
+    async def afetch(user_id: int) -> int:
+        return user_id
+
+    options: dict[str, Any] = {
+        "breaker": make_breaker(fallback=lambda *a, **k: None),
+        "retry": FIVE,
+        "fallback": lambda *a, **k: None,
+    }
+    wrapped = resilient(**options)(fetch)
+    assert inspect.signature(wrapped) == inspect.signature(fetch)
+    assert (wrapped.__name__, wrapped.__doc__) == ("fetch", "Fetch a user.")
+    awrapped = resilient(**options, timeout=1)(afetch)
+    assert inspect.iscoroutinefunction(awrapped)
+    assert inspect.signature(awrapped) == inspect.signature(afetch)
+
+
+def test_methods_bind(make_breaker: MakeBreaker) -> None:
+    guard = make_breaker(failure_threshold=10)
+
     class Client:
         def __init__(self) -> None:
             self.calls = 0
 
-        @resilient(breaker=CountingBreaker(threshold=10), retry=FIVE, fallback=lambda self: -1)
+        @resilient(breaker=guard, retry=FIVE, fallback=lambda self: -1)
         def fetch(self) -> int:
-            """Fetch a number."""
             self.calls += 1
             if self.calls < 2:
                 raise OSError("blip")
             return self.calls
 
-    client = Client()
-    assert client.fetch() == 2
-    assert Client.fetch.__doc__ == "Fetch a number."
-    assert Client.fetch.__name__ == "fetch"
+    assert Client().fetch() == 2
+    assert totals(guard) == (2, 1, 1, 0)
