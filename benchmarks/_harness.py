@@ -564,17 +564,24 @@ def _names(types: type[BaseException] | tuple[type[BaseException], ...]) -> str:
     return types.__name__
 
 
+MIN_CALIBRATION_CALLS = 10
+
+
 def calibrate(timer: Timer, kind: Kind, target_seconds: float) -> int:
     """The number of calls that makes one sample take about ``target_seconds``."""
     n = kind.workers
     elapsed = timer(n)
-    # Grow geometrically until a sample is long enough to estimate the per-call time well.
-    while elapsed < target_seconds / 5 and n < 1 << 30:
+    # Grow geometrically until a sample is long enough to estimate the per-call time, and spans
+    # enough calls that one slow call (a server hiccup) cannot pass for the per-call time.
+    while (elapsed < target_seconds / 5 or n < MIN_CALIBRATION_CALLS) and n < 1 << 30:
         factor = 10 if elapsed <= 0 else min(10.0, max(2.0, (target_seconds / 5) / elapsed * 1.5))
         n = _round_up(int(n * factor), kind.workers)
         elapsed = timer(n)
     per_call = elapsed / n
-    return _round_up(int(target_seconds / per_call) if per_call > 0 else n, kind.workers)
+    # A second estimate at full size; noise only ever adds time, so the smaller one is closer.
+    full = _round_up(int(target_seconds / per_call) if per_call > 0 else n, kind.workers)
+    per_call = min(per_call, timer(full) / full)
+    return _round_up(int(target_seconds / per_call) if per_call > 0 else full, kind.workers)
 
 
 @dataclass

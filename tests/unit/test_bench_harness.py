@@ -161,6 +161,16 @@ def test_calibration_sizes_a_sample_to_the_target(bench: SimpleNamespace) -> Non
     assert len(calls) < 12
 
 
+def test_one_slow_call_does_not_shrink_the_samples(bench: SimpleNamespace) -> None:
+    hiccups = [0.01]  # the very first call waits 10 ms on a server; every call costs 100 ns
+
+    def timer(n: int) -> float:
+        return (hiccups.pop() if hiccups else 0.0) + n * 100e-9
+
+    n = bench.h.calibrate(timer, bench.h.SyncLoop(), 0.01)
+    assert n == pytest.approx(100_000, rel=0.05)
+
+
 def test_calibration_rounds_to_whole_workers(bench: SimpleNamespace) -> None:
     n = bench.h.calibrate(lambda n: n * 1e-6, bench.h.Threads(64), 0.01)
     assert n % 64 == 0
