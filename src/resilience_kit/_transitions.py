@@ -10,11 +10,9 @@ from its first transition. ``assert_transitions`` reads the newest log of a brea
 
 from __future__ import annotations
 
-import sys
 import threading
 import weakref
 from collections.abc import Sequence
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from resilience_kit.breaker import CircuitState, add_global_listener
@@ -26,16 +24,15 @@ if TYPE_CHECKING:
 __all__ = ["Transition", "TransitionLog", "assert_transitions", "record_transitions"]
 
 _STATE_NAMES = tuple(state.value for state in CircuitState)
-# Public calls whose presence on the stack names the cause of a transition.
-_MANUAL = ("reset", "force_open", "disable", "force_state")
 
 
 class Transition(tuple[str, str]):
     """One state change; equal to the tuple ``(old, new)`` of upper-case state names.
 
     Attributes:
-        cause: What made it happen, in words (``"failure ConnectionError('refused')"``,
-            ``"recovery timeout passed"``, ``"reset()"``...).
+        cause: What made it happen, in words, as the breaker tells its listeners
+            (``"failure: ConnectionError('refused') (5/5 in a row)"``, ``"recovery timeout
+            elapsed (30s)"``, ``"trial succeeded (1/1)"``, ``"reset()"``...).
     """
 
     cause: str
@@ -93,10 +90,10 @@ class _Recorder:
                 self._listening = True
 
     def on_state_change(
-        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
+        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState, cause: str = ""
     ) -> None:
         # Runs under the breaker's lock: read nothing from the breaker that takes it.
-        transition = Transition(str(old), str(new), _cause(breaker, old, new))
+        transition = Transition(str(old), str(new), cause)
         with self._lock:
             session = self._sessions[-1]
             log = session.logs.get(breaker)
@@ -143,35 +140,6 @@ class _Recorder:
 
 
 _recorder = _Recorder()
-
-
-def _cause(breaker: CircuitBreaker, old: CircuitState, new: CircuitState) -> str:
-    frame: FrameType | None = sys._getframe(1)
-    for _ in range(10):  # the public control methods sit a few frames above the listener
-        if frame is None:
-            break
-        name = frame.f_code.co_name
-        if name in _MANUAL:
-            local = frame.f_locals
-            if local.get("self") is breaker:
-                return f"{name}()"
-            if local.get("breaker") is breaker:  # testing.force_state
-                return f"{name}({str(local.get('state'))!r})"
-        frame = frame.f_back
-    if new is CircuitState.HALF_OPEN:
-        return "recovery timeout passed"
-    if new is CircuitState.OPEN:
-        # A failure opens it from inside the breaker's ``except`` clause (or ``__exit__``), so
-        # the exception being handled is the failure; none means a slow or flagged result.
-        error = sys.exc_info()[1]
-        trial = old is CircuitState.HALF_OPEN
-        if error is None:
-            what = "a slow call or a failure_if result"
-            return f"trial call failed: {what}" if trial else f"failure: {what}"
-        return f"trial call failed with {error!r}" if trial else f"failure {error!r}"
-    if new is CircuitState.CLOSED and old is CircuitState.HALF_OPEN:
-        return "trial calls succeeded"
-    return "state changed"
 
 
 def record_transitions(breaker: CircuitBreaker) -> TransitionLog:

@@ -63,8 +63,8 @@ def _breaker_rules(
 ) -> tuple[tuple[type[BaseException], ...], tuple[type[BaseException], ...]]:
     if breaker is None:
         return (Exception,), ()
-    failure_on = getattr(breaker, "failure_on", None) or getattr(breaker, "_failure_on", None)
-    ignore = getattr(breaker, "ignore", None) or getattr(breaker, "_ignore", None)
+    failure_on = getattr(breaker, "failure_on", None)
+    ignore = getattr(breaker, "ignore", None)
     return tuple(failure_on or (Exception,)), tuple(ignore or ())
 
 

@@ -28,6 +28,7 @@ import pytest
 from resilience_kit._transitions import _recorder, _Session
 from resilience_kit.breaker import CircuitBreaker
 from resilience_kit.breaker import breakers as _live_breakers
+from resilience_kit.breaker._breaker import use_clock_everywhere
 from resilience_kit.testing import FakeClock, force_state, no_waits, use_clock
 
 __all__ = ["breakers", "fake_clock", "no_retry_waits"]
@@ -120,16 +121,21 @@ def _marker_arguments(marker: pytest.Mark) -> tuple[str, str]:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """A :class:`~resilience_kit.testing.FakeClock` at ``t=0``, the default clock for the test.
+    """A :class:`~resilience_kit.testing.FakeClock` at ``t=0`` that runs the test's time.
 
-    Every breaker and retry created during the test (and anything else that reads
-    :func:`~resilience_kit.clock.default_clock` when it is built) runs on it, and chaos latency
-    advances it instead of sleeping. Primitives built before the test (at module level) keep
-    the clock they were built with.
+    Every circuit breaker runs on it for the test: those created during the test, and those
+    that already exist (module-level ones in your application), which get their own clock
+    back afterwards with what was left of their timeouts. Retries created during the test
+    (and anything else that reads :func:`~resilience_kit.clock.default_clock` when it is
+    built) run on it too, and chaos latency advances it instead of sleeping.
     """
     clock = FakeClock()
-    with use_clock(clock):
-        yield clock
+    restore = use_clock_everywhere(clock)
+    try:
+        with use_clock(clock):
+            yield clock
+    finally:
+        restore()
 
 
 @pytest.fixture
@@ -160,17 +166,22 @@ def breakers() -> Iterator[Mapping[str, CircuitBreaker]]:
     """Isolate the test from the process's circuit breakers.
 
     Every registered breaker (module-level ones in your application included) starts the test
-    freshly CLOSED and is reset again afterwards; breakers created during the test give their
-    names back, so the next test can create them again. The value maps names to the live
-    breakers.
+    as fresh as a new one: CLOSED, no failures, totals at zero; and is made so again
+    afterwards. Breakers created during the test give their names back, so the next test can
+    create them again. The value maps names to the live breakers.
     """
     before = set(_live_breakers().values())
     for breaker in before:
-        breaker.reset()
+        _refresh(breaker)
         _recorder.rebase(breaker)
     yield _LiveBreakers()
     for breaker in _live_breakers().values():
         if breaker in before:
-            breaker.reset()
+            _refresh(breaker)
         else:
             breaker.unregister()
+
+
+def _refresh(breaker: CircuitBreaker) -> None:
+    breaker.reset()
+    breaker._reset_totals()

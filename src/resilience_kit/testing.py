@@ -14,7 +14,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 from resilience_kit._retry import _NO_WAITS
 from resilience_kit._transitions import (
@@ -123,28 +122,15 @@ def no_waits() -> Iterator[None]:
 def force_state(breaker: CircuitBreaker, state: str | CircuitState) -> None:
     """Put ``breaker`` into ``state`` from a fresh start, as if it had got there itself.
 
-    ``"OPEN"`` opens it now, for its base recovery timeout by its own clock; ``"HALF_OPEN"``
-    lets that timeout pass, so the next call is a trial. ``"CLOSED"`` is :meth:`reset`,
-    ``"FORCED_OPEN"`` :meth:`force_open` and ``"DISABLED"`` :meth:`disable`.
+    ``"OPEN"`` has just opened, for its base recovery timeout by its own clock; ``"HALF_OPEN"``
+    has just let that timeout pass, so the next call is a trial. ``"CLOSED"``,
+    ``"FORCED_OPEN"`` and ``"DISABLED"`` are :meth:`~CircuitBreaker.reset`,
+    :meth:`~CircuitBreaker.force_open` and :meth:`~CircuitBreaker.disable` from a fresh start.
+    Listeners hear one transition, caused by ``"force_state('OPEN')"`` (say); no failure is
+    counted and the totals are kept.
 
     Raises:
         ConfigurationError: ``state`` is not a state name.
     """
-    target = CircuitState(check_choice("state", str(state), tuple(s.value for s in CircuitState)))
-    breaker.reset()
-    if target is CircuitState.FORCED_OPEN:
-        breaker.force_open()
-    elif target is CircuitState.DISABLED:
-        breaker.disable()
-    elif target is not CircuitState.CLOSED:
-        # Failing calls are the only public way into OPEN, and they would count in the stats
-        # and reach the user's listeners as failures. Drive the machine instead, through the
-        # breaker's own control path, so listeners and shared storage see a transition.
-        now = breaker._monotonic()
-
-        def move(machine: Any) -> None:
-            machine._open(now)
-            if target is CircuitState.HALF_OPEN:
-                machine.poll(machine.open_until)
-
-        breaker._control(move)
+    names = tuple(s.value for s in CircuitState)
+    breaker._force_state(CircuitState(check_choice("state", str(state), names)))

@@ -52,9 +52,9 @@ def test_a_full_cycle_is_recorded_with_its_causes(
     assert log == [("CLOSED", "OPEN"), ("OPEN", "HALF_OPEN"), ("HALF_OPEN", "CLOSED")]
     assert all(isinstance(t, Transition) for t in log)
     assert [t.cause for t in log] == [
-        "failure ConnectionError('refused')",
-        "recovery timeout passed",
-        "trial calls succeeded",
+        "failure: ConnectionError('refused') (2/2 in a row)",
+        "recovery timeout elapsed (10s)",
+        "trial succeeded (1/1)",
     ]
     assert (log[0].old, log[0].new) == ("CLOSED", "OPEN")
     assert_transitions(breaker, ["CLOSED", "OPEN", "HALF_OPEN", "CLOSED"])
@@ -73,7 +73,7 @@ def test_causes_of_manual_control_and_failed_trials(
     breaker.reset()
     assert [(t.old, t.new, t.cause) for t in log] == [
         ("CLOSED", "HALF_OPEN", "force_state('HALF_OPEN')"),
-        ("HALF_OPEN", "OPEN", "trial call failed with KeyError('k')"),
+        ("HALF_OPEN", "OPEN", "trial failed: KeyError('k')"),
         ("OPEN", "FORCED_OPEN", "force_open()"),
         ("FORCED_OPEN", "DISABLED", "disable()"),
         ("DISABLED", "CLOSED", "reset()"),
@@ -86,7 +86,7 @@ def test_a_failure_without_an_exception_is_named(clock: FakeClock) -> None:
     )
     log = record_transitions(breaker)
     assert breaker.call(lambda: clock.advance(2)) is None
-    assert [t.cause for t in log] == ["failure: a slow call or a failure_if result"]
+    assert [t.cause for t in log] == ["slow call 2s > 1s (1/1 in a row)"]
 
 
 async def test_async_calls_are_recorded(breaker: CircuitBreaker) -> None:
@@ -101,7 +101,7 @@ async def test_async_calls_are_recorded(breaker: CircuitBreaker) -> None:
         with pytest.raises(TimeoutError):
             await fetch()
     assert log == [("CLOSED", "OPEN")]
-    assert log[0].cause == "failure TimeoutError()"
+    assert log[0].cause == "failure: TimeoutError() (2/2 in a row)"
 
 
 @pytest.mark.parametrize("state", ["CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED"])
@@ -141,7 +141,7 @@ def test_a_mismatch_explains_itself(breaker: CircuitBreaker) -> None:
         "  actual:   CLOSED -> OPEN\n"
         "  expected stops early; the rest: OPEN\n"
         "  transitions:\n"
-        "    1. CLOSED -> OPEN: failure ConnectionError('refused')"
+        "    1. CLOSED -> OPEN: failure: ConnectionError('refused') (2/2 in a row)"
     )
     with pytest.raises(AssertionError, match="actual stops early; the rest: HALF_OPEN"):
         assert_transitions(breaker, ["CLOSED", "OPEN", "HALF_OPEN"])

@@ -60,6 +60,15 @@ def test_p_no_resilience_kit_switches_it_off(run: Run) -> None:
     assert result.ret != 0
 
 
+def test_the_plugin_is_active_in_this_suite(pytestconfig: pytest.Config) -> None:
+    """The project's own suite runs with the plugin loaded, as a user's suite does."""
+    import resilience_kit.pytest_plugin as plugin
+
+    if pytestconfig.pluginmanager.is_blocked("resilience_kit"):
+        pytest.skip("the run switched the plugin off with -p no:resilience_kit")
+    assert pytestconfig.pluginmanager.is_registered(plugin)
+
+
 def test_importing_the_library_does_not_import_pytest() -> None:
     code = (
         "import sys, resilience_kit, resilience_kit.testing, resilience_kit.chaos\n"
@@ -100,6 +109,48 @@ def test_fake_clock_runs_every_breaker_created_in_the_test(run: Run) -> None:
     result.assert_outcomes(passed=2)
 
 
+def test_fake_clock_reaches_a_module_level_breaker_and_gives_its_clock_back(run: Run) -> None:
+    result = run(
+        shop=APP,
+        test_user_module_clock="""
+            import pytest
+            from shop import charge, down, payments
+            from resilience_kit import CircuitOpenError
+            from resilience_kit.testing import assert_transitions
+
+            def ok(amount):
+                return amount
+
+            def trip():
+                for _ in range(2):
+                    with pytest.raises(ConnectionError):
+                        charge(down, 1)
+
+            def test_recovery_driven_by_the_fake_clock(fake_clock, breakers):
+                trip()
+                with pytest.raises(CircuitOpenError) as rejected:
+                    charge(ok, 1)
+                assert rejected.value.retry_after == 30
+                fake_clock.advance(29.5)
+                with pytest.raises(CircuitOpenError):
+                    charge(ok, 1)
+                fake_clock.advance(0.5)
+                assert charge(ok, 7) == 7
+                assert_transitions(payments, ["CLOSED", "OPEN", "HALF_OPEN", "CLOSED"])
+
+            def test_left_open_with_20_seconds_to_go(fake_clock):
+                trip()
+                fake_clock.advance(10)
+
+            def test_the_system_clock_is_back_with_what_was_left():
+                with pytest.raises(CircuitOpenError) as rejected:
+                    charge(ok, 1)
+                assert 19 < rejected.value.retry_after <= 20
+        """,
+    )
+    result.assert_outcomes(passed=3)
+
+
 # -- transitions --------------------------------------------------------------------------------
 
 
@@ -137,7 +188,8 @@ def test_assert_transitions_needs_no_set_up_and_explains_a_mismatch(run: Run) ->
             "E         actual:   CLOSED -> OPEN -> FORCED_OPEN",
             "E         first difference at state 3: expected HALF_OPEN, got FORCED_OPEN",
             "E         transitions:",
-            "E           1. CLOSED -> OPEN: failure ConnectionError('gateway down')",
+            "E           1. CLOSED -> OPEN: failure: ConnectionError('gateway down') "
+            "(2/2 in a row)",
             "E           2. OPEN -> FORCED_OPEN: force_open()",
             "",
             "test_user_transitions.py:20: AssertionError",
@@ -199,6 +251,32 @@ def test_breakers_isolates_tests_from_each_other(run: Run) -> None:
         """,
     )
     result.assert_outcomes(passed=2)
+
+
+def test_breakers_zeroes_the_totals_of_every_breaker(run: Run) -> None:
+    result = run(
+        shop=APP,
+        test_user_totals="""
+            import pytest
+            from shop import charge, down, payments
+
+            def test_one_counts_calls():
+                charge(lambda amount: amount, 1)
+                with pytest.raises(ConnectionError):
+                    charge(down, 1)
+                assert payments.stats().total_calls == 2
+
+            def test_two_starts_from_zero(breakers):
+                stats = payments.stats()
+                assert (stats.total_calls, stats.total_failures, stats.failure_count) == (0, 0, 0)
+                charge(lambda amount: amount, 1)
+                assert payments.stats().total_successes == 1
+
+            def test_three_finds_zero_again_after_the_fixture():
+                assert payments.stats().total_calls == 0
+        """,
+    )
+    result.assert_outcomes(passed=3)
 
 
 def test_without_breakers_state_leaks_between_tests(run: Run) -> None:
