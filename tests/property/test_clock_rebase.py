@@ -20,7 +20,7 @@ SETTINGS = [
 ]
 
 events = st.lists(
-    # Mostly failures, so that many runs are OPEN or HALF_OPEN when the clock changes.
+    # Mostly failures, so that many runs are OPEN when the clock changes.
     st.tuples(st.integers(0, 40).map(lambda quarters: quarters / 4), st.integers(0, 3).map(bool)),
     min_size=2,
     max_size=60,
