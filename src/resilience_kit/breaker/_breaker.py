@@ -240,6 +240,7 @@ _MANUAL = 5  # a manual control; detail: its description
 # Errors and results in a cause: whole for the usual short ones, cut down for a huge payload.
 _short = reprlib.Repr()
 _short.maxother = _short.maxstring = 120
+
 # The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
 _entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
     contextvars.ContextVar("resilience_kit_breaker_entered", default=())
