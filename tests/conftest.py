@@ -3,12 +3,25 @@
 from __future__ import annotations
 
 import os
+from importlib.metadata import entry_points
 
 import pytest
 from hypothesis import HealthCheck, settings
 
+
+def _plugin_is_installed() -> bool:
+    return any(
+        entry.value == "resilience_kit.pytest_plugin" for entry in entry_points(group="pytest11")
+    )
+
+
 # Tests that run pytest (the resilience_kit plugin's tests) need pytester; it only adds fixtures.
+# The resilience_kit plugin is live in the suite of every project that installs the package,
+# this one included (nox installs it editable); from a bare source tree (PYTHONPATH=src) it is
+# loaded here, so this suite always runs with it and shows it disturbs nothing.
 pytest_plugins = ["pytester"]
+if not _plugin_is_installed():
+    pytest_plugins.append("resilience_kit.pytest_plugin")
 
 settings.register_profile(
     "ci", max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow]

@@ -25,7 +25,7 @@ from typing_extensions import ParamSpec
 
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
 from resilience_kit._validation import check_callable, check_number
-from resilience_kit.breaker._breaker import CircuitBreaker, _accepts_error
+from resilience_kit.breaker._breaker import CircuitBreaker, _accepts
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
 __all__ = ["resilient"]
@@ -108,11 +108,11 @@ class _Layers:
             self.failure_on: tuple[type[BaseException], ...] = (Exception,)
             self.ignore: tuple[type[BaseException], ...] = ()
         else:
-            self.failure_on, self.ignore = breaker._failure_on, breaker._ignore
+            self.failure_on, self.ignore = breaker.failure_on, breaker.ignore
             if fallback is None:
                 fallback = breaker._fallback
         self.fallback = fallback
-        self.passes_error = _accepts_error(fallback)
+        self.passes_error = _accepts(fallback, "error")
 
     def answers(self, error: Exception) -> bool:
         """Whether ``fallback`` answers a final error (the breaker's rules)."""

@@ -3,7 +3,10 @@
 :class:`FakeClock` is a clock that moves only when told to, accepted everywhere a clock is.
 :func:`use_clock` makes it the default for every primitive created inside a block, so a test
 can drive a breaker's recovery timeout without sleeping. :func:`no_waits` makes retries run
-their attempts back to back.
+their attempts back to back. :func:`record_transitions` and
+:func:`assert_transitions` check the states a breaker went through, and :func:`force_state`
+puts one into a state. The pytest plugin (``resilience_kit.pytest_plugin``) builds its fixtures
+on these; nothing here imports pytest.
 """
 
 from __future__ import annotations
@@ -13,10 +16,26 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from resilience_kit._retry import _NO_WAITS
-from resilience_kit._validation import check_number
+from resilience_kit._transitions import (
+    Transition,
+    TransitionLog,
+    assert_transitions,
+    record_transitions,
+)
+from resilience_kit._validation import check_choice, check_number
+from resilience_kit.breaker import CircuitBreaker, CircuitState
 from resilience_kit.clock import Clock, _set_default_clock
 
-__all__ = ["FakeClock", "no_waits", "use_clock"]
+__all__ = [
+    "FakeClock",
+    "Transition",
+    "TransitionLog",
+    "assert_transitions",
+    "force_state",
+    "no_waits",
+    "record_transitions",
+    "use_clock",
+]
 
 
 class FakeClock:
@@ -98,3 +117,20 @@ def no_waits() -> Iterator[None]:
         yield
     finally:
         _NO_WAITS.exit()
+
+
+def force_state(breaker: CircuitBreaker, state: str | CircuitState) -> None:
+    """Put ``breaker`` into ``state`` from a fresh start, as if it had got there itself.
+
+    ``"OPEN"`` has just opened, for its base recovery timeout by its own clock; ``"HALF_OPEN"``
+    has just let that timeout pass, so the next call is a trial. ``"CLOSED"``,
+    ``"FORCED_OPEN"`` and ``"DISABLED"`` are :meth:`~CircuitBreaker.reset`,
+    :meth:`~CircuitBreaker.force_open` and :meth:`~CircuitBreaker.disable` from a fresh start.
+    Listeners hear one transition, caused by ``"force_state('OPEN')"`` (say); no failure is
+    counted and the totals are kept.
+
+    Raises:
+        ConfigurationError: ``state`` is not a state name.
+    """
+    names = tuple(s.value for s in CircuitState)
+    breaker._force_state(CircuitState(check_choice("state", str(state), names)))

@@ -17,6 +17,8 @@ import functools
 import inspect
 import logging
 import math
+import reprlib
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from types import TracebackType
@@ -27,6 +29,7 @@ from typing_extensions import ParamSpec, Self
 from resilience_kit import _validation as check
 from resilience_kit.breaker import _registry
 from resilience_kit.breaker._machine import (
+    HALF_OPEN,
     LOCK,
     NORMAL,
     OPEN,
@@ -65,7 +68,13 @@ class BreakerListener(Protocol):
     def on_state_change(
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
     ) -> None:
-        """The breaker moved from ``old`` to ``new``."""
+        """The breaker moved from ``old`` to ``new``.
+
+        Declare a keyword parameter ``cause: str = ""`` to be told, in words, what caused it
+        (``"failure: ConnectionError('refused') (5/5 in a row)"``, ``"recovery timeout elapsed
+        (30s)"``, ``"trial succeeded (2/2)"``, ``"reset()"``...). The text is made only when a
+        transition happens, and only if some listener asks for it.
+        """
 
     def on_success(self, breaker: CircuitBreaker, duration: float) -> None:
         """A call succeeded after ``duration`` seconds (by the breaker's clock)."""
@@ -80,22 +89,55 @@ class BreakerListener(Protocol):
         """A call was rejected without running."""
 
 
-_global_listeners: list[Any] = []
+# (listener, its on_state_change, whether that takes ``cause``), in the order they were added.
+_global_listeners: list[tuple[Any, Callable[..., object], bool]] = []
 
 
 def add_global_listener(listener: Any) -> None:
     """Call ``listener.on_state_change(breaker, old, new)`` on every breaker's transitions.
 
-    This is the process-wide hook a test recorder uses; it costs nothing until a breaker
-    changes state.
+    As for a :class:`BreakerListener`, the method also gets ``cause=`` (what caused the
+    transition, in words) if it declares a parameter of that name. This is the process-wide
+    hook the test recorder uses; it costs nothing until a breaker changes state.
     """
-    _global_listeners.append(listener)
+    method = listener.on_state_change
+    _global_listeners.append((listener, method, _accepts(method, "cause")))
 
 
 def remove_global_listener(listener: Any) -> None:
     """Undo :func:`add_global_listener` (nothing happens if ``listener`` was not added)."""
-    if listener in _global_listeners:
-        _global_listeners.remove(listener)
+    for entry in _global_listeners:
+        if entry[0] is listener:
+            _global_listeners.remove(entry)
+            return
+
+
+def use_clock_everywhere(clock: Clock) -> Callable[[], None]:
+    """Run every live breaker on ``clock``; return the function that puts their clocks back.
+
+    For tests (the pytest plugin's ``fake_clock``): breakers created at import time keep the
+    clock they were created with, and this reaches them. Breakers whose state is kept in
+    another process (a remote storage) are left alone: their times are not only theirs.
+    Breakers created after the switch are not touched by the undo.
+    """
+    switched: list[tuple[CircuitBreaker, Clock]] = []
+    rebased: set[int] = set()
+    for breaker in _registry.every_breaker():
+        cell = breaker._cell
+        if cell.remote:
+            continue
+        first = id(cell) not in rebased
+        rebased.add(id(cell))
+        switched.append((breaker, breaker._use_clock(clock, rebase=first)))
+
+    def restore() -> None:
+        done: set[int] = set()
+        for breaker, previous in switched:
+            first = id(breaker._cell) not in done
+            done.add(id(breaker._cell))
+            breaker._use_clock(previous, rebase=first)
+
+    return restore
 
 
 def _notify(callbacks: Iterable[Callable[..., object]], event: str, *args: object) -> None:
@@ -185,6 +227,20 @@ async def _resolve(answer: Any) -> Any:
 
 
 _NO_RESULT = object()
+
+# What just happened to the machine, passed to ``_settle`` so that a transition can be explained;
+# the words are made from it (and its detail) only when there is a transition to explain.
+_TIME = 0  # time passed (a poll); no detail
+_SUCCESS = 1  # a recorded success; no detail
+_ERROR = 2  # a recorded failure; detail: the exception
+_SLOW = 3  # a call slower than slow_call_threshold; detail: its duration
+_FLAGGED = 4  # a result failure_if flagged; detail: the result
+_MANUAL = 5  # a manual control; detail: its description
+
+# Errors and results in a cause: whole for the usual short ones, cut down for a huge payload.
+_short = reprlib.Repr()
+_short.maxother = _short.maxstring = 120
+
 # The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
 _entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
     contextvars.ContextVar("resilience_kit_breaker_entered", default=())
@@ -193,11 +249,12 @@ _entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] 
 _SHARED_MEMORY = MemoryStorage()
 
 
-def _accepts_error(fallback: Callable[..., Any] | None) -> bool:
-    if fallback is None:
+def _accepts(fn: Callable[..., Any] | None, keyword: str) -> bool:
+    """Whether ``fn`` declares a parameter called ``keyword`` that can be passed by name."""
+    if fn is None:
         return False
     try:
-        parameter = inspect.signature(fallback).parameters.get("error")
+        parameter = inspect.signature(fn).parameters.get(keyword)
     except (TypeError, ValueError):
         return False
     return parameter is not None and parameter.kind in (
@@ -278,6 +335,7 @@ class CircuitBreaker:
         "_on_success",
         "_slow",
         "_timed",
+        "_wrappers",
         "name",
         "storage",
     )
@@ -382,7 +440,7 @@ class CircuitBreaker:
         self._ignore = check.check_exception_types("ignore", options["ignore"])
         self._failure_if = check.check_callable("failure_if", options["failure_if"])
         self._fallback = check.check_callable("fallback", options["fallback"])
-        self._accepts_error = _accepts_error(self._fallback)
+        self._accepts_error = _accepts(self._fallback, "error")
         storage = options["storage"]
         if storage is None:
             storage = MemoryStorage()
@@ -402,7 +460,9 @@ class CircuitBreaker:
                 value=clock,
             )
         listeners = tuple(options["listeners"])
-        self._on_change = _hooks(listeners, "on_state_change")
+        self._on_change = tuple(
+            (hook, _accepts(hook, "cause")) for hook in _hooks(listeners, "on_state_change")
+        )
         self._on_success = _hooks(listeners, "on_success")
         self._on_failure = _hooks(listeners, "on_failure")
         self._on_rejected = _hooks(listeners, "on_rejected")
@@ -417,6 +477,7 @@ class CircuitBreaker:
         self._lock = self._cell.lock
         plain = not self._timed and self._failure_if is None
         self._gate = self._cell if plain else _ALWAYS_SLOW
+        self._wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
         _registry.register(self, shared)
 
     # -- decorator and call forms -------------------------------------------------------------
@@ -471,6 +532,7 @@ class CircuitBreaker:
                 return reject(now, args, kwargs)  # type: ignore[no-any-return]
             return general(fn, args, kwargs, now)
 
+        self._wrappers.add(guarded)
         return guarded
 
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
@@ -508,6 +570,7 @@ class CircuitBreaker:
                 return await _resolve(reject(now, args, kwargs))  # type: ignore[no-any-return]
             return await general(fn, args, kwargs, now)
 
+        self._wrappers.add(guarded)
         return guarded
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -664,26 +727,76 @@ class CircuitBreaker:
             with self._lock:
                 old = machine.state
                 ticket = machine.admit(now)
-                self._settle(old)
+                self._settle(old, _TIME)
         return ticket
 
-    def _settle(self, old: CircuitState) -> None:
-        """After a change to the machine, under the lock: refresh the gate, report a transition."""
+    def _settle(self, old: CircuitState, kind: int, detail: Any = None) -> None:
+        """After a change to the machine, under the lock: refresh the gate, report a transition.
+
+        ``kind`` (one of the ``_TIME``... constants) and ``detail`` say what changed it.
+        """
         machine = self._machine
         cell = self._cell
         # A cell kept elsewhere must see every outcome, so it never takes the fast path.
         cell.clean = machine.clean and not cell.remote
         new = machine.state
-        if new is not old:
-            _notify(self._on_change, "on_state_change", self, old, new)
-            if _global_listeners:
-                _notify(
-                    [listener.on_state_change for listener in tuple(_global_listeners)],
-                    "on_state_change",
-                    self,
-                    old,
-                    new,
-                )
+        if new is not old and (self._on_change or _global_listeners):
+            self._announce(old, new, kind, detail)
+
+    def _announce(self, old: CircuitState, new: CircuitState, kind: int, detail: Any) -> None:
+        cause: str | None = None
+        hooks = [*self._on_change, *((hook, wants) for _, hook, wants in tuple(_global_listeners))]
+        for hook, wants_cause in hooks:
+            try:
+                if wants_cause:
+                    if cause is None:
+                        cause = self._cause(old, new, kind, detail)
+                    hook(self, old, new, cause=cause)
+                else:
+                    hook(self, old, new)
+            except Exception:
+                _logger.exception("breaker listener %r failed in on_state_change", hook)
+
+    def _cause(self, old: CircuitState, new: CircuitState, kind: int, detail: Any) -> str:
+        """What made the machine go from ``old`` to ``new``, in words (never raises)."""
+        try:
+            return self._describe(old, new, kind, detail)
+        except Exception:  # a user's __repr__ that fails must not hide the transition
+            return f"{old} -> {new}"
+
+    def _describe(self, old: CircuitState, new: CircuitState, kind: int, detail: Any) -> str:
+        machine = self._machine
+        settings = machine.settings
+        if kind == _MANUAL:
+            return str(detail)
+        if new is HALF_OPEN and old is OPEN:
+            return f"recovery timeout elapsed ({machine.timeout:g}s)"
+        if old is HALF_OPEN and new is not OPEN:
+            threshold = settings.success_threshold
+            return f"trial succeeded ({threshold}/{threshold})"
+        if kind == _ERROR:
+            what = _short.repr(detail)
+        elif kind == _SLOW:
+            what = f"slow call {detail:.3g}s > {self._slow:g}s"
+        elif kind == _FLAGGED:
+            what = f"failure_if result {_short.repr(detail)}"
+        elif kind == _SUCCESS:
+            what = "a success"
+        else:
+            return f"{old} -> {new}"
+        if old is HALF_OPEN:
+            return f"trial failed: {what}"
+        if kind == _ERROR:
+            what = f"failure: {what}"
+        rate = settings.failure_rate
+        if rate is None:
+            return f"{what} ({settings.failure_threshold}/{settings.failure_threshold} in a row)"
+        window = cast("Any", machine.policy)
+        judged = (
+            f"failure rate {window.total_failed / window.total:.0%} >= {rate:.0%} "
+            f"over {window.total} calls"
+        )
+        return f"{judged} after {what}" if kind == _SUCCESS else f"{what} ({judged})"
 
     def _rejection(self, now: float) -> CircuitOpenError:
         """Count and report a rejected call; the error to raise or to give ``fallback``."""
@@ -716,7 +829,7 @@ class CircuitBreaker:
             and not isinstance(error, self._ignore)
         ):
             now = self._monotonic()
-            self._record_failure(ticket, now, error, now - started)
+            self._record_failure(ticket, now, now - started, _ERROR, error)
             return self._fallback is not None
         # Not an outcome that counts (ignored, unlisted, or KeyboardInterrupt and friends): the
         # trial slot, if it held one, goes back, or HALF_OPEN would wait for it forever.
@@ -730,10 +843,11 @@ class CircuitBreaker:
         now = self._monotonic()
         duration = now - started
         slow = self._slow
-        if (slow is not None and duration > slow) or (
-            result is not _NO_RESULT and self._flags(result)
-        ):
-            self._record_failure(ticket, now, None, duration)
+        if slow is not None and duration > slow:
+            self._record_failure(ticket, now, duration, _SLOW, duration)
+            return
+        if result is not _NO_RESULT and self._flags(result):
+            self._record_failure(ticket, now, duration, _FLAGGED, result)
             return
         cell = self._cell
         next(cell.successes)
@@ -745,7 +859,7 @@ class CircuitBreaker:
             with self._lock:
                 old = machine.state
                 machine.success(now, ticket)
-                self._settle(old)
+                self._settle(old, _SUCCESS)
 
     def _flags(self, result: Any) -> bool:
         predicate = self._failure_if
@@ -758,19 +872,22 @@ class CircuitBreaker:
             return False
 
     def _record_failure(
-        self, ticket: int, now: float, error: BaseException | None, duration: float
+        self, ticket: int, now: float, duration: float, kind: int, detail: Any
     ) -> None:
+        """Count a failure: ``kind`` is ``_ERROR`` (``detail`` the exception), ``_SLOW`` or
+        ``_FLAGGED`` (``detail`` the duration or the result)."""
         cell = self._cell
         machine = self._machine
         next(cell.failures)
         if self._on_failure:
+            error = detail if kind == _ERROR else None
             _notify(self._on_failure, "on_failure", self, error, duration)
         with self._lock:
             cell.success_mark = read_count(cell.successes)
             cell.last_failure = now
             old = machine.state
             machine.failure(now, ticket)
-            self._settle(old)
+            self._settle(old, kind, detail)
 
     # -- state, manual control ------------------------------------------------------------------
 
@@ -784,16 +901,26 @@ class CircuitBreaker:
                 with self._lock:
                     old = machine.state
                     machine.poll(now)
-                    self._settle(old)
+                    self._settle(old, _TIME)
         return machine.state
+
+    @property
+    def failure_on(self) -> tuple[type[BaseException], ...]:
+        """The exception types that count as failures (``failure_on``, as a tuple)."""
+        return self._failure_on
+
+    @property
+    def ignore(self) -> tuple[type[BaseException], ...]:
+        """The exception types that pass through uncounted (``ignore``)."""
+        return self._ignore
 
     def force_open(self) -> None:
         """Reject every call until :meth:`reset` (``retry_after`` is 0: no time will open it)."""
-        self._control(lambda machine: machine.force_open(self._monotonic()))
+        self._control(lambda machine: machine.force_open(self._monotonic()), "force_open()")
 
     def disable(self) -> None:
         """Let every call through and open for nothing until :meth:`reset`; totals still count."""
-        self._control(lambda machine: machine.disable())
+        self._control(lambda machine: machine.disable(), "disable()")
 
     def reset(self) -> None:
         """Return to a fresh CLOSED state with the base recovery timeout.
@@ -801,23 +928,88 @@ class CircuitBreaker:
         Lifetime totals (``total_*``) are kept: they are counters, and monitoring expects
         counters never to go down.
         """
+        self._control(self._fresh(lambda machine: machine.reset()), "reset()")
+
+    def _force_state(self, state: CircuitState) -> None:
+        """Start afresh in ``state``, as if the breaker had got there itself (for tests).
+
+        Private but stable: :func:`resilience_kit.testing.force_state` and the pytest plugin's
+        ``breaker_state`` marker use it. OPEN has just opened, for the base recovery timeout by
+        the breaker's clock; HALF_OPEN admits a trial call next; CLOSED, FORCED_OPEN and
+        DISABLED are :meth:`reset`, :meth:`force_open` and :meth:`disable` from a fresh start.
+        It is one transition for listeners, caused by ``"force_state('OPEN')"`` (say); totals
+        are kept, and no failure is counted.
+        """
+        target = CircuitState(state)
+        now = self._monotonic()
+        change = self._fresh(lambda machine: machine.force(target, now))
+        self._control(change, f"force_state({target.value!r})")
+
+    def _fresh(self, change: Callable[[Machine], None]) -> Callable[[Machine], None]:
+        """``change``, after forgetting the failures the state was built on (as ``reset``)."""
         cell = self._cell
 
-        def reset(machine: Any) -> None:
-            machine.reset()
+        def fresh(machine: Machine) -> None:
+            change(machine)
             cell.success_mark = read_count(cell.successes)
             cell.last_failure = None
 
-        self._control(reset)
+        return fresh
 
-    def _control(self, change: Callable[[Any], None]) -> None:
+    def _reset_totals(self) -> None:
+        """Count the lifetime totals (``total_*``) from zero again (for tests).
+
+        Private but stable: the pytest plugin's ``breakers`` fixture uses it. :meth:`reset`
+        keeps the totals on purpose (monitoring expects counters never to go down); a test
+        wants a breaker as fresh as a new one. The counters themselves run on (decorated
+        functions hold them), so this moves the zero the snapshot subtracts.
+        """
+        cell = self._cell
+        with self._lock:
+            cell.zeros = (
+                read_count(cell.successes),
+                read_count(cell.failures),
+                read_count(cell.rejected),
+                read_count(cell.unrecorded),
+            )
+
+    def _control(self, change: Callable[[Machine], None], cause: str) -> None:
         machine = self._machine
         with self._lock:
             old = machine.state
             change(machine)
-            self._settle(old)
+            self._settle(old, _MANUAL, cause)
         if self._cell.remote:
             self._cell.push(self._monotonic())
+
+    def _use_clock(self, clock: Clock, *, rebase: bool = True) -> Clock:
+        """Switch to ``clock`` from now on, and return the clock used so far (for tests).
+
+        Private but stable: :func:`use_clock_everywhere` (the pytest plugin's ``fake_clock``)
+        uses it. With ``rebase``, every stored time of the state is moved onto the new clock,
+        so what is left of a recovery timeout and the ages of outcomes in the rate window stay
+        the same; breakers sharing one state rebase it once. Decorated functions hold the
+        clock's bound ``monotonic`` in their closure (the hot path reads a local, not an
+        attribute), so that closure cell is rewritten too: switching costs nothing per call.
+        A call running across the switch measures its duration on two clocks: switch between
+        calls.
+        """
+        previous = self._clock
+        monotonic = clock.monotonic
+        with self._lock:
+            if rebase:
+                old_now = self._monotonic()
+                new_now = monotonic()
+                self._machine.rebase(old_now, new_now)
+                cell = self._cell
+                if cell.last_failure is not None:
+                    cell.last_failure += new_now - old_now
+            self._clock = clock
+            self._monotonic = monotonic
+            for wrapper in tuple(self._wrappers):
+                closure = cast("tuple[Any, ...]", wrapper.__closure__)
+                closure[wrapper.__code__.co_freevars.index("monotonic")].cell_contents = monotonic
+        return previous
 
     def unregister(self) -> None:
         """Free this breaker's name in the process registry (it goes on working).
@@ -839,16 +1031,18 @@ class CircuitBreaker:
             wall = clock.wall()
             old = machine.state
             machine.poll(now)
-            self._settle(old)
+            self._settle(old, _TIME)
             state = machine.state
             failure_count = machine.failure_count(now)
             window_rate = machine.policy.failure_rate(now)
             opened_at = machine.opened_at
             retry_after = machine.retry_after(now)
-            successes = read_count(cell.successes)
-            failures = read_count(cell.failures)
-            rejected = read_count(cell.rejected)
-            unrecorded = read_count(cell.unrecorded)
+            counted = read_count(cell.successes)
+            zero_successes, zero_failures, zero_rejected, zero_unrecorded = cell.zeros
+            successes = counted - zero_successes
+            failures = read_count(cell.failures) - zero_failures
+            rejected = read_count(cell.rejected) - zero_rejected
+            unrecorded = read_count(cell.unrecorded) - zero_unrecorded
             mark = cell.success_mark
             last_failure = cell.last_failure
         recorded = successes + failures
@@ -856,7 +1050,7 @@ class CircuitBreaker:
             name=self.name,
             state=state,
             failure_count=failure_count,
-            consecutive_successes=max(0, successes - mark),
+            consecutive_successes=max(0, counted - mark),
             total_calls=recorded + rejected + unrecorded,
             total_successes=successes,
             total_failures=failures,

@@ -236,6 +236,35 @@ class Machine:
         self.opened_at = None
         self._close()
 
+    def force(self, state: CircuitState, now: float) -> None:
+        """Start afresh in ``state``, as if the breaker had got there itself (for tests).
+
+        OPEN has just opened with the base recovery timeout; HALF_OPEN has just let that
+        timeout pass, so the next call is a trial.
+        """
+        self.reset()
+        if state is OPEN:
+            self._open(now)
+        elif state is HALF_OPEN:
+            self.opened_at = self.open_until = now
+            self._set(HALF_OPEN)
+        elif state is FORCED_OPEN:
+            self.force_open(now)
+        elif state is DISABLED:
+            self.disable()
+
+    def rebase(self, old_now: float, new_now: float) -> None:
+        """Move every stored time onto another clock that reads ``new_now`` when this one
+        reads ``old_now``: what is left of a timeout, and the ages of outcomes, stay as they are.
+        """
+        shift = new_now - old_now
+        self.open_until += shift
+        if self.opened_at is not None:
+            self.opened_at += shift
+        if self.state is OPEN:
+            self.reject_until = self.open_until
+        self.policy.rebase(old_now, new_now)
+
     # -- transitions ----------------------------------------------------------------------------
 
     def _set(self, state: CircuitState) -> None:

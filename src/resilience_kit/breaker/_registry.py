@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from resilience_kit.breaker._breaker import CircuitBreaker
     from resilience_kit.breaker.storage import BreakerStorage
 
-__all__ = ["breakers", "get_breaker", "register", "unregister"]
+__all__ = ["breakers", "every_breaker", "get_breaker", "register", "unregister"]
 
 # name -> [(breaker, storage it shares on purpose or None)]
 _entries: dict[str, list[tuple[weakref.ref[CircuitBreaker], BreakerStorage | None]]] = {}
@@ -79,6 +79,15 @@ def breakers() -> dict[str, CircuitBreaker]:
                 if breaker is not None:
                     found[name] = breaker
                     break
+    return found
+
+
+def every_breaker() -> list[CircuitBreaker]:
+    """Every live breaker, those that share a name on purpose included."""
+    found: list[CircuitBreaker] = []
+    with _lock:
+        for name in list(_entries):
+            found.extend(breaker for ref, _ in _live(name) if (breaker := ref()) is not None)
     return found
 
 

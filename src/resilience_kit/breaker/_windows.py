@@ -41,6 +41,9 @@ class ConsecutiveFailures:
         """Forget every outcome."""
         self.failures = 0
 
+    def rebase(self, old_now: float, new_now: float) -> None:
+        """Move onto another clock (see ``Machine.rebase``): no times are kept here."""
+
 
 class FailureRateWindow:
     """Trips when the share of failures over the last ``window`` seconds reaches ``rate``.
@@ -120,3 +123,17 @@ class FailureRateWindow:
     def clear(self) -> None:
         """Forget every outcome."""
         self._empty()
+
+    def rebase(self, old_now: float, new_now: float) -> None:
+        """Move onto another clock that reads ``new_now`` when the old one reads ``old_now``.
+
+        The ring turns with the bucket numbers, so every outcome keeps its age (to within a
+        bucket) and leaves the window when it would have.
+        """
+        self._advance(old_now)
+        head = int(new_now // self.width)
+        turn = (head - self.head) % BUCKETS
+        if turn:
+            self.calls = self.calls[-turn:] + self.calls[:-turn]
+            self.failed = self.failed[-turn:] + self.failed[:-turn]
+        self.head = head

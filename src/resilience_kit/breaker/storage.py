@@ -45,6 +45,8 @@ class BreakerCell:
             path reads it without the lock.
         successes, failures, rejected, unrecorded: Lifetime totals as lock-free
             :class:`itertools.count` counters (read them with :func:`read_count`).
+        zeros: What those four counters read when the totals were last zeroed (for tests):
+            the totals reported are the counts minus these.
         success_mark: ``successes`` at the last recorded failure (for
             ``consecutive_successes``).
         last_failure: Monotonic time of the last recorded failure, or ``None``.
@@ -64,6 +66,7 @@ class BreakerCell:
         "success_mark",
         "successes",
         "unrecorded",
+        "zeros",
     )
 
     remote = False
@@ -78,6 +81,7 @@ class BreakerCell:
         self.unrecorded = itertools.count()
         self.success_mark = 0
         self.last_failure: float | None = None
+        self.zeros = (0, 0, 0, 0)
 
     def pull(self, now: float) -> None:
         """Bring ``machine`` up to date with the shared state (nothing to do in memory)."""
