@@ -19,9 +19,13 @@ import inspect
 import itertools
 import json
 import logging
+import math
+import numbers
 import os
 import threading
 import time
+import traceback
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar, cast, overload
 
@@ -29,6 +33,7 @@ import tenacity
 from typing_extensions import ParamSpec
 
 from resilience_kit import _env
+from resilience_kit._callables import is_async_callable
 from resilience_kit._redact import redact
 from resilience_kit._transient import (
     retry_after_from_response,
@@ -100,8 +105,10 @@ class RetryPolicy:
         max_wait: Longest wait in seconds (>= ``min_wait``); caps jitter and ``Retry-After``.
         multiplier: Scale of the exponential waits (> 0).
         jitter: Up to this many seconds of uniform random time added to each wait (>= 0).
-        deadline: Total seconds for all attempts and waits (> 0), or None. No wait ends past
-            it: the last one is shortened, and no attempt starts after it.
+        deadline: Total seconds for all attempts and waits (> 0), or None. The final attempt
+            is guaranteed 1% of it: no wait ends later than 99% of the deadline (the last one
+            is shortened to end there, and the attempt after it is the last), and the retries
+            stop once less than 1% is left.
         retry_on: Exception classes to retry (subclasses of ``Exception``).
         give_up_on: Exception classes never retried, even if ``retry_on`` matches them.
         on_exhausted: ``"raise"`` re-raises the last attempt's exception unchanged;
@@ -113,7 +120,8 @@ class RetryPolicy:
             their attributes rather than their class).
         retry_after: Reads a server-requested delay from an error: called with the error and
             the current wall-clock time, returns seconds or None. The wait is at least that
-            long, still capped by ``max_wait`` and ``deadline``.
+            long, still capped by ``max_wait`` and ``deadline``. An answer that is not a
+            finite real number >= 0, or an exception, is logged and ignored.
     """
 
     attempts: int = 3
@@ -231,14 +239,38 @@ class RetryPolicy:
         try:
             return base.replace(**changes)
         except ConfigurationError as error:
-            # A range error between two fields (MIN_WAIT above MAX_WAIT) must still point at
-            # the variables, not only at the field names.
-            variable, raw = raw_values.get(error.parameter or "", next(iter(raw_values.values())))
-            settings = ", ".join(f"{v}={r!r}" for v, r in raw_values.values())
-            raise ConfigurationError(
-                f"{error} (environment: {settings})", parameter=variable, value=raw
-            ) from None
+            raise _blame_variables(error, base, raw_values) from None
 
+
+def _blame_variables(
+    error: ConfigurationError, base: RetryPolicy, raw_values: Mapping[str, tuple[str, str]]
+) -> ConfigurationError:
+    """Restate a validation error of ``from_env`` in terms of the variables that caused it.
+
+    Each variable was parsed within its own field's range already, so what is left is a field
+    the policy's own checks refuse, or a conflict between two fields, which may be two
+    variables or one variable and the base policy.
+    """
+    field = error.parameter or ""
+    fields, rule = _CONFLICTS.get(field, ((field,), str(error)))
+    involved = [raw_values[f] for f in fields if f in raw_values] or list(raw_values.values())
+    settings = ", ".join(f"{variable}={raw!r}" for variable, raw in involved)
+    from_base = [f"{f}={getattr(base, f)!r}" for f in fields if f not in raw_values]
+    if len(fields) == 1:
+        message = f"{settings}: {rule}"
+    elif from_base:
+        message = f"{settings} conflicts with the base policy's {', '.join(from_base)}: {rule}"
+    else:
+        message = f"{settings} conflict: {rule}"
+    variables = ", ".join(variable for variable, _ in involved)
+    value = involved[0][1] if len(involved) == 1 else dict(involved)
+    return ConfigurationError(message, parameter=variables, value=value)
+
+
+# Checks between fields, by the field whose check reports them: the fields involved, the rule.
+_CONFLICTS: Final[Mapping[str, tuple[tuple[str, ...], str]]] = {
+    "max_wait": (("min_wait", "max_wait"), "min_wait must be <= max_wait"),
+}
 
 _FIELD_ORDER: Final = tuple(f.name for f in dataclasses.fields(RetryPolicy))
 _FIELD_NAMES: Final = frozenset(_FIELD_ORDER)
@@ -312,23 +344,26 @@ DATABASE: Final = RetryPolicy(
 )
 """Transient database errors: 3 attempts, waits 2 s then 2 s (exponential, 2..10 s), re-raises."""
 
-REDIS: Final = RetryPolicy.from_env(
-    "REDIS_RETRY",
-    base=RetryPolicy(
-        name="redis",
-        attempts=3,
-        wait="exponential",
-        multiplier=1.0,
-        min_wait=0.5,
-        max_wait=2.0,
-        retry_on=(),
-        retry_if=transient_redis_error,
-        on_exhausted="return_default",
-        default=None,
-    ),
+REDIS: Final = RetryPolicy(
+    name="redis",
+    attempts=3,
+    wait="exponential",
+    multiplier=1.0,
+    min_wait=0.5,
+    max_wait=2.0,
+    retry_on=(),
+    retry_if=transient_redis_error,
+    on_exhausted="return_default",
+    default=None,
 )
 """Redis connection errors and timeouts: 3 attempts, waits 1 s then 2 s (exponential,
-0.5..2 s), then returns None. ``REDIS_RETRY_*`` variables override it at import."""
+0.5..2 s), then returns None.
+
+This constant holds the defaults. Decorating with it (``@retry(REDIS)``) or with its name
+(``@retry("redis")``) applies the ``REDIS_RETRY_*`` environment variables read at that moment;
+a bad value raises :class:`~resilience_kit.ConfigurationError` naming the variable there."""
+
+_REDIS_ENV_PREFIX: Final = "REDIS_RETRY"
 
 EXTERNAL_API: Final = RetryPolicy(
     name="external_api",
@@ -369,7 +404,6 @@ BEST_EFFORT: Final = RetryPolicy(
 )
 """Side work that must never fail the caller: 2 attempts, 0.5 s apart, then returns None."""
 
-# Keyed by the preset's own name even if REDIS_RETRY_NAME renamed REDIS.
 PRESETS: Final[Mapping[str, RetryPolicy]] = {
     "database": DATABASE,
     "redis": REDIS,
@@ -392,6 +426,10 @@ def _resolve(policy_or_preset: RetryPolicy | str, overrides: Mapping[str, Any]) 
             parameter="policy_or_preset",
             value=policy_or_preset,
         )
+    if policy is REDIS:
+        # Read at decoration, not at import: a bad variable must not break importing the
+        # package, and a test's monkeypatch.setenv must reach the functions it decorates.
+        policy = RetryPolicy.from_env(_REDIS_ENV_PREFIX, base=REDIS)
     return policy.replace(**overrides) if overrides else policy
 
 
@@ -533,6 +571,55 @@ def _pause_async(sleep: Callable[[float], object]) -> Callable[[float], Awaitabl
 # --- the retry core (shared by sync and async; knows nothing about asyncio) -------------------
 
 _RETRY, _GIVE_UP, _PROPAGATE = 0, 1, 2
+# Share of the deadline the final attempt is guaranteed: a wait never eats into it, and the
+# retries stop once less than this remains (an attempt with no time left is pointless).
+_DEADLINE_RESERVE: Final = 0.01
+# SQLAlchemy's str() of a statement error appends the statement and its bound parameters, that
+# is, the call's arguments: everything from the first of these markers on is dropped.
+_SQL_MARKERS: Final = ("\n[SQL: ", "\n[parameters: ")
+
+
+def _error_text(error: BaseException) -> str:
+    """What may be logged of an error's message: redacted, cut, never a statement's parameters."""
+    try:
+        orig = getattr(error, "orig", None)
+        if isinstance(orig, BaseException) and hasattr(error, "statement"):
+            # A SQLAlchemy DBAPIError: the driver's error says what went wrong; the wrapper's
+            # message only adds the statement and the parameters.
+            text = f"({type(orig).__module__}.{type(orig).__qualname__}) {orig}"
+        else:
+            text = str(error)
+        for marker in _SQL_MARKERS:
+            cut = text.find(marker)
+            if cut >= 0:
+                text = text[:cut]
+        return redact(text, max_length=_MESSAGE_LIMIT)
+    except Exception:
+        return "<unprintable message>"
+
+
+def _hook_failed(policy: RetryPolicy, hook: str, error: Exception, consequence: str) -> None:
+    """Log a ``retry_if`` / ``retry_after`` that raised, without a traceback.
+
+    The hook runs while the call's error is being handled, so its own error carries the call's
+    error as ``__context__``: a logged traceback would print that one unredacted. The hook's
+    error type, its redacted message and where it was raised are enough to find the bug.
+    """
+    with contextlib.suppress(Exception):  # a broken log handler must not break the call
+        frames = traceback.StackSummary.extract(
+            traceback.walk_tb(error.__traceback__), lookup_lines=False
+        )
+        where = f" at {frames[-1].filename}:{frames[-1].lineno}" if frames else ""
+        _LOGGER.error(
+            "%s of policy %r failed with %s%s: %s; %s",
+            hook,
+            policy.name,
+            type(error).__name__,
+            where,
+            _error_text(error),
+            consequence,
+            extra={"retry_policy": policy.name, "error_type": type(error).__name__},
+        )
 
 
 class _Retrier:
@@ -544,6 +631,7 @@ class _Retrier:
         "count_call",
         "counters",
         "policy",
+        "reserve",
         "returns_default",
     )
 
@@ -553,6 +641,7 @@ class _Retrier:
         self.counters = _counters_for(policy.name)
         self.count_call = self.counters.calls.__next__
         self.returns_default = policy.on_exhausted == "return_default"
+        self.reserve = 0.0 if policy.deadline is None else policy.deadline * _DEADLINE_RESERVE
         base: tenacity.wait.wait_base
         if policy.wait == "fixed":
             base = tenacity.wait_fixed(policy.min_wait)
@@ -569,6 +658,7 @@ class _Retrier:
         self.base_wait = base
 
     def verdict(self, error: BaseException) -> int:
+        """What to do with an attempt's error; runs ``retry_if`` at most once per error."""
         policy = self.policy
         if not isinstance(error, Exception):
             return _PROPAGATE
@@ -580,33 +670,86 @@ class _Retrier:
             try:
                 if policy.retry_if(error):
                     return _RETRY
-            except Exception:
-                _LOGGER.exception("retry_if of policy %r failed; not retrying", policy.name)
+            except Exception as hook_error:
+                _hook_failed(policy, "retry_if", hook_error, "not retrying")
         return _PROPAGATE
 
-    def takes_over(self, error: BaseException) -> bool:
-        """Whether a first attempt's error goes to the retry loop instead of the caller."""
+    def takes_over(self, error: BaseException) -> int | None:
+        """The verdict on a first attempt's error if the retry loop handles it, else None."""
         verdict = self.verdict(error)
-        return verdict == _RETRY or (verdict == _GIVE_UP and self.returns_default)
+        if verdict == _RETRY or (verdict == _GIVE_UP and self.returns_default):
+            return verdict
+        return None
+
+    def hint(self, error: BaseException) -> float:
+        """The wait ``retry_after`` asks for (0 if none), or 0 if it raised or answered junk."""
+        policy = self.policy
+        if policy.retry_after is None:
+            return 0.0
+        try:
+            # Typed as an answer the hook promised; checked as anything it may return.
+            answer: object = policy.retry_after(error, self.clock.wall())
+        except Exception as hook_error:
+            _hook_failed(policy, "retry_after", hook_error, "using the backoff wait")
+            return 0.0
+        if answer is None:
+            return 0.0
+        with contextlib.suppress(Exception):  # a Real whose float() raises is junk too
+            if not isinstance(answer, bool) and isinstance(answer, numbers.Real):
+                seconds = float(answer)
+                if math.isfinite(seconds) and seconds >= 0:
+                    return seconds
+        with contextlib.suppress(Exception):
+            _LOGGER.error(
+                "retry_after of policy %r returned %s of type %s, not a finite number of "
+                "seconds >= 0; using the backoff wait",
+                policy.name,
+                redact(repr(answer), max_length=60),
+                type(answer).__name__,
+                extra={"retry_policy": policy.name},
+            )
+        return 0.0
 
 
-def _message(error: BaseException) -> str:
-    try:
-        return redact(str(error), max_length=_MESSAGE_LIMIT)
-    except Exception:
-        return "<unprintable message>"
+def _attempt_traceback(error: BaseException) -> types.TracebackType | None:
+    """The traceback of an attempt's error from the called function down.
+
+    The error was caught in the wrapper (first attempt) or in the retry loop (later ones), so
+    its traceback starts with that frame; re-raising it from the loop adds the loop's frame
+    again. Re-raising with this traceback gives ``wrapper -> loop -> the function``, never
+    tenacity's or ``concurrent.futures``' frames.
+    """
+    traceback_ = error.__traceback__
+    return None if traceback_ is None else traceback_.tb_next
 
 
 class _Run:
     """One call's retries after its first attempt failed: tenacity's callbacks live here."""
 
-    __slots__ = ("first", "retrier", "start", "state")
+    __slots__ = (
+        "first",
+        "first_verdict",
+        "last_wait",
+        "planned",
+        "retrier",
+        "sleep_for",
+        "start",
+        "state",
+        "stopping",
+    )
 
-    def __init__(self, retrier: _Retrier, first: BaseException, start: float) -> None:
+    def __init__(
+        self, retrier: _Retrier, first: BaseException, first_verdict: int, start: float
+    ) -> None:
         self.retrier = retrier
         self.first = first
+        self.first_verdict = first_verdict
         self.start = start
         self.state: tenacity.RetryCallState | None = None
+        self.planned = 0  # the attempt whose stop-or-wait decision is made
+        self.stopping = False
+        self.sleep_for = 0.0
+        self.last_wait = False  # a wait was cut short by the deadline: no retry after it
 
     def remaining(self) -> float:
         deadline = self.retrier.policy.deadline
@@ -618,36 +761,47 @@ class _Run:
         return {
             "stop": self.stop,
             "wait": self.wait,
-            "retry": self.should_retry,
+            "retry": _failed,
             "before_sleep": self.before_sleep,
             "retry_error_callback": _exhausted,
         }
 
-    def should_retry(self, state: tenacity.RetryCallState) -> bool:
-        outcome = state.outcome
-        if outcome is None or not outcome.failed:
-            return False
-        error = outcome.exception()
-        return error is not None and self.retrier.verdict(error) == _RETRY
+    def plan(self, state: tenacity.RetryCallState) -> None:
+        """Decide once per failed attempt whether to stop and how long to wait.
 
-    def stop(self, state: tenacity.RetryCallState) -> bool:
-        return state.attempt_number >= self.retrier.policy.attempts or self.remaining() <= 0
-
-    def wait(self, state: tenacity.RetryCallState) -> float:
+        tenacity asks ``stop`` and ``wait`` separately (in an order that changed between
+        versions); both read this one decision, so the clock and ``retry_after`` are read
+        once per attempt.
+        """
+        number = state.attempt_number
+        if number == self.planned:
+            return
+        self.planned = number
+        self.stopping, self.sleep_for = True, 0.0
         retrier = self.retrier
         policy = retrier.policy
+        if number >= policy.attempts or self.last_wait:
+            return
         seconds = float(retrier.base_wait(state))
-        if policy.retry_after is not None and state.outcome is not None:
-            error = state.outcome.exception()
-            hint = None
-            if error is not None:
-                try:
-                    hint = policy.retry_after(error, retrier.clock.wall())
-                except Exception:
-                    _LOGGER.exception("retry_after of policy %r failed", policy.name)
-            if hint is not None and hint > seconds:
-                seconds = hint
-        return max(0.0, min(seconds, policy.max_wait, self.remaining()))
+        error = state.outcome.exception() if state.outcome is not None else None
+        if error is not None:
+            seconds = max(seconds, retrier.hint(error))
+        seconds = min(seconds, policy.max_wait)
+        if policy.deadline is not None:
+            budget = self.remaining() - retrier.reserve
+            if budget <= 0:
+                return
+            if seconds >= budget:
+                seconds, self.last_wait = budget, True
+        self.stopping, self.sleep_for = False, max(0.0, seconds)
+
+    def stop(self, state: tenacity.RetryCallState) -> bool:
+        self.plan(state)
+        return self.stopping
+
+    def wait(self, state: tenacity.RetryCallState) -> float:
+        self.plan(state)
+        return self.sleep_for
 
     def before_sleep(self, state: tenacity.RetryCallState) -> None:
         policy = self.retrier.policy
@@ -663,7 +817,7 @@ class _Run:
                 state.attempt_number,
                 policy.attempts,
                 type(error).__name__,
-                _message(error) if error is not None else "",
+                _error_text(error) if error is not None else "",
                 wait,
                 extra={
                     "retry_policy": policy.name,
@@ -682,29 +836,44 @@ class _Run:
     def attempt_starts(self) -> None:
         next(self.retrier.counters.retries)
 
-    def absorbs(self, error: BaseException) -> bool:
-        """Whether an error that ended the loop becomes the default (else it propagates)."""
-        return self.retrier.returns_default and self.retrier.verdict(error) == _GIVE_UP
+    def failed(self, state: tenacity.RetryCallState, error: Exception) -> int:
+        """Judge a later attempt's error; a retryable one goes to tenacity's loop."""
+        verdict = self.retrier.verdict(error)
+        if verdict == _RETRY:
+            state.set_exception((type(error), error, error.__traceback__))
+        return verdict
 
-    def give_up(self, error: BaseException) -> Any:
-        self._log_default(error, "gave up at once")
-        return self.retrier.policy.default
+    def conclude(
+        self, failure: BaseException | None, verdict: int
+    ) -> tuple[BaseException | None, Any]:
+        """``(error to raise, None)`` or ``(None, the call's result)`` once the loop ended.
 
-    def finish(self) -> Any:
-        """The call's result once tenacity's loop has ended normally."""
+        ``failure`` is a later attempt's error that is not retried (with its ``verdict``);
+        None when tenacity's loop ended on its own, with a success or with no attempt or
+        time left.
+        """
+        retrier = self.retrier
+        if failure is not None:
+            if verdict == _GIVE_UP and retrier.returns_default:
+                return None, self.give_up(failure)
+            return failure, None
         state = self.state
         assert state is not None  # noqa: S101 - the loop ran
         assert state.outcome is not None  # noqa: S101
         outcome = state.outcome
         if not outcome.failed:
-            next(self.retrier.counters.successes)
-            return outcome.result()
-        next(self.retrier.counters.exhausted)
+            next(retrier.counters.successes)
+            return None, outcome.result()
+        next(retrier.counters.exhausted)
         error = outcome.exception()
         assert error is not None  # noqa: S101 - a failed outcome holds its exception
-        if not self.retrier.returns_default:
-            raise error
+        if not retrier.returns_default:
+            return error, None
         self._log_default(error, f"exhausted after {state.attempt_number} attempts")
+        return None, retrier.policy.default
+
+    def give_up(self, error: BaseException) -> Any:
+        self._log_default(error, "gave up at once")
         return self.retrier.policy.default
 
     def _log_default(self, error: BaseException, why: str) -> None:
@@ -716,13 +885,23 @@ class _Run:
                 policy.name,
                 why,
                 type(error).__name__,
-                _message(error),
+                _error_text(error),
                 extra={"retry_policy": policy.name, "error_type": type(error).__name__},
             )
 
 
+def _failed(state: tenacity.RetryCallState) -> bool:
+    """tenacity's retry predicate: only errors judged retryable ever reach its loop."""
+    return state.outcome is not None and state.outcome.failed
+
+
 def _exhausted(state: tenacity.RetryCallState) -> None:
-    """tenacity's retry_error_callback: end the loop quietly; _Run.finish reads the outcome."""
+    """tenacity's retry_error_callback: end the loop quietly; _Run.conclude reads the outcome."""
+
+
+# The two loops differ only in ``await``. Neither lets tenacity raise the call's error (its
+# frames would join the traceback): an error that is not retried leaves the loop at once, and
+# the last error of an exhausted run is read from the outcome and raised here.
 
 
 def _retry_sync(
@@ -732,26 +911,28 @@ def _retry_sync(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    if run.retrier.verdict(run.first) == _GIVE_UP:
+    if run.first_verdict == _GIVE_UP:
         return run.give_up(run.first)
-    try:
-        for attempt in tenacity.Retrying(sleep=pause, **run.options()):
-            if run.state is None:
-                run.seed(attempt.retry_state)
+    failure: Exception | None = None
+    verdict = _RETRY
+    for attempt in tenacity.Retrying(sleep=pause, **run.options()):
+        if run.state is None:
+            run.seed(attempt.retry_state)
+            continue
+        run.attempt_starts()
+        try:
+            result = fn(*args, **kwargs)
+        except Exception as error:
+            verdict = run.failed(attempt.retry_state, error)
+            if verdict == _RETRY:
                 continue
-            run.attempt_starts()
-            try:
-                result = fn(*args, **kwargs)
-            except Exception as error:
-                attempt.retry_state.set_exception((type(error), error, error.__traceback__))
-            else:
-                attempt.retry_state.set_result(result)
-    except Exception as error:
-        # tenacity re-raised a failure its predicate declined to retry.
-        if not run.absorbs(error):
-            raise
-        return run.give_up(error)
-    return run.finish()
+            failure = error
+            break
+        attempt.retry_state.set_result(result)
+    raised, value = run.conclude(failure, verdict)
+    if raised is None:
+        return value
+    raise raised.with_traceback(_attempt_traceback(raised))
 
 
 async def _retry_async(
@@ -761,25 +942,28 @@ async def _retry_async(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
-    if run.retrier.verdict(run.first) == _GIVE_UP:
+    if run.first_verdict == _GIVE_UP:
         return run.give_up(run.first)
-    try:
-        async for attempt in tenacity.AsyncRetrying(sleep=pause, **run.options()):
-            if run.state is None:
-                run.seed(attempt.retry_state)
+    failure: Exception | None = None
+    verdict = _RETRY
+    async for attempt in tenacity.AsyncRetrying(sleep=pause, **run.options()):
+        if run.state is None:
+            run.seed(attempt.retry_state)
+            continue
+        run.attempt_starts()
+        try:
+            result = await fn(*args, **kwargs)
+        except Exception as error:
+            verdict = run.failed(attempt.retry_state, error)
+            if verdict == _RETRY:
                 continue
-            run.attempt_starts()
-            try:
-                result = await fn(*args, **kwargs)
-            except Exception as error:
-                attempt.retry_state.set_exception((type(error), error, error.__traceback__))
-            else:
-                attempt.retry_state.set_result(result)
-    except Exception as error:
-        if not run.absorbs(error):
-            raise
-        return run.give_up(error)
-    return run.finish()
+            failure = error
+            break
+        attempt.retry_state.set_result(result)
+    raised, value = run.conclude(failure, verdict)
+    if raised is None:
+        return value
+    raise raised.with_traceback(_attempt_traceback(raised))
 
 
 # --- the decorator ---------------------------------------------------------------------------
@@ -803,6 +987,11 @@ def _decorate(
     clock: Clock | None,
     sleep: Callable[[float], Any] | None,
 ) -> Callable[P, R]:
+    if isinstance(fn, (staticmethod, classmethod)):
+        # Under @staticmethod / @classmethod: retry the function inside and wrap it again, so
+        # the descriptor still binds (or does not bind) the class as before.
+        inner = _decorate(fn.__func__, policy, clock, sleep)
+        return cast(Callable[P, R], type(fn)(inner))
     if not callable(fn):
         raise ConfigurationError(
             f"retry decorates a function, got {fn!r}", parameter="fn", value=fn
@@ -823,7 +1012,7 @@ def _decorate(
     # Reading the clock costs ~40 ns; only a deadline needs the start time.
     timed = policy.deadline is not None
 
-    if inspect.iscoroutinefunction(fn):
+    if is_async_callable(fn):
         async_fn = cast(Callable[..., Awaitable[Any]], fn)
         async_pause = _pause_async(async_sleep)
 
@@ -833,15 +1022,16 @@ def _decorate(
             try:
                 return await async_fn(*args, **kwargs)
             except Exception as error:
-                if not takes_over(error):
+                verdict = takes_over(error)
+                if verdict is None:
                     raise
                 first = error
             # Outside the except block, so later attempts do not see `first` as the
             # exception being handled (it would become their __context__).
-            run = _Run(retrier, first, start)
+            run = _Run(retrier, first, verdict, start)
             return await _retry_async(run, async_pause, async_fn, args, kwargs)
 
-        return cast(Callable[P, R], functools.update_wrapper(async_wrapper, fn))
+        return cast(Callable[P, R], _wraps(async_wrapper, fn))
 
     if inspect.iscoroutinefunction(sync_sleep):
         raise ConfigurationError(
@@ -857,12 +1047,25 @@ def _decorate(
         try:
             return fn(*args, **kwargs)
         except Exception as error:
-            if not takes_over(error):
+            verdict = takes_over(error)
+            if verdict is None:
                 raise
             first = error
-        return _retry_sync(_Run(retrier, first, start), sync_pause, fn, args, kwargs)
+        return _retry_sync(_Run(retrier, first, verdict, start), sync_pause, fn, args, kwargs)
 
-    return cast(Callable[P, R], functools.update_wrapper(wrapper, fn))
+    return cast(Callable[P, R], _wraps(wrapper, fn))
+
+
+def _wraps(wrapper: Callable[..., Any], fn: object) -> Callable[..., Any]:
+    """``functools.update_wrapper`` for functions; a callable instance keeps its own state.
+
+    Copying an instance's ``__dict__`` onto the wrapper would freeze a snapshot of its
+    attributes there (a client's counters, its connection), which later reads would mistake for
+    the live ones.
+    """
+    if inspect.isroutine(fn) or isinstance(fn, functools.partial):
+        return functools.update_wrapper(wrapper, cast("Callable[..., Any]", fn))
+    return functools.update_wrapper(wrapper, cast("Callable[..., Any]", fn), updated=())
 
 
 @overload
@@ -912,7 +1115,9 @@ def retry(
         >>> @retry("database", attempts=5)
         ... def load_profile(user_id: int) -> dict[str, object]: ...
     """
-    if callable(policy_or_preset) and not isinstance(policy_or_preset, (RetryPolicy, str)):
+    if isinstance(policy_or_preset, (staticmethod, classmethod)) or (
+        callable(policy_or_preset) and not isinstance(policy_or_preset, (RetryPolicy, str))
+    ):
         fn = policy_or_preset
         return _decorate(fn, _resolve("external_api", overrides), clock, sleep)
     policy = _resolve(policy_or_preset, overrides)

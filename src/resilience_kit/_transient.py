@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import email.utils
-import math
+import re
 from collections.abc import Iterator
 from datetime import timezone
 
@@ -199,17 +199,26 @@ def http_status(error: BaseException) -> int | None:
     return None
 
 
+# 408: the server timed out waiting for the request; 429: rate limited; 5xx: the server failed,
+# except 501 (the method is not implemented) and 505 (the HTTP version is not supported), which
+# no retry changes.
+_HTTP_RETRYABLE_STATUSES = frozenset({408, 429})
+_HTTP_PERMANENT_5XX = frozenset({501, 505})
+
+
 def retryable_http_error(error: BaseException) -> bool:
     """Whether an HTTP client error is worth retrying.
 
-    True for responses with status 429 or 5xx, for connection errors and timeouts of httpx,
-    requests and aiohttp (recognised by class name; none of them is imported), and for the
-    builtin ``ConnectionError`` / ``TimeoutError``. False for other statuses, TLS and
-    proxy errors, and malformed requests.
+    True for responses with status 408, 429, or 5xx except 501 and 505, for connection errors
+    and timeouts of httpx, requests and aiohttp (recognised by class name; none of them is
+    imported), and for the builtin ``ConnectionError`` / ``TimeoutError``. False for other
+    statuses, TLS and proxy errors, and malformed requests.
     """
     status = http_status(error)
     if status is not None:
-        return status == 429 or status >= 500
+        return status in _HTTP_RETRYABLE_STATUSES or (
+            500 <= status <= 599 and status not in _HTTP_PERMANENT_5XX
+        )
     names = [name for module, name in _classes(error) if module != "builtins"]
     if any(name in _HTTP_NEVER for name in names):
         return False
@@ -218,36 +227,84 @@ def retryable_http_error(error: BaseException) -> bool:
     )
 
 
+# RFC 9110 section 5.6.7: IMF-fixdate, and the obsolete RFC 850 and asctime forms a recipient
+# must still accept. Case-sensitive, ASCII digits only.
+_DAY = r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun)"
+_MONTH = r"(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
+_TIME = r"[0-9]{2}:[0-9]{2}:[0-9]{2}"
+_HTTP_DATE = re.compile(
+    rf"{_DAY}, [0-9]{{2}} {_MONTH} [0-9]{{4}} {_TIME} GMT"
+    rf"|(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday), "
+    rf"[0-9]{{2}}-{_MONTH}-[0-9]{{2}} {_TIME} GMT"
+    rf"|{_DAY} {_MONTH} (?:[0-9]{{2}}| [0-9]) {_TIME} [0-9]{{4}}"
+)
+
+
 def parse_retry_after(value: str, now: float) -> float | None:
     """Seconds to wait according to a ``Retry-After`` header value.
 
+    Accepts only the forms of RFC 9110: delay-seconds, one or more ASCII digits (``"120"``;
+    not ``"1.5"``, ``"1e3"``, ``"-3"`` or non-ASCII digits), or an HTTP-date: IMF-fixdate
+    (``"Wed, 21 Oct 2015 07:28:00 GMT"``) or the obsolete RFC 850
+    (``"Wednesday, 21-Oct-15 07:28:00 GMT"``) and asctime (``"Wed Oct 21 07:28:00 2015"``)
+    forms. Surrounding whitespace is ignored.
+
     Args:
-        value: Delay seconds (``"120"``) or an HTTP date (``"Wed, 21 Oct 2015 07:28:00 GMT"``).
+        value: The header's value.
         now: The current wall-clock time (seconds since the epoch), for the date form.
 
     Returns:
-        A delay >= 0, or None if the value is neither form.
+        A delay >= 0 (0 for a date in the past), or None if the value has neither form.
     """
     value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        pass
-    else:
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if value.isascii() and value.isdigit():
+        try:
+            return float(int(value))
+        except (OverflowError, ValueError):  # more digits than a float (or int()) holds
+            return None
+    if _HTTP_DATE.fullmatch(value) is None:
+        return None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError, IndexError, OverflowError):
-        return None
+        return None  # the right shape but no such date (31 Feb)
     if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
+        when = when.replace(tzinfo=timezone.utc)  # asctime carries no zone: it is GMT
     return max(0.0, when.timestamp() - now)
+
+
+def _header(headers: object, name: str) -> object:
+    """A header's value from a case-insensitive mapping (httpx, requests, aiohttp) or a dict."""
+    getter = _attribute(headers, "get")
+    if not callable(getter):
+        return None
+    for key in (name, name.lower()):
+        try:
+            raw = getter(key)
+        except Exception:
+            raw = None
+        if raw is not None:
+            return raw
+    # A plain dict is case-sensitive, but header names are not (RFC 9110 section 5.1).
+    items = _attribute(headers, "items")
+    if not callable(items):
+        return None
+    wanted = name.lower()
+    try:
+        for key, raw in items():
+            text = key.decode("latin-1") if isinstance(key, bytes) else key
+            if isinstance(text, str) and text.lower() == wanted:
+                return raw
+    except Exception:
+        return None  # an unknown shape is "absent"
+    return None
 
 
 def retry_after_from_response(error: BaseException, now: float) -> float | None:
     """The ``Retry-After`` delay of the response an HTTP error carries, if any.
 
-    Reads ``error.response.headers`` (httpx, requests) or ``error.headers`` (aiohttp).
+    Reads ``error.response.headers`` (httpx, requests) or ``error.headers`` (aiohttp); the
+    header's name is matched in any case, even in a plain dict.
 
     Args:
         error: The failed call's exception.
@@ -257,16 +314,9 @@ def retry_after_from_response(error: BaseException, now: float) -> float | None:
         _attribute(_attribute(error, "response"), "headers"),
         _attribute(error, "headers"),
     ):
-        getter = _attribute(headers, "get")
-        if not callable(getter):
-            continue
-        for key in ("Retry-After", "retry-after"):
-            try:
-                raw = getter(key)
-            except Exception:
-                raw = None
-            if isinstance(raw, bytes):
-                raw = raw.decode("latin-1")
-            if isinstance(raw, str):
-                return parse_retry_after(raw, now)
+        raw = _header(headers, "Retry-After")
+        if isinstance(raw, bytes):
+            raw = raw.decode("latin-1")
+        if isinstance(raw, str):
+            return parse_retry_after(raw, now)
     return None

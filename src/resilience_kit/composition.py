@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
+from resilience_kit._callables import is_async_callable
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts
@@ -127,7 +128,7 @@ class _Layers:
         return fallback(*args, **kwargs)
 
     def decorate(self, fn: Callable[P, R]) -> Callable[P, R]:
-        if inspect.iscoroutinefunction(fn):
+        if is_async_callable(fn):
             return cast("Callable[P, R]", self._async(cast("Callable[..., Awaitable[Any]]", fn)))
         if self.timeout is not None:
             raise ConfigurationError(

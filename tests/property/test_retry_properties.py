@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import math
 import string
+from collections.abc import Callable
 
 import pytest
 from hypothesis import assume, given
@@ -66,12 +68,16 @@ def test_schedule_never_exceeds_max_wait_nor_the_deadline(
     assert len(slept) == calls - 1
     assert all(0 <= s <= policy.max_wait for s in slept)
     if policy.deadline is not None:
-        # No wait ends past the deadline, and no attempt starts after it.
+        # Every attempt starts with at least 1% of the deadline left: no wait ends later.
+        last_start = policy.deadline * 0.99 + 1e-9
         elapsed = 0.0
         for index, wait in enumerate(slept):
             elapsed += attempt_time
-            assert elapsed + wait <= policy.deadline + 1e-9, (index, slept)
+            assert elapsed + wait <= last_start, (index, slept)
             elapsed += wait
+        # The retries stop only for a reason: attempts used up, or too little time left.
+        if calls < policy.attempts:
+            assert clock.monotonic() >= policy.deadline * 0.99 - 1e-6
     else:
         assert calls == policy.attempts
 
@@ -122,11 +128,18 @@ def test_float_fields_accept_exactly_finite_non_negative_numbers(raw: str) -> No
 
 # Secrets as they appear in URLs, headers and config: no whitespace or separators.
 secrets = st.text(
-    alphabet=string.ascii_letters + string.digits + "-_.~+/=!$%*()",
+    alphabet=string.ascii_letters + string.digits + "-_.~+/=!$%()",
+    min_size=6,
+    max_size=40,
+)
+# Secrets as they appear in quoted values: anything printable, quotes and backslashes included.
+free_secrets = st.text(
+    alphabet=string.ascii_letters + string.digits + string.punctuation + " ",
     min_size=6,
     max_size=40,
 )
 noise = st.text(alphabet=string.printable, max_size=40)
+# Every form redact() supports, with the secret as {s}.
 TEMPLATES = [
     "could not connect to postgresql://app:{s}@db:5432/prod",
     "redis://:{s}@cache:6379/0 refused",
@@ -140,6 +153,27 @@ TEMPLATES = [
     "token = {s}",
     "sending bearer {s}",
     "ACCESS_KEY={s};region=eu",
+    "GET /geocode/json?address=x&key={s}&page=2",
+    "GET /c/f?sv=2022&sig={s}&se=2025",
+    "GET /o?X-Amz-Credential={s}&X-Amz-Date=20250101",
+    "GET /o?X-Amz-Signature={s}",
+    "Cookie: sessionid={s}; csrftoken=abc",
+    "Set-Cookie: theme=dark; id={s}; Path=/",
+    "ftp login failed: user=bob pass={s}",
+    "{{'email': 'a@b.c', 'pw': '{s}'}}",
+    "private_key: {s}",
+    "client_secret={s}&refresh_token={s}",
+    "access_token: {s}",
+    "x-api-key: {s}",
+    "jwt={s}",
+]
+# Forms whose value is quoted and escaped: built from the secret by an encoder.
+QUOTED = [
+    lambda s: "body: " + json.dumps({"user": "bob", "password": s}),
+    lambda s: "body: " + json.dumps(json.dumps({"password": s, "n": 1})),  # JSON in a string
+    lambda s: "kwargs: " + repr({"email": "a@b.c", "pw": s}),
+    lambda s: "config: client_secret=" + json.dumps(s),
+    lambda s: f"private_key: -----BEGIN PRIVATE KEY-----\n{s}\n-----END PRIVATE KEY-----",
 ]
 
 
@@ -158,6 +192,53 @@ def test_a_secret_never_survives_redaction(
     # Separate the noise from the body as logs do; the secret itself ends at a separator.
     text = f"{before} {body} {after}"
     assert secret not in redact(text, max_length=limit)
+
+
+@given(
+    secret=free_secrets,
+    encode=st.sampled_from(QUOTED),
+    before=noise,
+    after=noise,
+    limit=st.none() | st.integers(min_value=1, max_value=300),
+)
+def test_a_quoted_secret_never_survives_redaction(
+    secret: str,
+    encode: Callable[[str], str],
+    before: str,
+    after: str,
+    limit: int | None,
+) -> None:
+    body = encode(secret)
+    assume(secret.strip() and secret not in encode("") + before + after)
+    text = f"{before} {body} {after}"
+    output = redact(text, max_length=limit)
+    assert secret not in output
+    # Nor any stretch of it longer than what the rest of the text could explain.
+    rest = encode("") + before + after
+    for size in range(8, len(secret) + 1):
+        for start in range(len(secret) - size + 1):
+            piece = secret[start : start + size]
+            assert piece in rest or piece not in output, (piece, output)
+
+
+@given(
+    secret=secrets,
+    template=st.sampled_from(TEMPLATES),
+    offset=st.integers(min_value=0, max_value=400),
+    limit=st.integers(min_value=20, max_value=300),
+)
+def test_a_secret_cut_by_the_length_limit_leaks_no_part(
+    secret: str, template: str, offset: int, limit: int
+) -> None:
+    # The cut before redaction and the truncation after it may fall anywhere in the secret.
+    body = template.format(s=secret)
+    padding = "x" * offset
+    output = redact(f"{padding} {body}", max_length=limit)
+    rest = padding + template.format(s="")
+    for size in range(4, len(secret) + 1):
+        for start in range(len(secret) - size + 1):
+            piece = secret[start : start + size]
+            assert piece in rest or piece not in output, (piece, output)
 
 
 @given(st.text(max_size=2000), st.integers(min_value=1, max_value=500))

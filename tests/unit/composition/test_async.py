@@ -256,3 +256,23 @@ def test_threads_give_exact_stats(make_breaker: MakeBreaker) -> None:
     assert retry_stats()["threads"] == RetryStats(
         calls=total, attempts=2 * total, retries=total, successes_after_retry=total, exhausted=0
     )
+
+
+async def test_an_async_callable_instance_is_composed_as_async() -> None:
+    class Client:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def __call__(self, question: str) -> str:
+            self.calls += 1
+            raise ConnectionError("down")
+
+    client = Client()
+
+    async def fallback(question: str, error: Exception) -> str:
+        return f"later ({type(error).__name__})"
+
+    # A timeout is refused on a plain def: accepting it proves the instance counts as async.
+    ask = resilient(retry=FIVE, timeout=1.0, fallback=fallback)(client)
+    assert await ask("why?") == "later (ConnectionError)"
+    assert client.calls == 5

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+import traceback
+from collections.abc import Callable
 
 import pytest
 import tenacity
@@ -266,17 +268,52 @@ def test_generator_functions_are_refused() -> None:
 
 def test_deadline_stops_retrying_and_shortens_the_last_wait(sleeps: Sleeps) -> None:
     policy = RetryPolicy(attempts=10, wait="fixed", min_wait=4.0, deadline=9.0)
+    starts: list[float] = []
 
     def slow_failure() -> None:
+        starts.append(sleeps.clock.monotonic())
         sleeps.clock.advance(1.0)  # each attempt takes 1 s
         raise OSError("down")
 
     with pytest.raises(OSError, match="down"):
         retry(policy, sleep=sleeps.sleep, clock=sleeps.clock)(slow_failure)()
-    # t=1 fail, wait 4; t=6 fail, 3 s left: wait shortened to 3; the attempt at the deadline
-    # (t=9) fails at t=10, past it: stop.
-    assert sleeps.recorded == [4.0, 3.0]
-    assert sleeps.clock.monotonic() == 10.0
+    # t=1 fail, wait 4; t=6 fail, 3 s left: the wait is shortened so that the last attempt
+    # still has 1% of the deadline (0.09 s) when it starts; it fails at 9.91 and is the last.
+    assert sleeps.recorded == [4.0, pytest.approx(2.91)]
+    assert starts == [0.0, 5.0, pytest.approx(8.91)]
+
+
+def test_no_attempt_starts_without_budget_left(sleeps: Sleeps) -> None:
+    # Instant failures, fixed 3 s waits, a 10 s deadline: waits at 0, 3, 6; at t=9 one second
+    # is left, so the wait is cut to 0.9 and the attempt at 9.9 is the last one: no attempt
+    # starts at the deadline itself, and none with ~0 s left after a cut wait.
+    policy = RetryPolicy(attempts=100, wait="fixed", min_wait=3.0, max_wait=3.0, deadline=10.0)
+    starts: list[float] = []
+
+    def fails() -> None:
+        starts.append(sleeps.clock.monotonic())
+        raise OSError("down")
+
+    with pytest.raises(OSError, match="down"):
+        retry(policy, sleep=sleeps.sleep, clock=sleeps.clock)(fails)()
+    assert starts == [0.0, 3.0, 6.0, 9.0, pytest.approx(9.9)]
+    assert sleeps.recorded == [3.0, 3.0, 3.0, pytest.approx(0.9)]
+    assert retry_stats()["custom"].exhausted == 1
+
+
+def test_retries_stop_when_less_than_the_reserve_remains(sleeps: Sleeps) -> None:
+    policy = RetryPolicy(attempts=10, wait="fixed", min_wait=0.0, max_wait=0.0, deadline=10.0)
+    starts: list[float] = []
+
+    def slow() -> None:
+        starts.append(sleeps.clock.monotonic())
+        sleeps.clock.advance(4.96)
+        raise OSError("slow")
+
+    with pytest.raises(OSError, match="slow"):
+        retry(policy, sleep=sleeps.sleep, clock=sleeps.clock)(slow)()
+    # After two attempts 0.08 s is left, less than the 1% reserve: not worth an attempt.
+    assert starts == [0.0, 4.96]
 
 
 def test_deadline_counts_the_first_attempt(sleeps: Sleeps) -> None:
@@ -307,4 +344,92 @@ async def test_async_deadline_uses_the_decoration_time_clock(sleeps: Sleeps) -> 
         fn = retry(policy, sleep=sleeps.async_sleep)(AsyncFlaky(*[OSError("out")] * 10).run)
     with pytest.raises(OSError, match="out"):
         await fn()
-    assert sleeps.recorded == [3.0, 3.0, 1.0]
+    assert sleeps.recorded == [3.0, 3.0, pytest.approx(0.93)]
+
+
+@pytest.mark.parametrize("outcome", ["succeeds", "exhausted", "bug"])
+def test_retry_if_runs_once_per_error(outcome: str, sleeps: Sleeps) -> None:
+    judged: list[str] = []
+
+    def is_transient(error: BaseException) -> bool:
+        judged.append(str(error))
+        return isinstance(error, OSError)
+
+    errors: list[BaseException] = [OSError("a"), OSError("b")]
+    if outcome == "exhausted":
+        errors.append(OSError("c"))
+    elif outcome == "bug":
+        errors.append(ValueError("c"))
+    policy = RetryPolicy(name="once", attempts=3, retry_on=(), retry_if=is_transient, min_wait=0)
+    fn = retry(policy, sleep=sleeps.sleep)(Flaky(*errors))
+    if outcome == "succeeds":
+        fn()
+    else:
+        with pytest.raises((OSError, ValueError)):
+            fn()
+    assert judged == [str(e) for e in errors]
+
+
+async def test_async_retry_if_runs_once_per_error(sleeps: Sleeps) -> None:
+    judged: list[BaseException] = []
+
+    def is_transient(error: BaseException) -> bool:
+        judged.append(error)
+        return True
+
+    errors = [OSError("a"), OSError("b")]
+    policy = RetryPolicy(name="once", attempts=3, retry_on=(), retry_if=is_transient, min_wait=0)
+    assert await retry(policy, sleep=sleeps.async_sleep)(AsyncFlaky(*errors).run)() == "ok"
+    assert judged == errors
+
+
+def _frames(error: BaseException) -> list[str]:
+    return [frame.filename for frame in traceback.extract_tb(error.__traceback__)]
+
+
+def _raise_from_attempts(*errors: BaseException) -> Callable[[], None]:
+    remaining = list(errors)
+
+    def call() -> None:
+        raise remaining.pop(0)
+
+    return call
+
+
+@pytest.mark.parametrize(
+    "errors",
+    [
+        pytest.param([OSError("1"), ValueError("bug on attempt 2")], id="unretryable-later"),
+        pytest.param([OSError("1"), OSError("2"), OSError("3")], id="exhausted"),
+        pytest.param([OSError("only")], id="exhausted-first"),
+        pytest.param(
+            [OSError("1"), CircuitOpenError("b", 1.0, CircuitState.OPEN)], id="give-up-later"
+        ),
+    ],
+)
+def test_the_raised_traceback_has_no_tenacity_frames(
+    errors: list[BaseException], sleeps: Sleeps
+) -> None:
+    policy = FAST.replace(attempts=len(errors) if len(errors) > 1 else 1)
+    fn = retry(policy, sleep=sleeps.sleep)(_raise_from_attempts(*errors))
+    with pytest.raises(type(errors[-1])) as caught:
+        fn()
+    assert caught.value is errors[-1]
+    files = _frames(caught.value)
+    assert not [f for f in files if "tenacity" in f or "concurrent" in f], files
+    # From the test through the wrapper and the retry loop straight into the call.
+    names = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert names[-1] == "call"
+    assert names.count("call") == 1
+    assert caught.value.__context__ is None
+
+
+async def test_the_async_traceback_has_no_tenacity_frames(sleeps: Sleeps) -> None:
+    errors = [OSError("1"), ValueError("bug on attempt 2")]
+    flaky = AsyncFlaky(*errors)
+    with pytest.raises(ValueError, match="bug on attempt 2") as caught:
+        await retry(FAST, sleep=sleeps.async_sleep)(flaky.run)()
+    files = _frames(caught.value)
+    assert not [f for f in files if "tenacity" in f or "concurrent" in f], files
+    names = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
+    assert names[-2:] == ["run", "__call__"]

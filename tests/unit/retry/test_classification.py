@@ -204,6 +204,17 @@ def test_non_retryable_http_errors(error: Exception) -> None:
     assert not retryable_http_error(error)
 
 
+# The documented table: 408, 429 and 5xx except 501 and 505 are retried; nothing else is.
+RETRYABLE_STATUSES = {408, 429} | (set(range(500, 600)) - {501, 505})
+
+
+@pytest.mark.parametrize("status", range(100, 600))
+def test_the_status_table(status: int) -> None:
+    for error in (_requests_http_error(status), HttpxStatusError(status)):
+        assert retryable_http_error(error) == (status in RETRYABLE_STATUSES), status
+    assert retryable_http_error(AiohttpResponseError(status)) == (status in RETRYABLE_STATUSES)
+
+
 def test_http_status_ignores_attributes_that_are_not_statuses() -> None:
     class Odd(Exception):
         status = "500"

@@ -9,9 +9,11 @@ import subprocess
 import sys
 
 import pytest
+from retry_support import Flaky
 
-from resilience_kit import DATABASE, REDIS, ConfigurationError, RetryPolicy
+from resilience_kit import DATABASE, REDIS, ConfigurationError, RetryPolicy, resilient, retry
 from resilience_kit.retry import transient_redis_error
+from resilience_kit.testing import no_waits
 
 
 def test_every_field_can_come_from_the_environment() -> None:
@@ -93,13 +95,49 @@ def test_errors_name_the_variable_and_the_value(variable: str, raw: str, expecte
     assert caught.value.value == raw
 
 
-def test_a_conflict_between_fields_names_the_variables() -> None:
+@pytest.mark.parametrize(
+    ("environ", "message", "parameter", "value"),
+    [
+        (
+            {"X_ATTEMPTS": "4", "X_MIN_WAIT": "20"},
+            "X_MIN_WAIT='20' conflicts with the base policy's max_wait=10.0: "
+            "min_wait must be <= max_wait",
+            "X_MIN_WAIT",
+            "20",
+        ),
+        (
+            {"X_ATTEMPTS": "4", "X_MAX_WAIT": "0.1"},
+            "X_MAX_WAIT='0.1' conflicts with the base policy's min_wait=0.5: "
+            "min_wait must be <= max_wait",
+            "X_MAX_WAIT",
+            "0.1",
+        ),
+        (
+            {"X_MIN_WAIT": "5", "X_MAX_WAIT": "1", "X_JITTER": "2"},
+            "X_MIN_WAIT='5', X_MAX_WAIT='1' conflict: min_wait must be <= max_wait",
+            "X_MIN_WAIT, X_MAX_WAIT",
+            {"X_MIN_WAIT": "5", "X_MAX_WAIT": "1"},
+        ),
+    ],
+)
+def test_a_conflict_between_fields_blames_the_variables_involved(
+    environ: dict[str, str], message: str, parameter: str, value: object
+) -> None:
     with pytest.raises(ConfigurationError) as caught:
-        RetryPolicy.from_env("REDIS_RETRY", base=REDIS, environ={"REDIS_RETRY_MIN_WAIT": "5"})
-    message = str(caught.value)
-    assert message.startswith("max_wait must be a finite number >= 5, got 2.0")
-    assert "REDIS_RETRY_MIN_WAIT='5'" in message
-    assert caught.value.parameter == "REDIS_RETRY_MIN_WAIT"
+        RetryPolicy.from_env("X", environ=environ)
+    assert str(caught.value) == message
+    assert (caught.value.parameter, caught.value.value) == (parameter, value)
+
+
+def test_a_field_the_policy_refuses_names_its_variable_first() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        RetryPolicy.from_env(
+            "X", environ={"X_ATTEMPTS": "2", "X_RETRY_ON": "builtins.KeyboardInterrupt"}
+        )
+    assert str(caught.value).startswith(
+        "X_RETRY_ON='builtins.KeyboardInterrupt': retry_on must be subclasses of Exception"
+    )
+    assert caught.value.parameter == "X_RETRY_ON"
 
 
 def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -114,17 +152,62 @@ def _python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_redis_preset_reads_its_variables_at_import() -> None:
+@pytest.mark.parametrize("preset", ["redis", REDIS], ids=["by-name", "by-constant"])
+def test_the_redis_preset_reads_its_variables_when_a_function_is_decorated(
+    preset: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "5")
+    monkeypatch.setenv("REDIS_RETRY_MIN_WAIT", "0")
+    monkeypatch.setenv("REDIS_RETRY_MAX_WAIT", "0")
+    calls = Flaky(*[ConnectionError("refused")] * 10)
+    fn = retry(preset)(calls)  # type: ignore[call-overload]
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "7")  # read at decoration, not per call
+    assert fn() is None
+    assert calls.calls == 5
+    # The constant keeps the preset's own numbers.
+    assert (REDIS.attempts, REDIS.min_wait, REDIS.max_wait) == (3, 0.5, 2.0)
+
+
+def test_explicit_overrides_win_over_the_redis_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "5")
+    calls = Flaky(*[ConnectionError("refused")] * 10)
+    with no_waits():
+        assert retry("redis", attempts=2)(calls)() is None
+    assert calls.calls == 2
+
+
+def test_resilient_with_the_redis_preset_reads_the_variables(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "4")
+    calls = Flaky(*[ConnectionError("refused")] * 10)
+    with no_waits():
+        assert resilient(retry="redis")(calls)() is None
+    assert calls.calls == 4
+
+
+def test_a_bad_redis_variable_fails_the_decoration_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("REDIS_RETRY_ATTEMPTS", "lots")
+    with pytest.raises(ConfigurationError) as caught:
+        retry("redis")
+    assert str(caught.value) == "REDIS_RETRY_ATTEMPTS must be an int >= 1, got 'lots'"
+    assert caught.value.parameter == "REDIS_RETRY_ATTEMPTS"
+    # Other presets and explicit policies do not read them.
+    retry("database")
+    retry(REDIS.replace(attempts=2))
+
+
+def test_from_env_over_the_redis_constant_still_works() -> None:
+    policy = RetryPolicy.from_env("REDIS_RETRY", base=REDIS, environ={"REDIS_RETRY_MAX_WAIT": "4"})
+    assert (policy.name, policy.attempts, policy.max_wait) == ("redis", 3, 4.0)
+
+
+def test_a_bad_redis_variable_does_not_break_the_import() -> None:
     result = _python(
-        "from resilience_kit import REDIS; print(REDIS.attempts, REDIS.min_wait, REDIS.max_wait)",
-        REDIS_RETRY_ATTEMPTS="2",
-        REDIS_RETRY_MIN_WAIT="0.1",
-        REDIS_RETRY_MAX_WAIT="1.5",
+        "import resilience_kit; from resilience_kit import REDIS; print(REDIS.attempts)",
+        REDIS_RETRY_ATTEMPTS="lots",
     )
-    assert result.stdout.split() == ["2", "0.1", "1.5"], result.stderr
-
-
-def test_a_bad_redis_variable_fails_the_import_loudly() -> None:
-    result = _python("import resilience_kit", REDIS_RETRY_ATTEMPTS="lots")
-    assert result.returncode != 0
-    assert "REDIS_RETRY_ATTEMPTS must be an int >= 1, got 'lots'" in result.stderr
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["3"]

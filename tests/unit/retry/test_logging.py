@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sqlalchemy
+import sqlalchemy.exc
 from retry_support import Flaky, Sleeps
 
 from resilience_kit import RetryPolicy, retry
-from resilience_kit._redact import redact, redact_url, truncate
 
 POLICY = RetryPolicy(name="billing", attempts=3, wait="fixed", min_wait=1.5, log_level=logging.INFO)
 
@@ -103,38 +104,76 @@ def test_a_broken_handler_or_message_never_breaks_the_call(sleeps: Sleeps) -> No
         logger.removeHandler(handler)
 
 
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ("postgresql://app:s3cret@db:5432/prod", "postgresql://app:***@db:5432/prod"),
-        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
-        ("https://ghp_token@github.com/x", "https://***@github.com/x"),
-        ("mysql://u:p@ss@host/db", "mysql://u:***@host/db"),
-        ("postgresql://app:pa/ss@w0rd@db/prod?x=1", "postgresql://app:***@db/prod?x=1"),
-        ("http://example.com/a@b", "http://example.com/a@b"),
-        ("password=hunter2 user=bob", "password=*** user=bob"),
-        ("DB_PASSWORD: 'hunter2'", "DB_PASSWORD: '***'"),
-        ('{"api_key": "abc", "n": 1}', '{"api_key": "***", "n": 1}'),
-        ("?apikey=abc&x=1", "?apikey=***&x=1"),
-        ("access-key = AKIA1234", "access-key = ***"),
-        ("Authorization: Bearer eyJhbGc.x.y", "Authorization: Bearer ***"),
-        ("sent bearer abc.def to the server", "sent bearer *** to the server"),
-        ("client_secret=xyz;token=t0k", "client_secret=***;token=***"),
-        ("a=password=x", "a=password=***"),
-        ("nothing secret here: 42", "nothing secret here: 42"),
-    ],
-)
-def test_redact_examples(text: str, expected: str) -> None:
-    assert redact(text) == expected
+def test_sqlalchemy_statements_and_parameters_never_reach_the_log(
+    sleeps: Sleeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLAlchemy's str() of a failed statement ends with "[SQL: ...]" and "[parameters: ...]":
+    # the call's own arguments.
+    engine = sqlalchemy.create_engine("sqlite://")
 
+    @retry("database", sleep=sleeps.sleep, attempts=2, log_level=logging.INFO)
+    def insert(email: str, password: str) -> None:
+        with engine.begin() as connection:
+            connection.execute(
+                sqlalchemy.text("insert into missing (email, pw) values (:email, :pw)"),
+                {"email": email, "pw": password},
+            )
 
-def test_redact_url_and_truncate() -> None:
-    assert redact_url("postgresql+psycopg://postgres:pw@127.0.0.1/test") == (
-        "postgresql+psycopg://postgres:***@127.0.0.1/test"
+    caplog.set_level(logging.INFO, logger="resilience_kit.retry")
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        insert("bob@example.com", "CALLERS-PASSWORD")
+    engine.dispose()
+    text = caplog.text
+    assert "CALLERS-PASSWORD" not in text
+    assert "bob@example.com" not in text
+    assert "insert into" not in text
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "retry policy 'database': attempt 1 of 2 failed with OperationalError: "
+        "(sqlite3.OperationalError) no such table: missing; retrying in 2.000s"
     )
-    assert redact_url("sqlite:///file.db") == "sqlite:///file.db"
-    assert truncate("abcdef", 4) == "abc\u2026"
-    assert truncate("abc", 4) == "abc"
-    assert truncate("abcdef", 1) == "a"
-    # Redaction comes first, so the cut can never expose part of the secret.
-    assert redact("password=" + "x" * 50, max_length=11) == "password=*\u2026"
+
+
+def test_parameter_blocks_are_dropped_from_any_message(
+    sleeps: Sleeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The same blocks quoted by another error's message (no .orig to read instead).
+    wrapped = ConnectionError(
+        "upstream said: (psycopg.OperationalError) server closed the connection\n"
+        "[SQL: SELECT * FROM users WHERE email = %(email)s]\n"
+        "[parameters: {'email': 'bob@example.com'}]"
+    )
+    caplog.set_level(logging.INFO, logger="resilience_kit.retry")
+    retry(POLICY, sleep=sleeps.sleep)(Flaky(wrapped, result=1))()
+    assert "bob@example.com" not in caplog.text
+    assert "server closed the connection; retrying" in caplog.text
+
+
+def _secret_error() -> ConnectionError:
+    return ConnectionError("could not connect to postgresql://app:TOP-SECRET@db/prod")
+
+
+@pytest.mark.parametrize("hook", ["retry_if", "retry_after"])
+def test_a_failing_hook_is_logged_without_the_callers_error_or_a_traceback(
+    hook: str, sleeps: Sleeps, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: object) -> bool:
+        raise RuntimeError("hook bug with token=HOOK-SECRET")
+
+    policy = POLICY.replace(retry_on=(ConnectionError,), **{hook: broken})
+    if hook == "retry_if":
+        policy = policy.replace(retry_on=())
+    caplog.set_level(logging.DEBUG)
+    with pytest.raises(ConnectionError):
+        retry(policy, sleep=sleeps.sleep)(Flaky(*[_secret_error()] * 3))()
+    failures = [r for r in caplog.records if f"{hook} of policy 'billing' failed" in r.getMessage()]
+    assert failures
+    for record in failures:
+        assert record.exc_info is None
+        assert record.levelno == logging.ERROR
+        message = record.getMessage()
+        assert "RuntimeError" in message
+        assert "test_logging.py:" in message  # where the hook raised
+        assert "token=***" in message
+    assert "TOP-SECRET" not in caplog.text
+    assert "HOOK-SECRET" not in caplog.text
