@@ -44,7 +44,7 @@ def main(argv: list[str]) -> int:
     nox = ensure_tools()
     # uv must be found on PATH by nox's "uv|virtualenv" backend.
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = [str(nox), "--no-error-on-missing-interpreters", "-s", *sessions]
+    command = [str(nox), "-s", *sessions]
     if extra:
         command += ["--", *extra]
     return subprocess.run(command, cwd=ROOT, env=env, check=False).returncode

@@ -58,3 +58,10 @@ def demo(session: nox.Session) -> None:
     """Run the example: a breaker that opens, rejects and recovers, printed as it happens."""
     session.install("-e", ".")
     session.run("python", "examples/quickstart.py", *session.posargs)
+
+
+@nox.session(python=["3.10", "3.12", "3.13"])
+def compat(session: nox.Session) -> None:
+    """The unit and property tests on the other supported Pythons (CI runs it too)."""
+    session.install("-e", ".[all]", *group("test"))
+    session.run("pytest", "tests/unit", "tests/property", "tests/static", "-q", *session.posargs)
