@@ -126,8 +126,9 @@ class Machine:
         self.in_flight = 0
         self.trial_successes = 0
 
-    # -- queries: clean, peek and retry_after only read (safe without the breaker's lock);
-    # failure_count turns the rate window to ``now`` (a write: hold the lock) -----------------
+    # -- queries ------------------------------------------------------------------------------
+    # clean, peek and retry_after only read: safe without the breaker's lock. failure_count
+    # turns the rate window to ``now``, which writes: hold the lock.
 
     @property
     def clean(self) -> bool:
