@@ -612,7 +612,7 @@ class CircuitBreaker:
         general = self._call
         late = self._late_success
         coroutine = _COROUTINE
-        new_error = _new_error
+        new_error, open_error = _new_error, CircuitOpenError
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if gate.clean:
@@ -638,7 +638,7 @@ class CircuitBreaker:
                     # Machine.retry_after, inlined for the same reason.
                     next(rejected)
                     raise new_error(
-                        CircuitOpenError,
+                        open_error,
                         name,
                         until - now if until < _INF else 0.0,
                         doorman.state,
@@ -663,7 +663,7 @@ class CircuitBreaker:
         name = self.name
         general = self._call_async
         late = self._late_success
-        new_error = _new_error
+        new_error, open_error = _new_error, CircuitOpenError
 
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if gate.clean:
@@ -683,7 +683,7 @@ class CircuitBreaker:
                 if quiet:
                     next(rejected)
                     raise new_error(
-                        CircuitOpenError,
+                        open_error,
                         name,
                         until - now if until < _INF else 0.0,
                         doorman.state,
