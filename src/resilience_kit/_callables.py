@@ -1,32 +1,70 @@
-"""What kind of callable a decorator was given, decided once at decoration.
+"""What a decorator has been given: an async callable, a generator function, or a plain one.
 
-A decorator must know whether the callable returns a coroutine before it is ever called: the
-sync wrapper would return the coroutine unawaited, so a failure inside it would never be seen,
-retried or counted.
+``inspect.iscoroutinefunction`` alone misses objects whose class has ``async def __call__`` (API
+clients often are such objects), and a decorator that takes one of those for a plain function
+wraps it synchronously: the wrapper hands back the coroutine unawaited and its outcome is never
+seen. These helpers look through :func:`functools.partial` and at ``type(obj).__call__`` too.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
+from collections.abc import Callable
+from typing import Any
 
-__all__ = ["is_async_callable"]
+__all__ = ["adopt_metadata", "generator_kind", "is_async_callable"]
 
 
-def is_async_callable(fn: object) -> bool:
-    """Whether calling ``fn`` returns a coroutine, as far as can be told without calling it.
-
-    :func:`inspect.iscoroutinefunction` sees through bound methods and
-    :func:`functools.partial` and honours ``inspect.markcoroutinefunction``; it misses an
-    object whose class defines ``async def __call__`` (a client instance, or a partial of one),
-    which is looked at here.
-    """
-    if inspect.iscoroutinefunction(fn):
-        return True
+def _target(fn: Any) -> Any:
+    """The code that runs when ``fn`` is called: partials unwrapped, an instance's ``__call__``."""
     while isinstance(fn, functools.partial):
         fn = fn.func
-    if isinstance(fn, type) or inspect.isroutine(fn):
-        # Calling a class builds an instance, whatever its __call__ does; a plain function or
-        # method already answered above.
-        return False
-    return callable(fn) and inspect.iscoroutinefunction(type(fn).__call__)
+    if inspect.isfunction(fn) or inspect.ismethod(fn) or isinstance(fn, type):
+        return fn
+    # An object's own __call__ (for a builtin, a slot wrapper: neither async nor a generator).
+    return type(fn).__call__ if callable(fn) else fn
+
+
+def is_async_callable(fn: Any) -> bool:
+    """Whether calling ``fn`` returns a coroutine to await.
+
+    True for an ``async def`` function or method, a :func:`functools.partial` of one, and an
+    object whose class defines ``async def __call__``.
+    """
+    return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(_target(fn))
+
+
+def generator_kind(fn: Any) -> str | None:
+    """``"generator function"`` or ``"async generator function"`` if calling ``fn`` makes one
+    (looking through partials and ``__call__`` as :func:`is_async_callable` does), else ``None``.
+    """
+    target = _target(fn)
+    if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(target):
+        return "async generator function"
+    if inspect.isgeneratorfunction(fn) or inspect.isgeneratorfunction(target):
+        return "generator function"
+    return None
+
+
+def adopt_metadata(wrapper: Callable[..., Any], fn: Any) -> None:
+    """:func:`functools.update_wrapper`, with a useful name for a partial or a callable object.
+
+    A partial has no ``__name__``, and ``update_wrapper`` would leave the wrapper's own
+    (``guarded``) in tracebacks and logs: the wrapped function's name is taken instead, or the
+    class name of a callable object. An object's attributes are not copied onto the wrapper.
+    """
+    if inspect.isfunction(fn) or inspect.ismethod(fn):
+        functools.update_wrapper(wrapper, fn)
+        return
+    functools.update_wrapper(wrapper, fn, updated=())
+    inner = fn
+    while isinstance(inner, functools.partial):
+        inner = inner.func
+    named = inner if hasattr(inner, "__name__") else type(inner)
+    if not hasattr(fn, "__name__"):
+        wrapper.__name__ = named.__name__
+        wrapper.__qualname__ = getattr(named, "__qualname__", named.__name__)
+    if isinstance(fn, functools.partial):  # not the partial class's own module and doc
+        wrapper.__module__ = getattr(inner, "__module__", wrapper.__module__)
+        wrapper.__doc__ = getattr(inner, "__doc__", None)

@@ -92,7 +92,8 @@ class _Recorder:
     def on_state_change(
         self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState, cause: str = ""
     ) -> None:
-        # Runs under the breaker's lock: read nothing from the breaker that takes it.
+        # Called after the breaker's lock is released, one transition at a time per breaker, in
+        # order; transitions of different breakers may arrive from several threads at once.
         transition = Transition(str(old), str(new), cause)
         with self._lock:
             session = self._sessions[-1]

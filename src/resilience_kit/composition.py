@@ -26,7 +26,7 @@ from typing_extensions import ParamSpec
 from resilience_kit._callables import is_async_callable
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
 from resilience_kit._validation import check_callable, check_number
-from resilience_kit.breaker._breaker import CircuitBreaker, _accepts
+from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
 __all__ = ["resilient"]
@@ -122,12 +122,20 @@ class _Layers:
         )
 
     def fall_back(self, error: Exception, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        # The breaker's rule: ``error=`` unless the call passed an ``error`` of its own.
         fallback = cast("Callable[..., Any]", self.fallback)
-        if self.passes_error:
-            return fallback(*args, **kwargs, error=error)
-        return fallback(*args, **kwargs)
+        return _answer(fallback, self.passes_error, error, args, kwargs)
 
     def decorate(self, fn: Callable[P, R]) -> Callable[P, R]:
+        if self.passes_error and _accepts(fn, "error"):
+            raise ConfigurationError(
+                f"fallback {self.fallback!r} takes `error`, and so does "
+                f"{getattr(fn, '__qualname__', fn)!r}: the fallback gets the call's own "
+                "arguments, so it could not tell the call's `error` from the exception; rename "
+                "the parameter of one of them",
+                parameter="fallback",
+                value=self.fallback,
+            )
         if is_async_callable(fn):
             return cast("Callable[P, R]", self._async(cast("Callable[..., Awaitable[Any]]", fn)))
         if self.timeout is not None:

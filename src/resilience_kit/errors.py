@@ -28,29 +28,35 @@ class CircuitOpenError(ResilienceError):
         state: The breaker's state when it rejected the call.
     """
 
-    # The attributes are read from ``args`` rather than set in ``__init__``: a Python-level
-    # ``__init__`` costs more than the whole rest of a breaker's rejection path, and
-    # ``BaseException.__new__`` already stores the arguments.
+    # The attributes are read from ``args`` rather than stored by ``__init__``: a breaker builds
+    # its rejections with ``BaseException.__new__`` (which stores the arguments) and skips the
+    # Python-level ``__init__`` below, which would cost more than the whole rest of its
+    # rejection path. ``__init__`` is for everyone else: keywords, and defaults for what is
+    # left out.
     __slots__ = ()
 
-    if TYPE_CHECKING:
-
-        def __init__(self, breaker: str, retry_after: float, state: CircuitState, /) -> None: ...
+    def __init__(
+        self, breaker: str, retry_after: float = 0.0, state: CircuitState | None = None
+    ) -> None:
+        super().__init__(breaker, retry_after, _open() if state is None else state)
 
     @property
     def breaker(self) -> str:
         """The name of the breaker that rejected the call."""
-        return self.args[0]  # type: ignore[no-any-return]
+        args = self.args
+        return args[0] if args else ""
 
     @property
     def retry_after(self) -> float:
         """Seconds until the breaker admits a trial call."""
-        return self.args[1]  # type: ignore[no-any-return]
+        args = self.args
+        return args[1] if len(args) > 1 else 0.0
 
     @property
     def state(self) -> CircuitState:
-        """The breaker's state when it rejected the call."""
-        return self.args[2]  # type: ignore[no-any-return]
+        """The breaker's state when it rejected the call (``OPEN`` if the creator left it out)."""
+        args = self.args
+        return args[2] if len(args) > 2 else _open()
 
     def __str__(self) -> str:
         return (
@@ -59,6 +65,13 @@ class CircuitOpenError(ResilienceError):
 
     def __reduce__(self) -> tuple[type[CircuitOpenError], tuple[str, float, CircuitState]]:
         return (type(self), (self.breaker, self.retry_after, self.state))
+
+
+def _open() -> CircuitState:
+    # Imported here: the breaker package imports this module.
+    from resilience_kit.breaker._machine import CircuitState
+
+    return CircuitState.OPEN
 
 
 class ConfigurationError(ResilienceError, ValueError):

@@ -39,6 +39,17 @@ def test_circuit_open_error_carries_breaker_details_and_pickles() -> None:
     assert (clone.breaker, clone.retry_after, clone.state) == ("payments", 12.5, CircuitState.OPEN)
 
 
+def test_circuit_open_error_can_be_made_with_keywords_or_only_a_name() -> None:
+    error = CircuitOpenError("db", retry_after=5.0, state=CircuitState.HALF_OPEN)
+    assert (error.breaker, error.retry_after, error.state) == ("db", 5.0, CircuitState.HALF_OPEN)
+    assert str(error) == "circuit breaker 'db' is HALF_OPEN; retry after 5.000s"
+    bare = CircuitOpenError("db")
+    assert (bare.retry_after, bare.state) == (0.0, CircuitState.OPEN)
+    assert str(bare) == "circuit breaker 'db' is OPEN; retry after 0.000s"
+    clone = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own object
+    assert clone.args == error.args
+
+
 def test_circuit_state_str_is_the_json_name() -> None:
     assert str(CircuitState.HALF_OPEN) == "HALF_OPEN"
     assert f"{CircuitState.OPEN}" == "OPEN"

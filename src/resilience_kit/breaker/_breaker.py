@@ -6,27 +6,33 @@ forms share every step except the ``await``: admission (``_admit``), outcome han
 
 Hot path: a decorated call reads ``gate.clean`` (one attribute of the state cell). When it is
 true (CLOSED, consecutive policy, no failure pending, and this breaker neither times calls nor
-inspects results), a success costs one lock-free counter step and nothing else. Every other
-case takes the general path, which locks only to change the machine's state.
+inspects results), a success costs one lock-free counter step and a second read of
+``gate.clean``: a failure recorded while the call ran makes the success matter (it ends the
+run of failures), and the second read sends it to the general path. Every other case takes the
+general path, which locks only to change the machine's state.
+
+Listeners of state changes are never called under the lock: a change is queued on the cell
+under the lock and delivered after it is released (``_deliver``).
 """
 
 from __future__ import annotations
 
 import contextvars
-import functools
 import inspect
 import logging
 import math
 import reprlib
+import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict, dataclass
 from types import TracebackType
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
 from typing_extensions import ParamSpec, Self
 
 from resilience_kit import _validation as check
+from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
 from resilience_kit.breaker import _registry
 from resilience_kit.breaker._machine import (
     HALF_OPEN,
@@ -38,6 +44,7 @@ from resilience_kit.breaker._machine import (
     Machine,
     MachineSettings,
 )
+from resilience_kit.breaker._windows import FailureRateWindow
 from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage, read_count
 from resilience_kit.clock import Clock, default_clock
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
@@ -61,8 +68,14 @@ class BreakerListener(Protocol):
 
     Subclass this to implement only the methods you need (the others do nothing); any object
     with some of these methods works too. A listener that raises is logged on the
-    ``resilience_kit.breaker`` logger and never breaks the call. ``on_state_change`` runs
-    under the breaker's lock, so transitions arrive in the order they happened: keep it short.
+    ``resilience_kit.breaker`` logger and never breaks the call.
+
+    ``on_state_change`` is called after the breaker's lock is released, so a slow listener
+    never holds up other threads using the breaker. One breaker's transitions reach its
+    listeners one at a time, in the order they happened: usually from the thread that caused
+    the transition before its call returns, but from another thread if that one is busy
+    delivering an earlier transition. By then the breaker may have moved on: ``new`` is the
+    state it entered then, not necessarily its state now.
     """
 
     def on_state_change(
@@ -148,6 +161,21 @@ def _notify(callbacks: Iterable[Callable[..., object]], event: str, *args: objec
             _logger.exception("breaker listener %r failed in %s", callback, event)
 
 
+_EVENTS = ("on_state_change", "on_success", "on_failure", "on_rejected")
+
+
+def _check_listeners(value: Any) -> tuple[Any, ...]:
+    allowed = "an iterable of listeners (objects with some of " + ", ".join(_EVENTS) + ")"
+    try:
+        listeners = tuple(value)
+    except TypeError:
+        raise check._fail("listeners", value, allowed) from None
+    for listener in listeners:
+        if not any(callable(getattr(listener, event, None)) for event in _EVENTS):
+            raise check._fail("listeners", value, allowed)
+    return listeners
+
+
 def _hooks(listeners: tuple[Any, ...], event: str) -> tuple[Callable[..., object], ...]:
     """The listeners' methods for ``event``, leaving out the no-op defaults."""
     default = getattr(BreakerListener, event)
@@ -219,6 +247,9 @@ class _Pass:
 
 _PASS = _Pass()
 _INF = math.inf
+_COROUTINE = types.CoroutineType
+# Builds a rejection without CircuitOpenError's Python-level __init__ (see errors.py).
+_new_error = BaseException.__new__
 
 
 async def _resolve(answer: Any) -> Any:
@@ -261,6 +292,35 @@ def _accepts(fn: Callable[..., Any] | None, keyword: str) -> bool:
         inspect.Parameter.POSITIONAL_OR_KEYWORD,
         inspect.Parameter.KEYWORD_ONLY,
     )
+
+
+class _Change(NamedTuple):
+    """A transition waiting in a cell's outbox, with the facts its cause is told from."""
+
+    old: CircuitState
+    new: CircuitState
+    kind: int  # one of _TIME... below
+    detail: Any
+    timeout: float  # the recovery timeout then
+    judged: tuple[int, int] | None  # (failures, calls) in the rate window then, if any
+
+
+def _answer(
+    fallback: Callable[..., Any],
+    passes_error: bool,
+    error: BaseException,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    """``fallback``'s answer for a call made with ``args`` and ``kwargs`` that ended in ``error``.
+
+    The exception goes in as ``error=`` when the fallback declares that parameter, unless the
+    call passed an ``error`` keyword of its own: the fallback gets the call's arguments as they
+    were, and a call's own argument is never overwritten.
+    """
+    if passes_error and "error" not in kwargs:
+        return fallback(*args, **kwargs, error=error)
+    return fallback(*args, **kwargs)
 
 
 class CircuitBreaker:
@@ -321,6 +381,7 @@ class CircuitBreaker:
         "_accepts_error",
         "_cell",
         "_clock",
+        "_ends_timed",
         "_failure_if",
         "_failure_on",
         "_fallback",
@@ -437,6 +498,14 @@ class CircuitBreaker:
             else check.check_number("slow_call_threshold", slow, minimum=0, min_inclusive=False)
         )
         self._failure_on = check.check_exception_types("failure_on", options["failure_on"])
+        if not all(issubclass(kind, Exception) for kind in self._failure_on):
+            # Never counted (they are not errors), so listing one would only mislead.
+            raise check._fail(
+                "failure_on",
+                options["failure_on"],
+                "subclasses of Exception (KeyboardInterrupt, SystemExit and CancelledError "
+                "never count as failures)",
+            )
         self._ignore = check.check_exception_types("ignore", options["ignore"])
         self._failure_if = check.check_callable("failure_if", options["failure_if"])
         self._fallback = check.check_callable("fallback", options["fallback"])
@@ -459,7 +528,7 @@ class CircuitBreaker:
                 parameter="clock",
                 value=clock,
             )
-        listeners = tuple(options["listeners"])
+        listeners = _check_listeners(options["listeners"])
         self._on_change = tuple(
             (hook, _accepts(hook, "cause")) for hook in _hooks(listeners, "on_state_change")
         )
@@ -477,6 +546,9 @@ class CircuitBreaker:
         self._lock = self._cell.lock
         plain = not self._timed and self._failure_if is None
         self._gate = self._cell if plain else _ALWAYS_SLOW
+        # Reading the clock again when a call ends is needed only to time it, or to place its
+        # outcome in the rate window; a failure always reads it (opened_at, last_failure).
+        self._ends_timed = self._timed or settings.failure_rate is not None
         self._wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
         _registry.register(self, shared)
 
@@ -485,17 +557,49 @@ class CircuitBreaker:
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         """Guard ``fn`` (a def or an async def, a function or a method) with this breaker.
 
-        The wrapper keeps ``fn``'s signature and metadata (``functools.wraps``).
+        Async callables are recognised as such when ``fn`` is an ``async def``, a
+        :func:`functools.partial` of one, or an object whose class has ``async def __call__``;
+        the wrapper is then an ``async def``. It keeps ``fn``'s signature and metadata
+        (``functools.wraps``; a partial or a callable object lends its function's or its
+        class's name).
+
+        Raises:
+            ConfigurationError: ``fn`` is not callable; or it is a generator function (calling
+                it only creates the generator, so the breaker would count a success before
+                any of its code ran and never see its errors); or ``fallback`` takes ``error``
+                and so does ``fn`` (the fallback could not tell the call's own ``error`` from
+                the exception).
         """
         if isinstance(fn, (staticmethod, classmethod)):
             return type(fn)(self(fn.__func__))
-        if inspect.iscoroutinefunction(fn):
-            return cast("Callable[P, R]", self._wrap_async(fn))
+        if not callable(fn):
+            raise ConfigurationError(f"fn must be callable, got {fn!r}", parameter="fn", value=fn)
+        kind = generator_kind(fn)
+        if kind is not None:
+            raise ConfigurationError(
+                f"a circuit breaker cannot guard the {kind} {fn!r}: calling it only creates "
+                "the generator, so the breaker would count a success before any of its code "
+                "ran and never see its errors; guard the calls it makes, or use `with "
+                "breaker:` (`async with`) around the part that talks to the dependency",
+                parameter="fn",
+                value=fn,
+            )
+        if self._accepts_error and _accepts(fn, "error"):
+            raise ConfigurationError(
+                f"fallback {self._fallback!r} of breaker {self.name!r} takes `error`, and so "
+                f"does {fn!r}: the fallback gets the call's own arguments, so it could not "
+                "tell the call's `error` from the exception; rename the parameter of one of "
+                "them, or give this function a fallback without `error`",
+                parameter="fallback",
+                value=self._fallback,
+            )
+        if is_async_callable(fn):
+            return cast("Callable[P, R]", self._wrap_async(cast("Any", fn)))
         return self._wrap_sync(fn)
 
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
         # Everything the hot paths touch is bound to a local of the closure.
-        gate = self._gate
+        gate: Any = self._gate  # Any: mypy would narrow gate.clean across the call
         doorman = _PASS if self._cell.remote else self._machine
         monotonic = self._monotonic
         successes = self._cell.successes
@@ -506,8 +610,10 @@ class CircuitBreaker:
         quiet = self._fallback is None and not self._on_rejected
         name = self.name
         general = self._call
+        late = self._late_success
+        coroutine = _COROUTINE
+        new_error, open_error = _new_error, CircuitOpenError
 
-        @functools.wraps(fn)
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if gate.clean:
                 try:
@@ -516,8 +622,13 @@ class CircuitBreaker:
                     if failed(error, NORMAL, 0.0):
                         return use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
                     raise
-                next(successes)
-                return result
+                if type(result) is not coroutine:
+                    next(successes)
+                    # Still clean: no failure was recorded while fn ran, so this success
+                    # has nothing to reset. Otherwise it must end the run of failures.
+                    if gate.clean:
+                        return result
+                return late(fn, result)  # type: ignore[no-any-return]
             now = monotonic()
             until = doorman.reject_until
             if now < until:
@@ -526,17 +637,21 @@ class CircuitBreaker:
                     # costs about as much as the rest of the rejection. retry_after is
                     # Machine.retry_after, inlined for the same reason.
                     next(rejected)
-                    raise CircuitOpenError(
-                        name, until - now if until < _INF else 0.0, doorman.state
+                    raise new_error(
+                        open_error,
+                        name,
+                        until - now if until < _INF else 0.0,
+                        doorman.state,
                     )
                 return reject(now, args, kwargs)  # type: ignore[no-any-return]
             return general(fn, args, kwargs, now)
 
+        adopt_metadata(guarded, fn)
         self._wrappers.add(guarded)
         return guarded
 
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        gate = self._gate
+        gate: Any = self._gate  # Any: mypy would narrow gate.clean across the call
         doorman = _PASS if self._cell.remote else self._machine
         monotonic = self._monotonic
         successes = self._cell.successes
@@ -547,8 +662,9 @@ class CircuitBreaker:
         quiet = self._fallback is None and not self._on_rejected
         name = self.name
         general = self._call_async
+        late = self._late_success
+        new_error, open_error = _new_error, CircuitOpenError
 
-        @functools.wraps(fn)
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if gate.clean:
                 try:
@@ -558,18 +674,24 @@ class CircuitBreaker:
                         return await _resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                     raise
                 next(successes)
-                return result
+                if gate.clean:  # as in the sync wrapper
+                    return result
+                return late(None, result)  # type: ignore[no-any-return]
             now = monotonic()
             until = doorman.reject_until
             if now < until:
                 if quiet:
                     next(rejected)
-                    raise CircuitOpenError(
-                        name, until - now if until < _INF else 0.0, doorman.state
+                    raise new_error(
+                        open_error,
+                        name,
+                        until - now if until < _INF else 0.0,
+                        doorman.state,
                     )
                 return await _resolve(reject(now, args, kwargs))  # type: ignore[no-any-return]
             return await general(fn, args, kwargs, now)
 
+        adopt_metadata(guarded, fn)
         self._wrappers.add(guarded)
         return guarded
 
@@ -619,6 +741,8 @@ class CircuitBreaker:
             if use_fallback:
                 return self._use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
             raise
+        if type(result) is _COROUTINE:
+            self._not_awaited(fn, result, ticket)
         self._succeeded(result, ticket, now)
         if cell.remote:
             cell.push(self._monotonic())
@@ -728,12 +852,16 @@ class CircuitBreaker:
                 old = machine.state
                 ticket = machine.admit(now)
                 self._settle(old, _TIME)
+            if self._cell.outbox:
+                self._deliver()
         return ticket
 
     def _settle(self, old: CircuitState, kind: int, detail: Any = None) -> None:
-        """After a change to the machine, under the lock: refresh the gate, report a transition.
+        """After a change to the machine, under the lock: refresh the gate, queue a transition.
 
-        ``kind`` (one of the ``_TIME``... constants) and ``detail`` say what changed it.
+        ``kind`` (one of the ``_TIME``... constants) and ``detail`` say what changed it. The
+        transition is delivered by :meth:`_deliver` once the lock is released; the facts its
+        cause is told from are taken now, while they are still true.
         """
         machine = self._machine
         cell = self._cell
@@ -741,36 +869,64 @@ class CircuitBreaker:
         cell.clean = machine.clean and not cell.remote
         new = machine.state
         if new is not old and (self._on_change or _global_listeners):
-            self._announce(old, new, kind, detail)
+            policy = machine.policy
+            judged = (
+                (policy.total_failed, policy.total) if type(policy) is FailureRateWindow else None
+            )
+            cell.outbox.append((self, _Change(old, new, kind, detail, machine.timeout, judged)))
 
-    def _announce(self, old: CircuitState, new: CircuitState, kind: int, detail: Any) -> None:
+    def _deliver(self) -> None:
+        """Tell listeners the queued transitions, unless another thread is already at it.
+
+        Call it after releasing the lock. Deliveries of one state run one at a time and in
+        order: a thread that finds another delivering leaves its transitions to that one,
+        which goes on until the queue is empty. The flag and the queue are read together
+        under the lock, so no transition is left behind.
+        """
+        cell = self._cell
+        lock = self._lock
+        outbox = cell.outbox
+        while True:
+            with lock:
+                if cell.delivering or not outbox:
+                    return
+                breaker, change = outbox.popleft()
+                cell.delivering = True
+            try:
+                breaker._announce(change)
+            finally:
+                # Even if a listener raised SystemExit: later transitions must not wait forever.
+                cell.delivering = False
+
+    def _announce(self, change: _Change) -> None:
+        old, new = change.old, change.new
         cause: str | None = None
         hooks = [*self._on_change, *((hook, wants) for _, hook, wants in tuple(_global_listeners))]
         for hook, wants_cause in hooks:
             try:
                 if wants_cause:
                     if cause is None:
-                        cause = self._cause(old, new, kind, detail)
+                        cause = self._cause(change)
                     hook(self, old, new, cause=cause)
                 else:
                     hook(self, old, new)
             except Exception:
                 _logger.exception("breaker listener %r failed in on_state_change", hook)
 
-    def _cause(self, old: CircuitState, new: CircuitState, kind: int, detail: Any) -> str:
-        """What made the machine go from ``old`` to ``new``, in words (never raises)."""
+    def _cause(self, change: _Change) -> str:
+        """What made the machine make ``change``, in words (never raises)."""
         try:
-            return self._describe(old, new, kind, detail)
+            return self._describe(change)
         except Exception:  # a user's __repr__ that fails must not hide the transition
-            return f"{old} -> {new}"
+            return f"{change.old} -> {change.new}"
 
-    def _describe(self, old: CircuitState, new: CircuitState, kind: int, detail: Any) -> str:
-        machine = self._machine
-        settings = machine.settings
+    def _describe(self, change: _Change) -> str:
+        old, new, kind, detail, timeout, judged = change
+        settings = self._machine.settings
         if kind == _MANUAL:
             return str(detail)
         if new is HALF_OPEN and old is OPEN:
-            return f"recovery timeout elapsed ({machine.timeout:g}s)"
+            return f"recovery timeout elapsed ({timeout:g}s)"
         if old is HALF_OPEN and new is not OPEN:
             threshold = settings.success_threshold
             return f"trial succeeded ({threshold}/{threshold})"
@@ -789,14 +945,11 @@ class CircuitBreaker:
         if kind == _ERROR:
             what = f"failure: {what}"
         rate = settings.failure_rate
-        if rate is None:
+        if rate is None or judged is None:
             return f"{what} ({settings.failure_threshold}/{settings.failure_threshold} in a row)"
-        window = cast("Any", machine.policy)
-        judged = (
-            f"failure rate {window.total_failed / window.total:.0%} >= {rate:.0%} "
-            f"over {window.total} calls"
-        )
-        return f"{judged} after {what}" if kind == _SUCCESS else f"{what} ({judged})"
+        failed, total = judged
+        verdict = f"failure rate {failed / total:.0%} >= {rate:.0%} over {total} calls"
+        return f"{verdict} after {what}" if kind == _SUCCESS else f"{what} ({verdict})"
 
     def _rejection(self, now: float) -> CircuitOpenError:
         """Count and report a rejected call; the error to raise or to give ``fallback``."""
@@ -804,7 +957,10 @@ class CircuitBreaker:
         if self._on_rejected:
             _notify(self._on_rejected, "on_rejected", self)
         machine = self._machine
-        return CircuitOpenError(self.name, machine.retry_after(now), machine.state)
+        error: CircuitOpenError = _new_error(
+            CircuitOpenError, self.name, machine.retry_after(now), machine.state
+        )
+        return error
 
     def _reject(self, now: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         """Turn a call away: the fallback's answer, or raise :class:`CircuitOpenError`."""
@@ -817,9 +973,7 @@ class CircuitBreaker:
         self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         fallback = cast("Callable[..., Any]", self._fallback)
-        if self._accepts_error:
-            return fallback(*args, **kwargs, error=error)
-        return fallback(*args, **kwargs)
+        return _answer(fallback, self._accepts_error, error, args, kwargs)
 
     def _failed(self, error: BaseException, ticket: int, started: float) -> bool:
         """Handle a call that raised ``error``; True when ``fallback`` should answer it."""
@@ -833,33 +987,77 @@ class CircuitBreaker:
             return self._fallback is not None
         # Not an outcome that counts (ignored, unlisted, or KeyboardInterrupt and friends): the
         # trial slot, if it held one, goes back, or HALF_OPEN would wait for it forever.
+        self._unrecorded(ticket)
+        return False
+
+    def _unrecorded(self, ticket: int) -> None:
+        """A call ended without an outcome that counts: total it, give back its trial slot."""
         next(self._cell.unrecorded)
         if ticket > 0:
             with self._lock:
                 self._machine.release(ticket)
-        return False
+
+    def _not_awaited(self, fn: Callable[..., Any], result: Any, ticket: int) -> None:
+        """A call run as a plain function returned a coroutine: nothing ran that can be judged."""
+        result.close()  # never awaited: close it, so Python does not warn about it
+        self._unrecorded(ticket)
+        raise TypeError(
+            f"circuit breaker {self.name!r} called {fn!r} as a plain function and got a "
+            "coroutine back, so the call has not run yet and has no outcome to count; the "
+            "coroutine was closed and nothing was counted. Decorate the async def itself (or "
+            "an object with async def __call__), or use `await breaker.call_async(fn, ...)`"
+        )
+
+    def _late_success(self, fn: Callable[..., Any] | None, result: Any) -> Any:
+        """The end of a fast-path call that the fast path could not settle: a sync ``fn``
+        that returned a coroutine, or a success after the gate closed while it ran."""
+        if fn is not None and type(result) is _COROUTINE:
+            self._not_awaited(fn, result, NORMAL)
+        # The gate is the cell only with the consecutive policy, whose successes need no
+        # time; reading the clock keeps this right if that ever changes.
+        self._record_success(self._monotonic(), NORMAL)
+        return result
 
     def _succeeded(self, result: Any, ticket: int, started: float) -> None:
-        now = self._monotonic()
+        # One clock read per call unless the end time matters (see _ends_timed).
+        now = self._monotonic() if self._ends_timed else started
         duration = now - started
         slow = self._slow
         if slow is not None and duration > slow:
             self._record_failure(ticket, now, duration, _SLOW, duration)
             return
-        if result is not _NO_RESULT and self._flags(result):
-            self._record_failure(ticket, now, duration, _FLAGGED, result)
-            return
+        if result is not _NO_RESULT and self._failure_if is not None:
+            try:
+                flagged = self._flags(result)
+            except BaseException:
+                # KeyboardInterrupt (a signal) or the like, in the predicate: no outcome.
+                self._unrecorded(ticket)
+                raise
+            if flagged:
+                if not self._ends_timed:
+                    now = self._monotonic()
+                self._record_failure(ticket, now, duration, _FLAGGED, result)
+                return
         cell = self._cell
         next(cell.successes)
-        # The outcome is reported before the transition it may cause.
-        if self._on_success:
-            _notify(self._on_success, "on_success", self, duration)
-        if ticket != NORMAL or not cell.clean:
-            machine = self._machine
-            with self._lock:
-                old = machine.state
-                machine.success(now, ticket)
-                self._settle(old, _SUCCESS)
+        try:
+            # The outcome is reported before the transition it may cause.
+            if self._on_success:
+                _notify(self._on_success, "on_success", self, duration)
+        finally:
+            # Even if a listener raised SystemExit: the success is in the totals, so the
+            # machine hears it too (and a trial gives back its slot).
+            if ticket != NORMAL or not cell.clean:
+                self._record_success(now, ticket)
+
+    def _record_success(self, now: float, ticket: int) -> None:
+        machine = self._machine
+        with self._lock:
+            old = machine.state
+            machine.success(now, ticket)
+            self._settle(old, _SUCCESS)
+        if self._cell.outbox:
+            self._deliver()
 
     def _flags(self, result: Any) -> bool:
         predicate = self._failure_if
@@ -879,15 +1077,20 @@ class CircuitBreaker:
         cell = self._cell
         machine = self._machine
         next(cell.failures)
-        if self._on_failure:
-            error = detail if kind == _ERROR else None
-            _notify(self._on_failure, "on_failure", self, error, duration)
-        with self._lock:
-            cell.success_mark = read_count(cell.successes)
-            cell.last_failure = now
-            old = machine.state
-            machine.failure(now, ticket)
-            self._settle(old, kind, detail)
+        try:
+            if self._on_failure:
+                error = detail if kind == _ERROR else None
+                _notify(self._on_failure, "on_failure", self, error, duration)
+        finally:
+            # Even if a listener raised SystemExit: the machine hears the counted failure.
+            with self._lock:
+                cell.success_mark = read_count(cell.successes)
+                cell.last_failure = now
+                old = machine.state
+                machine.failure(now, ticket)
+                self._settle(old, kind, detail)
+            if cell.outbox:
+                self._deliver()
 
     # -- state, manual control ------------------------------------------------------------------
 
@@ -902,6 +1105,10 @@ class CircuitBreaker:
                     old = machine.state
                     machine.poll(now)
                     self._settle(old, _TIME)
+                    state = machine.state
+                if self._cell.outbox:
+                    self._deliver()
+                return state
         return machine.state
 
     @property
@@ -979,6 +1186,8 @@ class CircuitBreaker:
             old = machine.state
             change(machine)
             self._settle(old, _MANUAL, cause)
+        if self._cell.outbox:
+            self._deliver()
         if self._cell.remote:
             self._cell.push(self._monotonic())
 
@@ -1045,6 +1254,8 @@ class CircuitBreaker:
             unrecorded = read_count(cell.unrecorded) - zero_unrecorded
             mark = cell.success_mark
             last_failure = cell.last_failure
+        if cell.outbox:
+            self._deliver()
         recorded = successes + failures
         return BreakerStats(
             name=self.name,

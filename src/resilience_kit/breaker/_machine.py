@@ -2,8 +2,9 @@
 
 The machine turns events (may a call run now? it succeeded, it failed, it ended without an
 outcome) into decisions and state changes. It is not thread-safe on its own: the breaker
-serialises every mutating call with a lock and keeps the lock-free parts (reading the state to
-admit a call in CLOSED, rejecting in OPEN before the deadline) to methods that only read.
+serialises every call with a lock, except the lock-free parts (reading the state to admit a call
+in CLOSED, rejecting in OPEN before the deadline), which use only ``clean``, ``peek`` and
+``retry_after``: those read and never write.
 
 Time is always passed in (``now``, monotonic seconds), so the machine can be driven by a fake
 clock or replayed from a log without any patching.
@@ -125,7 +126,9 @@ class Machine:
         self.in_flight = 0
         self.trial_successes = 0
 
-    # -- queries (read only: safe without the breaker's lock) ---------------------------------
+    # -- queries ------------------------------------------------------------------------------
+    # clean, peek and retry_after only read: safe without the breaker's lock. failure_count
+    # turns the rate window to ``now``, which writes: hold the lock.
 
     @property
     def clean(self) -> bool:
@@ -160,7 +163,10 @@ class Machine:
         return left if 0.0 < left < math.inf else 0.0
 
     def failure_count(self, now: float) -> int:
-        """Failures the policy holds now: consecutive ones, or those in the rate window."""
+        """Failures the policy holds now: consecutive ones, or those in the rate window.
+
+        Not read-only: the rate window drops the buckets older than ``now``. Hold the lock.
+        """
         return self.policy.failure_count(now)
 
     # -- events ---------------------------------------------------------------------------------

@@ -13,10 +13,12 @@ overrides the synchronisation hooks; the breaker then calls them around its slow
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import threading
 import weakref
-from typing import Protocol, runtime_checkable
+from collections import deque
+from typing import Any, Protocol, runtime_checkable
 
 from resilience_kit.breaker._machine import Machine, MachineSettings
 from resilience_kit.errors import ConfigurationError
@@ -50,6 +52,11 @@ class BreakerCell:
         success_mark: ``successes`` at the last recorded failure (for
             ``consecutive_successes``).
         last_failure: Monotonic time of the last recorded failure, or ``None``.
+        outbox: State changes waiting to be told to listeners, oldest first. They are queued
+            under ``lock`` and delivered after it is released, one at a time (see
+            ``delivering``), so a slow listener never holds up another thread's use of the
+            breaker and listeners still hear every change in order.
+        delivering: True while some thread is delivering ``outbox``; only that thread delivers.
         remote: ``False`` here. A cell whose state lives elsewhere sets it, and the breaker
             then calls :meth:`pull` before deciding on the slow path and :meth:`push` after
             each recorded failure or state change (the ``_async`` twins from async callers).
@@ -58,10 +65,12 @@ class BreakerCell:
     __slots__ = (
         "__weakref__",
         "clean",
+        "delivering",
         "failures",
         "last_failure",
         "lock",
         "machine",
+        "outbox",
         "rejected",
         "success_mark",
         "successes",
@@ -82,6 +91,8 @@ class BreakerCell:
         self.success_mark = 0
         self.last_failure: float | None = None
         self.zeros = (0, 0, 0, 0)
+        self.outbox: deque[tuple[Any, ...]] = deque()
+        self.delivering = False
 
     def pull(self, now: float) -> None:
         """Bring ``machine`` up to date with the shared state (nothing to do in memory)."""
@@ -141,13 +152,26 @@ class MemoryStorage:
             if cell is None:
                 cell = self._cells[name] = BreakerCell(settings)
             elif cell.machine.settings != settings:
-                raise ConfigurationError(
-                    f"settings must match the breaker {name!r} already sharing this storage, "
-                    f"got {settings!r}, it has {cell.machine.settings!r}",
-                    parameter="settings",
-                    value=settings,
-                )
+                raise _mismatch(name, settings, cell.machine.settings)
             return cell
 
     def __repr__(self) -> str:
         return f"MemoryStorage(names={sorted(self._cells)!r})"
+
+
+def _mismatch(name: str, given: MachineSettings, live: MachineSettings) -> ConfigurationError:
+    """The error for a breaker whose state settings differ from those of ``name``'s live cell.
+
+    It names every differing setting with both values; ``parameter`` is the first of them.
+    """
+    differ = [
+        (field.name, getattr(given, field.name), getattr(live, field.name))
+        for field in dataclasses.fields(MachineSettings)
+        if getattr(given, field.name) != getattr(live, field.name)
+    ]
+    described = ", ".join(f"{key}={mine!r} (it has {theirs!r})" for key, mine, theirs in differ)
+    return ConfigurationError(
+        f"settings must match the breaker {name!r} already sharing this storage, got {described}",
+        parameter=differ[0][0],
+        value=differ[0][1],
+    )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import inspect
+import threading
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
-from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState
+from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, ConfigurationError
 from resilience_kit.testing import FakeClock
 
 
@@ -150,3 +155,205 @@ def test_exit_without_enter_records_nothing() -> None:
     breaker = CircuitBreaker("forms")
     breaker.__exit__(None, None, None)
     assert breaker.stats().total_calls == 0
+
+
+# -- a decorated call that ends after other calls' outcomes ----------------------------------
+
+
+def test_a_success_ending_after_a_failure_breaks_the_run_of_failures() -> None:
+    # The call starts on the fast path (clean breaker), a failure is recorded while it runs,
+    # then it succeeds: the failures on either side of it are not consecutive.
+    breaker = CircuitBreaker("forms", failure_threshold=2)
+    entered, release = threading.Event(), threading.Event()
+
+    @breaker
+    def slow_ok() -> str:
+        entered.set()
+        release.wait()
+        return "ok"
+
+    @breaker
+    def boom() -> None:
+        raise ConnectionError("down")
+
+    thread = threading.Thread(target=slow_ok)
+    thread.start()
+    entered.wait()
+    with pytest.raises(ConnectionError):
+        boom()
+    release.set()
+    thread.join()
+    assert breaker.stats().failure_count == 0
+    with pytest.raises(ConnectionError):
+        boom()
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_an_async_success_ending_after_a_failure_breaks_the_run_of_failures() -> None:
+    breaker = CircuitBreaker("forms", failure_threshold=3)
+
+    @breaker
+    async def ok(gate: asyncio.Event) -> str:
+        await gate.wait()
+        return "ok"
+
+    @breaker
+    async def fail() -> None:
+        raise ConnectionError("down")
+
+    gates = [asyncio.Event(), asyncio.Event()]
+    slow = [asyncio.create_task(ok(gate)) for gate in gates]  # admitted while clean
+    await asyncio.sleep(0)
+    for index in range(3):  # F S F S F, in the order the outcomes arrive
+        with pytest.raises(ConnectionError):
+            await fail()
+        if index < 2:
+            gates[index].set()
+            assert await slow[index] == "ok"
+    assert breaker.state is CircuitState.CLOSED
+    assert breaker.stats().failure_count == 1
+
+
+def test_a_success_that_starts_disabled_and_ends_after_a_reset_reaches_the_rate_window(
+    clock: FakeClock,
+) -> None:
+    # DISABLED takes the fast path even with a rate policy; the call ends in CLOSED, where its
+    # success counts in the window like any other.
+    breaker = CircuitBreaker("forms", failure_rate=0.5, minimum_calls=2)
+    entered, release = threading.Event(), threading.Event()
+
+    @breaker
+    def slow_ok() -> str:
+        entered.set()
+        release.wait()
+        return "ok"
+
+    breaker.disable()
+    thread = threading.Thread(target=slow_ok)
+    thread.start()
+    entered.wait()
+    breaker.reset()
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    release.set()
+    thread.join()
+    stats = breaker.stats()
+    assert (stats.failure_rate, stats.state) == (0.5, CircuitState.OPEN)
+
+
+# -- what a decorator is given -------------------------------------------------------------
+
+
+class AsyncClient:
+    """An API client called as an object."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def __call__(self, key: str) -> str:
+        self.calls += 1
+        raise ConnectionError(key)
+
+
+async def test_an_object_with_async_call_is_guarded_as_async(clock: FakeClock) -> None:
+    breaker = CircuitBreaker("forms", failure_threshold=1, recovery_timeout=5)
+    client = AsyncClient()
+    guarded = breaker(client)
+    assert inspect.iscoroutinefunction(guarded)
+    assert guarded.__name__ == "AsyncClient"
+    with pytest.raises(ConnectionError):
+        await guarded("k")
+    with pytest.raises(CircuitOpenError):
+        await guarded("k")
+    clock.advance(5)
+    with pytest.raises(ConnectionError):  # the trial ran, and failed
+        await guarded("k")
+    stats = breaker.stats()
+    assert (stats.total_failures, stats.total_successes, client.calls) == (2, 0, 2)
+    assert breaker.state is CircuitState.OPEN
+
+
+async def test_a_partial_of_an_async_function_is_guarded_as_async() -> None:
+    breaker = CircuitBreaker("forms", failure_threshold=1)
+
+    async def fetch(host: str, path: str) -> str:
+        """Fetch a page."""
+        raise ConnectionError(host + path)
+
+    guarded = breaker(functools.partial(fetch, "db"))
+    assert inspect.iscoroutinefunction(guarded)
+    assert (guarded.__name__, guarded.__doc__) == ("fetch", "Fetch a page.")
+    assert guarded.__qualname__.endswith("fetch")
+    with pytest.raises(ConnectionError, match="db/x"):
+        await guarded("/x")
+    assert breaker.state is CircuitState.OPEN
+
+
+def test_a_partial_of_a_plain_function_keeps_the_function_name() -> None:
+    guarded = CircuitBreaker("forms")(functools.partial(int, base=16))
+    assert guarded.__name__ == "int"
+    assert guarded("ff") == 255
+
+
+class GeneratorObject:
+    def __call__(self) -> Iterator[int]:
+        yield 1
+
+
+def sync_generator() -> Iterator[int]:
+    yield 1
+
+
+async def async_generator() -> AsyncIterator[int]:
+    yield 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [
+        (sync_generator, "generator function"),
+        (async_generator, "async generator function"),
+        (functools.partial(sync_generator), "generator function"),
+        (GeneratorObject(), "generator function"),
+    ],
+)
+def test_generator_functions_are_rejected_at_decoration(fn: Any, kind: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"cannot guard the {kind}") as caught:
+        CircuitBreaker("forms")(fn)
+    assert (caught.value.parameter, caught.value.value) == ("fn", fn)
+
+
+def test_something_not_callable_is_rejected_at_decoration() -> None:
+    with pytest.raises(ConfigurationError, match="fn must be callable, got 3"):
+        CircuitBreaker("forms")(3)  # type: ignore[arg-type]
+
+
+async def _fetch() -> str:
+    return "page"
+
+
+def test_a_plain_function_that_returns_a_coroutine_counts_nothing(clock: FakeClock) -> None:
+    # It looks like a plain def to the decorator; its coroutine would run after the breaker
+    # has judged it. The coroutine is closed (filterwarnings=error would turn a "never
+    # awaited" RuntimeWarning into a failure here).
+    breaker = CircuitBreaker("forms", failure_threshold=1, recovery_timeout=5)
+
+    def fetch_later() -> Coroutine[Any, Any, str]:  # a plain def handing out a coroutine
+        return _fetch()
+
+    guarded = breaker(fetch_later)
+    with pytest.raises(TypeError, match="got a coroutine back"):
+        guarded()
+    with pytest.raises(TypeError, match="call_async"):
+        breaker.call(_fetch)  # type: ignore[arg-type]
+    stats = breaker.stats()
+    assert (stats.total_successes, stats.total_failures, stats.total_calls) == (0, 0, 2)
+    # In HALF_OPEN it is no trial success, and the trial slot goes back.
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    clock.advance(5)
+    with pytest.raises(TypeError, match="got a coroutine back"):
+        guarded()
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert breaker.call(lambda: "trial") == "trial"
+    assert breaker.state is CircuitState.CLOSED

@@ -41,6 +41,31 @@ BAD = [
         "ignore must be an exception class or a tuple of exception classes, got (<class "
         "'KeyError'>, 3)",
     ),
+    (
+        "failure_on",
+        (ValueError, KeyboardInterrupt),
+        "failure_on must be subclasses of Exception (KeyboardInterrupt, SystemExit and "
+        "CancelledError never count as failures), got (<class 'ValueError'>, <class "
+        "'KeyboardInterrupt'>)",
+    ),
+    (
+        "failure_on",
+        BaseException,
+        "failure_on must be subclasses of Exception (KeyboardInterrupt, SystemExit and "
+        "CancelledError never count as failures), got <class 'BaseException'>",
+    ),
+    (
+        "listeners",
+        5,
+        "listeners must be an iterable of listeners (objects with some of on_state_change, "
+        "on_success, on_failure, on_rejected), got 5",
+    ),
+    (
+        "listeners",
+        [1],
+        "listeners must be an iterable of listeners (objects with some of on_state_change, "
+        "on_success, on_failure, on_rejected), got [1]",
+    ),
     ("failure_if", 1, "failure_if must be a callable or None, got 1"),
     ("fallback", "none", "fallback must be a callable or None, got 'none'"),
 ]
@@ -101,3 +126,18 @@ def test_clock_none_takes_the_default_clock_at_construction() -> None:
     assert str(breaker.state) == "OPEN"
     fake.advance(10)
     assert str(breaker.state) == "HALF_OPEN"
+
+
+def test_ignore_may_name_any_exception_type() -> None:
+    # Ignoring KeyboardInterrupt changes nothing (it never counts), but it is not wrong.
+    breaker = CircuitBreaker("ok", ignore=(KeyboardInterrupt, KeyError))
+    assert breaker.ignore == (KeyboardInterrupt, KeyError)
+    breaker.unregister()
+
+
+def test_a_listener_needs_only_one_of_the_methods() -> None:
+    class OnlyRejections:
+        def on_rejected(self, breaker: CircuitBreaker) -> None:
+            pass
+
+    CircuitBreaker("ok", listeners=(listener for listener in [OnlyRejections()])).unregister()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -125,3 +129,105 @@ def test_global_listeners_hear_every_breakers_transitions_only(clock: FakeClock)
     second.reset()
     assert heard == [("g1", "CLOSED", "OPEN"), ("g2", "CLOSED", "FORCED_OPEN")]
     remove_global_listener(hook)  # removing twice is harmless
+
+
+# -- state changes are told after the lock is released, in order ----------------------------
+
+
+def test_a_slow_state_listener_does_not_hold_other_threads_up() -> None:
+    inside, release = threading.Event(), threading.Event()
+
+    class Slow:
+        def on_state_change(self, *args: Any) -> None:
+            inside.set()
+            release.wait()
+
+    breaker = CircuitBreaker("l", listeners=[Slow()])
+    opener = threading.Thread(target=breaker.force_open)
+    opener.start()
+    inside.wait()
+    # Another thread (an event loop serving /health, say) reads the breaker meanwhile.
+    reader_done = threading.Event()
+    reader = threading.Thread(target=lambda: (breaker.stats(), reader_done.set()))
+    reader.start()
+    finished_while_listener_ran = reader_done.wait(timeout=10)
+    release.set()
+    opener.join()
+    reader.join()
+    assert finished_while_listener_ran
+    assert breaker.state is CircuitState.FORCED_OPEN
+
+
+def test_a_transition_made_by_a_listener_is_told_after_the_one_it_heard() -> None:
+    heard: list[tuple[str, str]] = []
+
+    class Resetter:
+        def on_state_change(self, breaker: CircuitBreaker, old: Any, new: Any) -> None:
+            heard.append((str(old), str(new)))
+            if new is CircuitState.OPEN:
+                breaker.reset()
+
+    breaker = CircuitBreaker("l", failure_threshold=1, listeners=[Resetter()])
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    assert heard == [("CLOSED", "OPEN"), ("OPEN", "CLOSED")]
+    assert breaker.state is CircuitState.CLOSED
+
+
+def test_transitions_reach_listeners_in_order_one_at_a_time_under_threads() -> None:
+    heard: list[tuple[CircuitState, CircuitState]] = []
+    busy = threading.Lock()
+    overlaps: list[int] = []
+
+    class Checker:
+        def on_state_change(self, breaker: CircuitBreaker, old: Any, new: Any) -> None:
+            if not busy.acquire(blocking=False):
+                overlaps.append(1)
+                return
+            try:
+                heard.append((old, new))
+                time.sleep(0)  # let other threads run while this delivery is in progress
+            finally:
+                busy.release()
+
+    breaker = CircuitBreaker(
+        "l", failure_threshold=2, recovery_timeout=0.0001, listeners=[Checker()]
+    )
+    start = threading.Barrier(8)
+
+    def hammer(index: int) -> None:
+        start.wait()
+        for i in range(2000):
+            with contextlib.suppress(ValueError, CircuitOpenError):
+                breaker.call(int, "x" if (i + index) % 3 else "1")
+            if i % 97 == 0:
+                breaker.reset()
+
+    threads = [threading.Thread(target=hammer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert overlaps == []
+    assert len(heard) > 10
+    # Each transition leaves the state the previous one entered: none lost, none reordered.
+    assert all(new == old for (_, new), (old, _) in itertools.pairwise(heard))
+
+
+def test_a_listener_raising_system_exit_does_not_stop_later_deliveries() -> None:
+    recorder = Recorder()
+
+    class Exits:
+        def __init__(self) -> None:
+            self.first = True
+
+        def on_state_change(self, *args: Any) -> None:
+            if self.first:
+                self.first = False
+                raise SystemExit(1)
+
+    breaker = CircuitBreaker("l", failure_threshold=1, listeners=[Exits(), recorder])
+    with pytest.raises(SystemExit):
+        breaker.call(int, "x")
+    breaker.reset()
+    assert recorder.events[-1] == ("change", "l", "OPEN", "CLOSED")

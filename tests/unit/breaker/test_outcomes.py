@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState
+from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, ConfigurationError
+from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock
 
 
@@ -68,7 +69,7 @@ def test_base_exceptions_are_never_counted_nor_swallowed(
     breaker = CircuitBreaker(
         "o",
         failure_threshold=1,
-        failure_on=BaseException,
+        failure_on=(Exception, LookupError),
         fallback=lambda *a, **k: fallback_calls.append(a),
     )
     with pytest.raises(type(error)):
@@ -188,3 +189,127 @@ class TestFallback:
 
         assert await work(1) == 2
         assert await work(2) == 3
+
+
+# -- a BaseException in the bookkeeping after the call -------------------------------------
+
+
+def half_open(**options: Any) -> tuple[CircuitBreaker, FakeClock]:
+    clock = FakeClock()
+    breaker = CircuitBreaker("o", failure_threshold=1, recovery_timeout=5, clock=clock, **options)
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    clock.advance(5)
+    return breaker, clock
+
+
+def interrupt(*args: Any) -> bool:
+    raise KeyboardInterrupt  # a signal arriving while the library's code runs
+
+
+def test_an_interrupt_in_failure_if_gives_the_trial_slot_back() -> None:
+    breaker, _ = half_open(failure_if=interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        breaker.call(lambda: "ok")
+    stats = breaker.stats()
+    assert (stats.state, stats.total_successes, stats.total_calls) == (
+        CircuitState.HALF_OPEN,
+        0,
+        2,
+    )
+    # The slot is free: the next call is a trial (and this failure_if flags nothing).
+    breaker._failure_if = None
+    assert breaker.call(lambda: "trial") == "trial"
+    assert breaker.state is CircuitState.CLOSED
+
+
+class ExitOn:
+    """A listener that raises SystemExit from one event (as a shutdown hook might)."""
+
+    def __init__(self, event: str) -> None:
+        self.armed = False
+        setattr(self, event, self.exit)
+
+    def exit(self, *args: Any) -> None:
+        if self.armed:
+            raise SystemExit(1)
+
+
+def test_a_system_exit_in_on_success_still_settles_the_trial() -> None:
+    listener = ExitOn("on_success")
+    breaker, _ = half_open(listeners=[listener])
+    listener.armed = True
+    with pytest.raises(SystemExit):
+        breaker.call(lambda: "ok")
+    stats = breaker.stats()
+    assert (stats.state, stats.total_successes) == (CircuitState.CLOSED, 1)
+
+
+def test_a_system_exit_in_on_failure_still_records_the_failed_trial() -> None:
+    listener = ExitOn("on_failure")
+    breaker, _ = half_open(listeners=[listener])
+    listener.armed = True
+    with pytest.raises(SystemExit):
+        breaker.call(int, "y")
+    stats = breaker.stats()
+    assert (stats.state, stats.total_failures) == (CircuitState.OPEN, 2)
+
+
+# -- a fallback that takes `error` and a call that has an `error` of its own ----------------
+
+
+def test_a_fallback_taking_error_refuses_a_function_taking_error() -> None:
+    def fallback(message: str, error: BaseException | None = None) -> str:
+        return "fallback"
+
+    breaker = CircuitBreaker("o", fallback=fallback)
+
+    def report(message: str, error: str | None = None) -> str:
+        raise ConnectionError("down")
+
+    with pytest.raises(ConfigurationError, match="could not tell the call's `error`") as caught:
+        breaker(report)
+    assert (caught.value.parameter, caught.value.value) == ("fallback", fallback)
+    with pytest.raises(ConfigurationError, match="could not tell the call's `error`"):
+        resilient(breaker=breaker)(report)
+    # A fallback without `error` gets the call's own arguments, `error` among them.
+    plain = CircuitBreaker("o2", fallback=lambda message, **kw: f"{message}/{kw['error']}")
+    assert plain(report)("disk full", error="E42") == "disk full/E42"
+
+
+def test_a_call_passing_error_keeps_it_and_the_fallback_gets_no_exception() -> None:
+    seen: list[Any] = []
+
+    def fallback(*args: Any, error: Any = None, **kwargs: Any) -> str:
+        seen.append(error)
+        return "fallback"
+
+    def send(**fields: Any) -> str:
+        raise ConnectionError("down")
+
+    breaker = CircuitBreaker("o", fallback=fallback)
+    assert breaker.call(send, error="E42") == "fallback"
+    assert breaker(send)(level="x") == "fallback"
+    assert seen[0] == "E42"
+    assert isinstance(seen[1], ConnectionError)
+
+
+class CountingClock(FakeClock):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def monotonic(self) -> float:
+        self.reads += 1
+        return super().monotonic()
+
+
+@pytest.mark.parametrize("result", ["good", "BAD"])
+def test_failure_if_alone_reads_the_clock_once_per_call(result: str) -> None:
+    # Nothing is timed, and the consecutive policy places no success in time; a flagged
+    # result is a failure, which is dated (last_failure), so it reads the clock again.
+    clock = CountingClock()
+    breaker = CircuitBreaker("o", failure_if=lambda value: value == "BAD", clock=clock)
+    guarded = breaker(lambda: result)
+    guarded()
+    assert clock.reads == (1 if result == "good" else 2)

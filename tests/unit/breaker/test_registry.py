@@ -79,8 +79,13 @@ def test_shared_without_storage_shares_process_memory(clock: FakeClock) -> None:
 def test_shared_settings_must_match(clock: FakeClock) -> None:
     storage = MemoryStorage()
     keep = CircuitBreaker.shared("svc", storage=storage, failure_threshold=2)
-    with pytest.raises(ConfigurationError, match="settings must match"):
-        CircuitBreaker.shared("svc", storage=storage, failure_threshold=3)
+    with pytest.raises(ConfigurationError) as caught:
+        CircuitBreaker.shared("svc", storage=storage, failure_threshold=3, window=5)
+    assert str(caught.value) == (
+        "settings must match the breaker 'svc' already sharing this storage, got "
+        "failure_threshold=3 (it has 2), window=5.0 (it has 60.0)"
+    )
+    assert (caught.value.parameter, caught.value.value) == ("failure_threshold", 3)
     assert keep.name == "svc"
 
 
