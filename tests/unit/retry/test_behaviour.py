@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import inspect
 import sys
+import threading
+import time
 import traceback
 from collections.abc import Callable
 
@@ -433,3 +435,119 @@ async def test_the_async_traceback_has_no_tenacity_frames(sleeps: Sleeps) -> Non
     assert not [f for f in files if "tenacity" in f or "concurrent" in f], files
     names = [frame.name for frame in traceback.extract_tb(caught.value.__traceback__)]
     assert names[-2:] == ["run", "__call__"]
+
+
+# Calls of one decorated function share its policy and wait strategy but never a retry's
+# state: each call's attempts, waits and outcome are its own while others interleave with it.
+SHARED = RetryPolicy(
+    name="shared",
+    attempts=3,
+    wait="exponential",
+    multiplier=1.0,
+    min_wait=1.0,
+    max_wait=10.0,
+    retry_on=(OSError,),
+    on_exhausted="return_default",
+    default="exhausted",
+)
+
+
+def _expected_waits(failures: int) -> list[float]:
+    # Exponential 1, 2 after attempts 1 and 2; three failures exhaust the three attempts.
+    return [1.0, 2.0][: min(failures, 2)]
+
+
+def _expected_result(key: int) -> object:
+    return "exhausted" if key % 4 == 3 else key
+
+
+async def test_interleaved_tasks_sharing_one_function_keep_their_own_retries() -> None:
+    waits: dict[int, list[float]] = {}
+    failures: dict[int, int] = {}
+    current: dict[asyncio.Task[object] | None, int] = {}
+
+    async def sleep(seconds: float) -> None:
+        waits[current[asyncio.current_task()]].append(seconds)
+        await asyncio.sleep(0)  # let the other tasks run their attempts in between
+
+    @retry(SHARED, sleep=sleep)
+    async def fetch(key: int) -> object:
+        await asyncio.sleep(0)
+        if failures[key] < key % 4:
+            failures[key] += 1
+            raise OSError(f"attempt failed for {key}")
+        return key
+
+    async def one(key: int) -> object:
+        current[asyncio.current_task()] = key
+        waits[key], failures[key] = [], 0
+        return await fetch(key)
+
+    keys = range(2_000)
+    results = await asyncio.gather(*(one(key) for key in keys))
+    assert results == [_expected_result(key) for key in keys]
+    assert waits == {key: _expected_waits(key % 4) for key in keys}
+    stats = retry_stats()["shared"]
+    assert (stats.calls, stats.retries, stats.exhausted) == (2_000, 500 * (1 + 2 + 2), 500)
+
+
+def test_threads_sharing_one_function_keep_their_own_retries() -> None:
+    waits: dict[int, list[float]] = {}
+    failures: dict[int, int] = {}
+    local = threading.local()
+
+    def sleep(seconds: float) -> None:
+        waits[local.key].append(seconds)
+        time.sleep(0)  # hand the GIL to another thread between attempts
+
+    @retry(SHARED, sleep=sleep)
+    def fetch(key: int) -> object:
+        if failures[key] < key % 4:
+            failures[key] += 1
+            raise OSError(f"attempt failed for {key}")
+        return key
+
+    results: dict[int, object] = {}
+    barrier = threading.Barrier(8)
+
+    def run(first: int) -> None:
+        barrier.wait()
+        for key in range(first, 4_000, 8):
+            local.key = key
+            waits[key], failures[key] = [], 0
+            results[key] = fetch(key)
+
+    threads = [threading.Thread(target=run, args=(first,)) for first in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {key: _expected_result(key) for key in range(4_000)}
+    assert waits == {key: _expected_waits(key % 4) for key in range(4_000)}
+
+
+def test_a_call_nested_in_the_same_function_keeps_its_own_retries(sleeps: Sleeps) -> None:
+    attempts = {0: 0, 1: 0}
+    inner_results: list[object] = []
+
+    @retry(SHARED.replace(name="nested"), sleep=sleeps.sleep)
+    def work(level: int) -> object:
+        attempts[level] += 1
+        if level == 1:
+            if attempts[1] == 1:
+                raise OSError("inner, attempt 1")
+            return "inner"
+        if attempts[0] == 2:
+            # The outer call's second attempt runs the same function, which retries on its own.
+            inner_results.append(work(1))
+        if attempts[0] < 3:
+            raise OSError(f"outer, attempt {attempts[0]}")
+        return "outer"
+
+    assert work(0) == "outer"
+    assert inner_results == ["inner"]
+    assert attempts == {0: 3, 1: 2}
+    # Outer after its attempt 1, inner after its attempt 1, outer after its attempt 2.
+    assert sleeps.recorded == [1.0, 1.0, 2.0]
+    stats = retry_stats()["nested"]
+    assert (stats.calls, stats.retries, stats.successes_after_retry) == (2, 3, 2)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
+import pickle
 
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
 from retry_support import Flaky, Sleeps
 
-from resilience_kit import RetryPolicy, retry
+from resilience_kit import RetryPolicy, _retry, retry
 
 POLICY = RetryPolicy(name="billing", attempts=3, wait="fixed", min_wait=1.5, log_level=logging.INFO)
 
@@ -177,3 +178,97 @@ def test_a_failing_hook_is_logged_without_the_callers_error_or_a_traceback(
         assert "token=***" in message
     assert "TOP-SECRET" not in caplog.text
     assert "HOOK-SECRET" not in caplog.text
+
+
+class _RedactSpy:
+    """Counts calls of the redaction the retry log uses, and of the error's own ``str()``."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.redactions = 0
+        real = _retry.redact
+
+        def spy(text: str, *, max_length: int | None = None) -> str:
+            self.redactions += 1
+            return real(text, max_length=max_length)
+
+        monkeypatch.setattr(_retry, "redact", spy)
+
+
+class _CountedError(ConnectionError):
+    """An error whose message counts how often it is read."""
+
+    reads = 0
+
+    def __str__(self) -> str:
+        type(self).reads += 1
+        return "connect failed: password=hunter2"
+
+
+def _keep_records(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, level: int
+) -> list[logging.LogRecord]:
+    """Give the retry logger one handler that keeps records without formatting them.
+
+    Called in the test's body: pytest attaches its own handlers, which format every record, to
+    the root logger and to every non-propagating logger when the test's call starts.
+    """
+    kept: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            kept.append(record)
+
+    logger = logging.getLogger("resilience_kit.retry")
+    monkeypatch.setattr(logger, "handlers", [Keep()])
+    monkeypatch.setattr(logger, "propagate", False)
+    caplog.set_level(level, logger=logger.name)  # restored after the test
+    return kept
+
+
+def test_nothing_is_read_or_redacted_when_the_logger_is_disabled_for_the_level(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = _keep_records(monkeypatch, caplog, logging.WARNING)  # POLICY logs at INFO
+    spy = _RedactSpy(monkeypatch)
+    _CountedError.reads = 0
+    fn = retry(POLICY, sleep=sleeps.sleep)(Flaky(_CountedError(), _CountedError(), result=1))
+    assert fn() == 1
+    assert sleeps.recorded == [1.5, 1.5]  # both waits happened, neither was logged
+    assert kept == []
+    assert (_CountedError.reads, spy.redactions) == (0, 0)
+
+
+def test_a_record_no_handler_formats_is_never_redacted(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    kept = _keep_records(monkeypatch, caplog, logging.INFO)
+    spy = _RedactSpy(monkeypatch)
+    fn = retry(POLICY, sleep=sleeps.sleep)(Flaky(_CountedError(), result=1))
+    assert fn() == 1
+    (record,) = kept
+    assert spy.redactions == 0
+    expected = (
+        "retry policy 'billing': attempt 1 of 3 failed with _CountedError: connect failed: "
+        "password=***; retrying in 1.500s"
+    )
+    # Formatting redacts, once however many handlers format the record.
+    assert record.getMessage() == expected
+    assert record.getMessage() == expected
+    assert spy.redactions == 1
+
+
+def test_a_records_arguments_never_carry_the_unredacted_message(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Handlers and integrations that read record.args (repr them, pickle the record to another
+    # process) see the redacted text, not the raw one.
+    kept = _keep_records(monkeypatch, caplog, logging.INFO)
+    retry(POLICY, sleep=sleeps.sleep)(Flaky(_CountedError(), result=1))()
+    (record,) = kept
+    assert "hunter2" not in repr(record.args)
+    assert "'connect failed: password=***'" in repr(record.args)
+    pickled = pickle.dumps(record)
+    assert b"hunter2" not in pickled
+    copy = pickle.loads(pickled)  # noqa: S301 - our own bytes
+    assert "password=***" in copy.getMessage()
+    assert all(type(arg) in (str, int, float) for arg in copy.args)
