@@ -597,22 +597,43 @@ class CircuitBreaker:
             return cast("Callable[P, R]", self._wrap_async(cast("Any", fn)))
         return self._wrap_sync(fn)
 
+    def _hot_parts(self) -> tuple[Any, ...]:
+        """What the decorators' hot paths touch, to be bound to locals of their closures.
+
+        Closure cells are the cheapest lookups a wrapper can make; ``_use_clock`` finds the
+        clock's cell by its name, ``monotonic``.
+        """
+        return (
+            self._gate,
+            _PASS if self._cell.remote else self._machine,
+            self._monotonic,
+            self._cell.successes,
+            self._failed,
+            self._use_fallback,
+            self._reject,
+            self._cell.rejected,
+            self._fallback is None and not self._on_rejected,
+            self.name,
+            self._late_success,
+        )
+
     def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        # Everything the hot paths touch is bound to a local of the closure.
-        gate: Any = self._gate  # Any: mypy would narrow gate.clean across the call
-        doorman = _PASS if self._cell.remote else self._machine
-        monotonic = self._monotonic
-        successes = self._cell.successes
-        failed = self._failed
-        use_fallback = self._use_fallback
-        reject = self._reject
-        rejected = self._cell.rejected
-        quiet = self._fallback is None and not self._on_rejected
-        name = self.name
-        general = self._call
-        late = self._late_success
-        coroutine = _COROUTINE
+        (
+            gate,
+            doorman,
+            monotonic,
+            successes,
+            failed,
+            use_fallback,
+            reject,
+            rejected,
+            quiet,
+            name,
+            late,
+        ) = self._hot_parts()
         new_error, open_error = _new_error, CircuitOpenError
+        general = self._call
+        coroutine = _COROUTINE
 
         def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if gate.clean:
@@ -651,19 +672,21 @@ class CircuitBreaker:
         return guarded
 
     def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        gate: Any = self._gate  # Any: mypy would narrow gate.clean across the call
-        doorman = _PASS if self._cell.remote else self._machine
-        monotonic = self._monotonic
-        successes = self._cell.successes
-        failed = self._failed
-        use_fallback = self._use_fallback
-        reject = self._reject
-        rejected = self._cell.rejected
-        quiet = self._fallback is None and not self._on_rejected
-        name = self.name
-        general = self._call_async
-        late = self._late_success
+        (
+            gate,
+            doorman,
+            monotonic,
+            successes,
+            failed,
+            use_fallback,
+            reject,
+            rejected,
+            quiet,
+            name,
+            late,
+        ) = self._hot_parts()
         new_error, open_error = _new_error, CircuitOpenError
+        general = self._call_async
 
         async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
             if gate.clean:
