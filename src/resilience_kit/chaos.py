@@ -6,8 +6,9 @@ async def, as a guard around a block (``with`` / ``async with``), or through :me
 
 Injection is **off unless enabled**, so an injector can live in production code and be switched
 on in a test or a staging deployment: per injector with ``enabled=True``, or process-wide with
-the ``RESILIENCE_KIT_CHAOS=1`` environment variable (read at import) or :func:`enable`. While it
-is off a decorated call costs one flag check more than a plain call.
+the ``RESILIENCE_KIT_CHAOS=1`` environment variable (read at import) or :func:`enable` /
+:func:`disable`, which nest: the newest switch still in effect decides. While it is off a
+decorated call costs one flag check more than a plain call.
 
 Decisions come from the injector's own :class:`random.Random`, so a ``seed`` replays the same
 sequence of faults, and one lock keeps the sequence and the counts exact across threads.
@@ -31,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import copy
 import functools
-import inspect
 import logging
 import os
 import random
@@ -44,6 +44,7 @@ from typing import Any, Final, TypeVar, overload
 
 from typing_extensions import ParamSpec, Self
 
+from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.clock import default_clock
 from resilience_kit.errors import ConfigurationError
@@ -73,9 +74,18 @@ class _Unset:
 _UNSET: Final = _Unset()
 
 # The process-wide switch. A module global, because the disabled path of every decorated call
-# reads it and a global load is the cheapest read Python has.
-_enabled: bool = os.environ.get(ENV_VAR, "").strip().lower() in _TRUTHY
+# reads it and a global load is the cheapest read Python has. It is derived: the newest switch on
+# `_switches` decides, else `_BASE` (the environment); only `_apply()` writes it, under the lock.
+_BASE: Final = os.environ.get(ENV_VAR, "").strip().lower() in _TRUTHY
+_enabled: bool = _BASE
+_switches: list[_Switch] = []
 _switch_lock = threading.Lock()
+
+
+def _apply() -> None:
+    """Recompute ``_enabled`` from the switches in effect; the caller holds ``_switch_lock``."""
+    global _enabled  # noqa: PLW0603 - see the comment at its definition
+    _enabled = _switches[-1]._on if _switches else _BASE
 
 
 def is_enabled() -> bool:
@@ -84,15 +94,20 @@ def is_enabled() -> bool:
 
 
 class _Switch:
-    """Returned by :func:`enable` / :func:`disable`: already applied, undone by ``with``'s exit."""
+    """Returned by :func:`enable` / :func:`disable`: in effect at once, withdrawn by ``with``.
 
-    __slots__ = ("_previous",)
+    Each switch is its own entry on a stack, and leaving its block removes that entry and no
+    other, wherever it sits: blocks that overlap without nesting (two threads, two fixtures
+    torn down in creation order) cannot undo each other.
+    """
+
+    __slots__ = ("_on",)
 
     def __init__(self, on: bool) -> None:
-        global _enabled  # noqa: PLW0603 - see the comment at its definition
+        self._on = on
         with _switch_lock:
-            self._previous = _enabled
-            _enabled = on
+            _switches.append(self)
+            _apply()
 
     def __enter__(self) -> None:
         return None
@@ -103,23 +118,78 @@ class _Switch:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        global _enabled  # noqa: PLW0603 - see the comment at its definition
         with _switch_lock:
-            _enabled = self._previous
+            # From the top: the common case is a block that nests properly. Absent when it has
+            # already ended or a `_restore()` dropped it, which makes a second exit harmless.
+            for index in range(len(_switches) - 1, -1, -1):
+                if _switches[index] is self:
+                    del _switches[index]
+                    _apply()
+                    return
 
 
 def enable() -> _Switch:
     """Switch injection on process-wide, for every thread and task.
 
-    Takes effect at once. Used as a context manager (``with chaos.enable(): ...``) it restores
-    the previous setting when the block ends, so blocks nest.
+    Takes effect at once. Switches stack: the newest one still in effect decides, so a
+    :func:`disable` inside an ``enable()`` block turns injection off until the ``disable()``
+    block ends, and then it is on again. Used as a context manager (``with chaos.enable(): ...``)
+    the switch is withdrawn when its block ends, and only that switch: blocks in other threads
+    or fixtures that overlap it keep theirs. Called without ``with`` it stays in effect until a
+    newer switch overrides it; with no switch in effect, the ``RESILIENCE_KIT_CHAOS``
+    environment variable decides.
     """
     return _Switch(True)
 
 
 def disable() -> _Switch:
-    """Switch process-wide injection off; the mirror of :func:`enable`."""
+    """Switch process-wide injection off; the mirror of :func:`enable`, stacking the same way."""
     return _Switch(False)
+
+
+class _SwitchState:
+    """An opaque copy of the switches in effect, made by :func:`_snapshot`."""
+
+    __slots__ = ("switches",)
+
+    def __init__(self, switches: tuple[_Switch, ...]) -> None:
+        self.switches = switches
+
+
+def _snapshot() -> object:
+    """Capture the whole process-wide switch state, for :func:`_restore`.
+
+    Private API for the pytest plugin, which brackets every test with it so that a test that
+    calls :func:`enable` without ``with`` (or leaves a block open) cannot leak chaos into the
+    next one::
+
+        state = chaos._snapshot()
+        try:
+            run_the_test()
+        finally:
+            chaos._restore(state)
+
+    Returns:
+        An opaque object; pass it to :func:`_restore` and nothing else.
+    """
+    with _switch_lock:
+        return _SwitchState(tuple(_switches))
+
+
+def _restore(snapshot: object) -> None:
+    """Put back the switch state captured by :func:`_snapshot`.
+
+    Switches made since the snapshot are dropped (leaving their blocks afterwards does
+    nothing), and switches that were in effect then are back in effect, in their order.
+
+    Raises:
+        TypeError: ``snapshot`` did not come from :func:`_snapshot`.
+    """
+    if not isinstance(snapshot, _SwitchState):
+        raise TypeError(f"chaos._restore() takes what chaos._snapshot() returned, got {snapshot!r}")
+    with _switch_lock:
+        _switches[:] = snapshot.switches
+        _apply()
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +232,7 @@ class Injector:
         "_latency",
         "_latency_total",
         "_lock",
+        "_make_fault",
         "_rate",
         "_result",
         "_rng",
@@ -181,7 +252,8 @@ class Injector:
         sleep: Callable[[float], object] | None,
         async_sleep: Callable[[float], Awaitable[object]] | None,
     ) -> None:
-        self._fault = _check_fault(fault)
+        self._fault = fault
+        self._make_fault = _fault_factory(fault)
         self._rate = check_number("rate", rate, minimum=0, maximum=1)
         self._latency = _check_latency(latency)
         if fault is not None and result is not _UNSET:
@@ -239,9 +311,9 @@ class Injector:
 
     def _outcome(self, target: object) -> bool:
         """After the latency: raise the fault, or tell whether to return the canned result."""
-        fault = self._fault
-        if fault is not None:
-            error = fault() if isinstance(fault, type) else copy.copy(fault)
+        make_fault = self._make_fault
+        if make_fault is not None:
+            error = make_fault()
             if _log.isEnabledFor(logging.DEBUG):
                 _log.debug("chaos: raising %r in %s", error, _describe(target))
             raise error
@@ -359,33 +431,56 @@ class Injector:
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a def or async def; every call goes through the injector.
 
-        The signature is kept. With ``enabled=False`` the injector can never act, so ``fn`` is
-        returned unchanged.
+        The signature is kept. An async callable (an ``async def``, a :func:`functools.partial`
+        of one, an object whose class has ``async def __call__``) gets an ``async def`` wrapper,
+        so latency is awaited, never slept on the event loop. ``staticmethod`` and
+        ``classmethod`` objects are wrapped inside. With ``enabled=False`` the injector can
+        never act, so ``fn`` is returned unchanged.
+
+        Raises:
+            ConfigurationError: ``fn`` is not callable, or it is a generator or async generator
+                function: calling one only creates the generator, so a fault or a result would
+                replace the generator itself and latency would come before any of its code ran.
+                Put :meth:`point` / :meth:`point_async` (or ``with`` / ``async with``) inside it
+                instead.
         """
+        if isinstance(fn, (staticmethod, classmethod)):
+            return type(fn)(self(fn.__func__))
         check_callable("fn", fn)
+        kind = generator_kind(fn)
+        if kind is not None:
+            raise ConfigurationError(
+                f"chaos.inject cannot decorate the {kind} {fn!r}: calling it only creates the "
+                "generator, so a fault or result would replace the generator itself and latency "
+                "would come before any of its code ran; call `injector.point()` (`await "
+                "injector.point_async()`) or use `with injector:` (`async with`) inside it, "
+                "where it talks to the dependency",
+                parameter="fn",
+                value=fn,
+            )
         forced = self._enabled
         if forced is False:
             return fn  # never acts, so it costs nothing
         # The disabled path is inlined (no method call): it is what production pays.
-        if inspect.iscoroutinefunction(fn):
+        if is_async_callable(fn):
             call_async = self._call_async
 
-            @functools.wraps(fn)
             async def async_wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
                 if _enabled if forced is None else forced:
                     return await call_async(fn, args, kwargs)
                 return await fn(*args, **kwargs)
 
+            adopt_metadata(async_wrapper, fn)
             return async_wrapper
 
         call_sync = self._call_sync
 
-        @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
             if _enabled if forced is None else forced:
                 return call_sync(fn, args, kwargs)
             return fn(*args, **kwargs)
 
+        adopt_metadata(wrapper, fn)
         return wrapper
 
     # -- introspection -------------------------------------------------------------------------
@@ -438,8 +533,15 @@ def inject(
     running the call, or else runs the call late.
 
     Args:
-        fault: An exception class (instantiated with no arguments) or instance (copied, so each
-            injected fault is a fresh exception with its own traceback) to raise.
+        fault: The exception to raise: a class, built with no arguments for each injection
+            (checked here by building one), or an instance, copied for each injection so every
+            injected fault is a fresh exception with its own traceback and no ``__cause__`` or
+            ``__context__``. The copy is shallow: its ``args`` and attributes are the
+            template's own objects, except ``__notes__``, which each copy gets as a list of its
+            own (notes added to an injected fault stay on that fault). An instance whose class
+            cannot be rebuilt from its ``args`` (keyword-only constructor arguments, like
+            httpx's ``HTTPStatusError(message, request=..., response=...)``) is copied without
+            calling its ``__init__``.
         rate: The probability, ``0 <= rate <= 1``, that a call is injected.
         latency: Seconds to add, ``>= 0``, or a ``(low, high)`` range drawn uniformly.
         result: A value to return instead of running the call (decorator and ``call`` only).
@@ -453,8 +555,9 @@ def inject(
             :func:`asyncio.sleep` (pass your own under trio).
 
     Raises:
-        ConfigurationError: A parameter is out of range, both ``fault`` and ``result`` are given,
-            or none of ``fault``, ``latency`` and ``result`` is.
+        ConfigurationError: A parameter is out of range; ``fault`` is a class that cannot be
+            built with no arguments, or an instance that cannot be copied; both ``fault`` and
+            ``result`` are given; or none of ``fault``, ``latency`` and ``result`` is.
     """
     return Injector(
         fault=fault,
@@ -468,25 +571,84 @@ def inject(
     )
 
 
-def _check_fault(fault: object) -> type[BaseException] | BaseException | None:
-    if fault is None or (isinstance(fault, type) and issubclass(fault, BaseException)):
-        return fault
-    if isinstance(fault, BaseException):
+def _fault_factory(fault: object) -> Callable[[], BaseException] | None:
+    """Validate ``fault`` and return what makes one fresh exception per injection.
+
+    Each factory is tried once here, so a fault that cannot be made fails at construction
+    with a ConfigurationError instead of as a TypeError in the user's call.
+    """
+    if fault is None:
+        return None
+    if isinstance(fault, type) and issubclass(fault, BaseException):
         try:
-            copy.copy(fault)
+            fault()
         except Exception as error:
             raise ConfigurationError(
-                f"fault must be an exception class or a copyable exception instance, got "
-                f"{fault!r} (copying it failed: {error!r}; pass its class or a subclass instead)",
+                f"fault must be an exception class that can be built with no arguments or an "
+                f"exception instance, got {fault!r} (building it failed: {error!r}; pass an "
+                f"instance instead, e.g. fault={fault.__name__}(...))",
                 parameter="fault",
                 value=fault,
             ) from error
         return fault
+    if not isinstance(fault, BaseException):
+        raise ConfigurationError(
+            f"fault must be an exception class or instance, got {fault!r}",
+            parameter="fault",
+            value=fault,
+        )
+    failures = []
+    for copier in (_copy_fault, _rebuild_fault):
+        try:
+            copier(fault)
+        except Exception as error:
+            failures.append(error)
+        else:
+            return functools.partial(copier, fault)
     raise ConfigurationError(
-        f"fault must be an exception class or instance, got {fault!r}",
+        f"fault must be an exception class or a copyable exception instance, got {fault!r} "
+        f"(copying it failed: {failures[0]!r}, then {failures[1]!r}; pass a subclass that "
+        f"can be built with no arguments instead)",
         parameter="fault",
         value=fault,
-    )
+    ) from failures[-1]
+
+
+def _own_notes(copied: BaseException, template: BaseException) -> BaseException:
+    # A shallow copy would share the template's __notes__ list: notes that a handler adds to
+    # one injected fault would appear on the template and on every later injection.
+    notes = getattr(template, "__notes__", None)
+    if isinstance(notes, list):
+        copied.__notes__ = list(notes)  # type: ignore[attr-defined]
+    return copied
+
+
+def _copy_fault(template: BaseException) -> BaseException:
+    """``copy.copy``: rebuilds from ``args`` through ``__init__``, then restores ``__dict__``."""
+    return _own_notes(copy.copy(template), template)
+
+
+# Fields that C exception types keep outside ``__dict__``; ``__init__`` fills them from the
+# arguments, so a copy that skips ``__init__`` carries them over itself.
+_C_FIELDS: Final = ("errno", "strerror", "filename", "filename2")
+
+
+def _rebuild_fault(template: BaseException) -> BaseException:
+    """A copy without ``__init__``, for a class that cannot be rebuilt from its ``args``.
+
+    The new object has its own traceback, ``__cause__`` and ``__context__`` (all empty) and
+    takes the template's ``args`` and ``__dict__``.
+    """
+    cls = type(template)
+    copied: BaseException = cls.__new__(cls)
+    copied.args = template.args
+    copied.__dict__.update(template.__dict__)
+    if isinstance(template, OSError):
+        for name in _C_FIELDS:
+            value = getattr(template, name)
+            if value is not None:  # setting None would print as "None -> None" in str()
+                setattr(copied, name, value)
+    return _own_notes(copied, template)
 
 
 def _check_latency(latency: object) -> tuple[float, float]:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -21,9 +23,12 @@ from resilience_kit.testing import FakeClock, use_clock
 
 @pytest.fixture(autouse=True)
 def _switch_off() -> Iterator[None]:
-    """Every test starts with the process switch off, whatever the environment says."""
+    """Every test starts with the process switch off, whatever the environment says, and
+    switches a test leaves behind (``enable()`` without ``with``) end with it."""
+    state = chaos._snapshot()
     with chaos.disable():
         yield
+    chaos._restore(state)
 
 
 class Recorder:
@@ -151,13 +156,16 @@ def test_a_fault_instance_is_copied_with_its_attributes() -> None:
 
 
 def test_an_instance_that_cannot_be_copied_is_rejected_at_construction() -> None:
-    class Picky(Exception):
+    class Sealed(Exception):
+        def __new__(cls, code: int, *, where: str) -> Sealed:
+            return super().__new__(cls, code)
+
         def __init__(self, code: int, *, where: str) -> None:
             super().__init__(code)
             self.where = where
 
     with pytest.raises(ConfigurationError, match="copyable exception instance") as caught:
-        chaos.inject(fault=Picky(5, where="db"))
+        chaos.inject(fault=Sealed(5, where="db"))
     assert caught.value.parameter == "fault"
 
 
@@ -500,3 +508,322 @@ async def test_thousands_of_tasks_with_latency() -> None:
     assert stats.calls == 5_000
     assert clock.monotonic() == pytest.approx(stats.injected * 0.5)
     assert stats.latency == pytest.approx(stats.injected * 0.5)
+
+
+# -- review fixes: async callables and generators --------------------------------------------
+
+
+class _AsyncClient:
+    """An API client object: its class has ``async def __call__``."""
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []
+
+    async def __call__(self, x: int) -> int:
+        self.calls.append(x)
+        return x * 10
+
+
+async def test_an_async_callable_object_is_awaited_and_its_latency_is_async() -> None:
+    sync_sleeps, async_sleeps = Recorder(), Recorder()
+    client = _AsyncClient()
+    slow = chaos.inject(
+        latency=0.3, enabled=True, sleep=sync_sleeps, async_sleep=async_sleeps.async_sleep
+    )(client)
+    assert inspect.iscoroutinefunction(slow)
+    assert await slow(2) == 20
+    # The sync wrapper would have slept (on the event loop) and handed back the coroutine.
+    assert sync_sleeps.sleeps == []
+    assert async_sleeps.sleeps == [0.3]
+    assert slow.__name__ == "_AsyncClient"
+
+
+async def test_a_fault_in_an_async_callable_object_is_raised_by_the_await() -> None:
+    client = _AsyncClient()
+    failing = chaos.inject(fault=ConnectionError, enabled=True)(client)
+    pending = failing(1)  # creating the coroutine does not raise: awaiting it does
+    with pytest.raises(ConnectionError):
+        await pending
+    canned = chaos.inject(result=-1, enabled=True)(functools.partial(client, 5))
+    assert await canned() == -1
+    assert client.calls == []
+
+
+async def test_static_and_class_methods_are_wrapped_inside() -> None:
+    class Api:
+        @chaos.inject(result="canned", enabled=True)
+        @staticmethod
+        async def fetch(path: str) -> str:
+            return path
+
+        @chaos.inject(result="canned", enabled=True)
+        @classmethod
+        async def build(cls, path: str) -> str:
+            return cls.__name__ + path
+
+    assert await Api.fetch("/x") == "canned"
+    assert await Api().build("/y") == "canned"
+    assert inspect.iscoroutinefunction(Api.fetch)
+
+
+def _generator() -> Iterator[int]:
+    yield 1
+
+
+async def _async_generator() -> AsyncIterator[int]:
+    yield 1
+
+
+class _GeneratorObject:
+    def __call__(self) -> Iterator[int]:
+        yield 1
+
+
+@pytest.mark.parametrize(
+    ("fn", "kind"),
+    [
+        (_generator, "generator function"),
+        (_async_generator, "async generator function"),
+        (functools.partial(_generator), "generator function"),
+        (_GeneratorObject(), "generator function"),
+    ],
+)
+@pytest.mark.parametrize("enabled", [True, False, None])
+def test_generator_functions_are_refused_naming_fn(
+    fn: Any, kind: str, enabled: bool | None
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"cannot decorate the {kind}") as caught:
+        chaos.inject(result=[9], enabled=enabled)(fn)
+    assert caught.value.parameter == "fn"
+    assert caught.value.value is fn
+
+
+def test_a_checkpoint_inside_a_generator_injects_where_it_runs() -> None:
+    injector = chaos.inject(fault=ConnectionError, enabled=True)
+
+    def rows() -> Iterator[int]:
+        yield 1
+        injector.point()
+        yield 2
+
+    stream = rows()
+    assert next(stream) == 1
+    with pytest.raises(ConnectionError):
+        next(stream)
+
+
+# -- review fixes: faults that need arguments, copies that share nothing ---------------------
+
+
+class _CodeError(Exception):
+    def __init__(self, code: int) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class _HTTPStatusError(Exception):
+    """Like httpx's: keyword-only constructor arguments, so ``copy.copy`` cannot rebuild it."""
+
+    def __init__(self, message: str, *, request: object, response: object) -> None:
+        super().__init__(message)
+        self.request = request
+        self.response = response
+
+
+def test_a_fault_class_that_needs_arguments_is_refused_at_construction() -> None:
+    with pytest.raises(ConfigurationError, match="built with no arguments") as caught:
+        chaos.inject(fault=_CodeError, enabled=True)
+    assert caught.value.parameter == "fault"
+    assert caught.value.value is _CodeError
+    assert isinstance(caught.value.__cause__, TypeError)
+    chaos.inject(fault=_CodeError(503), enabled=True)  # what the message suggests
+
+
+def _raise_three(injector: chaos.Injector) -> list[BaseException]:
+    raised = []
+    for _ in range(3):
+        with pytest.raises(BaseException) as caught:  # noqa: PT011 - the type is the subject
+            injector.point()
+        raised.append(caught.value)
+    return raised
+
+
+def test_an_instance_with_keyword_only_arguments_is_copied_without_init() -> None:
+    request, response = object(), {"status": 503}
+    template = _HTTPStatusError("503 Service Unavailable", request=request, response=response)
+    raised = _raise_three(chaos.inject(fault=template, enabled=True))
+    assert len({id(error) for error in [template, *raised]}) == 4
+    for error in raised:
+        assert type(error) is _HTTPStatusError
+        assert error.args == ("503 Service Unavailable",)
+        assert str(error) == "503 Service Unavailable"
+        assert error.request is request  # type: ignore[attr-defined]
+        assert error.response is response  # shallow, as documented  # type: ignore[attr-defined]
+        assert error.__traceback__ is not None
+    assert raised[0].__traceback__ is not raised[1].__traceback__
+    assert template.__traceback__ is None
+
+
+def test_an_os_error_with_keyword_only_arguments_keeps_errno_and_strerror() -> None:
+    class RefusedError(OSError):
+        def __init__(self, *, host: str) -> None:
+            super().__init__(111, "refused")
+            self.host = host
+
+    (error, *_) = _raise_three(chaos.inject(fault=RefusedError(host="db"), enabled=True))
+    assert isinstance(error, RefusedError)
+    assert (error.errno, error.strerror, error.host) == (111, "refused", "db")
+    assert str(error) == "[Errno 111] refused"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [ConnectionError("refused"), _HTTPStatusError("503", request=None, response=None)],
+    ids=["copyable", "keyword-only"],
+)
+def test_injected_faults_have_no_cause_or_context_of_the_template(template: Exception) -> None:
+    try:
+        try:
+            raise KeyError("earlier")
+        except KeyError as earlier:
+            raise template from earlier
+    except Exception:  # noqa: S110 - only to give the template a cause, context and traceback
+        pass
+    assert template.__cause__ is not None
+    assert template.__context__ is not None
+    for error in _raise_three(chaos.inject(fault=template, enabled=True)):
+        assert error.__cause__ is None
+        assert error.__context__ is None
+        assert not error.__suppress_context__
+        assert error.__traceback__ is not template.__traceback__
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="add_note() is new in 3.11")
+@pytest.mark.parametrize(
+    "template",
+    [ConnectionError("refused"), _HTTPStatusError("503", request=None, response=None)],
+    ids=["copyable", "keyword-only"],
+)
+def test_notes_added_to_an_injected_fault_stay_on_it(template: Exception) -> None:
+    template.add_note("injected by chaos")
+    injector = chaos.inject(fault=template, enabled=True)
+    raised = []
+    for i in range(3):
+        try:
+            injector.point()
+        except Exception as error:
+            error.add_note(f"while handling request {i}")
+            raised.append(error)
+    assert [error.__notes__ for error in raised] == [
+        ["injected by chaos", f"while handling request {i}"] for i in range(3)
+    ]
+    assert template.__notes__ == ["injected by chaos"]
+
+
+def test_a_fault_without_notes_gets_none() -> None:
+    (error, *_) = _raise_three(chaos.inject(fault=ConnectionError("x"), enabled=True))
+    assert not hasattr(error, "__notes__")
+
+
+# -- review fixes: switches that overlap without nesting -------------------------------------
+
+
+def test_overlapping_enable_blocks_do_not_undo_each_other() -> None:
+    first, second = chaos.enable(), chaos.enable()
+    first.__exit__(None, None, None)  # the first one ends while the second is still open
+    assert chaos.is_enabled()
+    second.__exit__(None, None, None)
+    assert not chaos.is_enabled()
+
+
+def test_the_newest_switch_in_effect_decides() -> None:
+    with chaos.enable():
+        with chaos.disable():
+            assert not chaos.is_enabled()
+            with chaos.enable():
+                assert chaos.is_enabled()
+            assert not chaos.is_enabled()
+        assert chaos.is_enabled()
+    off, on = chaos.disable(), chaos.enable()
+    off.__exit__(None, None, None)  # ended out of order: `on` is still the newest
+    assert chaos.is_enabled()
+    on.__exit__(None, None, None)
+    assert not chaos.is_enabled()
+
+
+def test_leaving_a_block_twice_is_harmless() -> None:
+    outer = chaos.enable()
+    inner = chaos.disable()
+    inner.__exit__(None, None, None)
+    inner.__exit__(None, None, None)
+    assert chaos.is_enabled()
+    outer.__exit__(None, None, None)
+    assert not chaos.is_enabled()
+
+
+def test_threads_ending_their_blocks_in_entry_order_keep_the_others_on() -> None:
+    threads = 6
+    entered = [threading.Event() for _ in range(threads)]
+    may_leave = [threading.Event() for _ in range(threads)]
+    left = [threading.Event() for _ in range(threads)]
+
+    def worker(i: int) -> None:
+        with chaos.enable():
+            entered[i].set()
+            may_leave[i].wait()
+        left[i].set()
+
+    pool = [threading.Thread(target=worker, args=(i,)) for i in range(threads)]
+    for i, thread in enumerate(pool):
+        thread.start()
+        entered[i].wait()
+    seen = []
+    for i in range(threads):
+        may_leave[i].set()
+        left[i].wait()
+        seen.append(chaos.is_enabled())
+    for thread in pool:
+        thread.join()
+    assert seen == [True] * (threads - 1) + [False]
+
+
+def test_racing_enable_blocks_leave_the_switch_as_they_found_it() -> None:
+    threads, rounds = 8, 1_000
+    barrier = threading.Barrier(threads)
+    inside_off: list[int] = []
+
+    def worker() -> None:
+        barrier.wait()
+        for _ in range(rounds):
+            with chaos.enable():
+                time.sleep(0)  # let another thread in while this block is open
+                if not chaos.is_enabled():
+                    inside_off.append(1)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    assert inside_off == []
+    assert not chaos.is_enabled()
+
+
+def test_snapshot_and_restore_bracket_a_test() -> None:
+    with chaos.enable():
+        state = chaos._snapshot()
+        loose = chaos.disable()  # a test that forgets to end its switch ...
+        chaos.disable()
+        assert not chaos.is_enabled()
+        chaos._restore(state)  # ... cannot leak it past the restore
+        assert chaos.is_enabled()
+        loose.__exit__(None, None, None)  # dropped by the restore: ending it does nothing
+        assert chaos.is_enabled()
+    assert not chaos.is_enabled()
+    chaos._restore(state)  # switches in effect at the snapshot come back
+    assert chaos.is_enabled()
+
+
+def test_restore_takes_only_a_snapshot() -> None:
+    with pytest.raises(TypeError, match=r"what chaos\._snapshot\(\) returned"):
+        chaos._restore(())
