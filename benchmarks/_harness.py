@@ -10,12 +10,19 @@ both sides of the ratio.
 A case is a function ``setup(ctx) -> Prepared``: it builds the thing to time and says what one call
 must do (return a value, raise an error). Before anything is timed the harness makes that call and
 checks it; a case that does not do what it claims fails the run, it is never timed.
+
+resilience_kit itself is never allowed to go unmeasured: a section declares which of its modules
+must exist (``requires``) and which are not built yet (``future``). A resilience_kit case may be
+"unavailable" only while the module it needs does not exist at all and its section declares that
+module future; any other unavailable resilience_kit case, and any target left unmeasured, fails
+the run (``problems``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import inspect
 import itertools
 import math
@@ -35,6 +42,8 @@ __all__ = [
     "Group",
     "GroupResult",
     "Kind",
+    "NotYetImplemented",
+    "OURS",
     "Prepared",
     "RunSettings",
     "Section",
@@ -47,6 +56,7 @@ __all__ = [
     "Unavailable",
     "VerificationError",
     "evaluate_targets",
+    "problems",
     "rotation",
     "run_group",
     "run_section",
@@ -58,8 +68,23 @@ Timer = Callable[[int], float]
 _UNSET: Any = object()
 
 
+OURS = "resilience-kit"
+"""The ``library`` of the cases that measure resilience_kit itself."""
+
+
 class Unavailable(Exception):
     """A case that cannot run here (a peer not installed, a server not reachable, not built yet)."""
+
+
+class NotYetImplemented(Unavailable):
+    """The resilience_kit module a case needs does not exist (yet).
+
+    Accepted only for a module its section declares in ``Section.future``.
+    """
+
+    def __init__(self, module: str, name: str) -> None:
+        super().__init__(f"not yet implemented ({module}.{name})")
+        self.module = module
 
 
 class VerificationError(AssertionError):
@@ -322,6 +347,9 @@ class Target:
 class Section:
     """A topic of the page; registers its groups and targets. One file per section.
 
+    ``requires`` names the resilience_kit modules the section measures that exist now: each must
+    import, and every resilience_kit case must run. ``future`` names those not built yet: a case
+    needing one is "unavailable: not yet implemented" while that module does not exist.
     ``context``, when set, is entered around the whole section (for example to replace
     ``time.sleep`` by a no-op); ``rounds_factor`` scales the run's rounds for this section.
     """
@@ -334,8 +362,14 @@ class Section:
     x_label: str = ""
     rounds_factor: float = 1.0
     context: Callable[[], AbstractContextManager[Any]] | None = None
+    requires: tuple[str, ...] = ()
+    future: tuple[str, ...] = ()
     groups: list[Group] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if both := set(self.requires) & set(self.future):
+            raise ValueError(f"section {self.key!r}: {sorted(both)} both required and future")
 
     def group(
         self, key: str, title: str, kind: Kind, *, param: float | None = None, series: str = ""
@@ -431,6 +465,7 @@ class CaseResult:
     baseline: bool
     status: str = "ok"  # ok | unavailable | failed
     reason: str = ""
+    not_built: str = ""  # the resilience_kit module that does not exist yet, if that is the reason
     note: str = ""
     calls_per_sample: int = 0
     per_call_ns: list[float] = field(default_factory=list)
@@ -494,10 +529,12 @@ class SectionResult:
 
     section: Section
     groups: list[GroupResult]
+    errors: list[str] = field(default_factory=list)  # about the section itself (``requires``)
 
     @property
     def failures(self) -> list[tuple[GroupResult, CaseResult]]:
-        """Every case that failed (verification, setup error, error while timed)."""
+        """Every case that failed (verification, setup error, error while timed, resilience_kit
+        unavailable)."""
         return [(g, c) for g in self.groups for c in g.cases if c.status == "failed"]
 
 
@@ -603,11 +640,17 @@ def run_group(
     for case, result in zip(group.cases, results, strict=True):
         try:
             prepared = ctx.resolve(case.setup(ctx))
+        except NotYetImplemented as exc:
+            result.status, result.reason, result.not_built = "unavailable", str(exc), exc.module
+            continue
         except Unavailable as exc:
             result.status, result.reason = "unavailable", str(exc)
             continue
         except ImportError as exc:
-            result.status, result.reason = "unavailable", f"cannot import: {exc}"
+            if case.library == OURS:  # a peer may be missing; the library under test may not
+                result.status, result.reason = "failed", f"setup raised {_describe(exc)}"
+            else:
+                result.status, result.reason = "unavailable", f"cannot import: {exc}"
             continue
         except Exception as exc:
             result.status, result.reason = "failed", f"setup raised {_describe(exc)}"
@@ -718,8 +761,34 @@ def run_section(
         else max(3, round(settings.rounds * section.rounds_factor))
     )
     log(f"{section.title} ({len(section.groups)} groups, {rounds} rounds)")
+    errors = []
+    for module in section.requires:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            errors.append(f"requires {module}, which does not import: {_describe(exc)}")
     with section.context() if section.context is not None else nullcontext():
-        return SectionResult(section, [run_group(g, ctx, rounds, log) for g in section.groups])
+        groups = [run_group(g, ctx, rounds, log) for g in section.groups]
+    for group in groups:
+        for case in group.cases:
+            if case.library == OURS and case.status == "unavailable":
+                _refuse_unmeasured(section, case)
+    return SectionResult(section, groups, errors)
+
+
+def _refuse_unmeasured(section: Section, case: CaseResult) -> None:
+    """Fail a resilience_kit case that did not run, unless its module is declared future."""
+    if case.not_built and case.not_built in section.future:
+        return
+    if case.not_built:
+        future = ", ".join(section.future) or "none"
+        case.reason = (
+            f"{case.not_built} does not exist, and section {section.key!r} does not declare it "
+            f"future (its future modules: {future})"
+        )
+    else:
+        case.reason = f"resilience_kit must be measured here, but is unavailable: {case.reason}"
+    case.status = "failed"
 
 
 @dataclass(frozen=True)
@@ -736,6 +805,21 @@ class TargetResult:
         if self.case is None or not self.case.timed:
             return None
         return self.case.added <= self.target.max_added_ns
+
+
+def problems(results: Iterable[SectionResult], targets: Iterable[TargetResult]) -> list[str]:
+    """Everything that makes the run fail, one line each: a section whose required modules do not
+    import, every failed case, every target not measured."""
+    out = []
+    for result in results:
+        key = result.section.key
+        out += [f"{key}: {error}" for error in result.errors]
+        out += [f"{key}/{g.group.key}/{c.label}: {c.reason}" for g, c in result.failures]
+    for target in targets:
+        if target.met is None:
+            reason = target.case.reason if target.case is not None else "no such case"
+            out.append(f"target not measured: {target.target.title} ({reason or 'not timed'})")
+    return out
 
 
 def evaluate_targets(results: Iterable[SectionResult]) -> list[TargetResult]:

@@ -235,6 +235,24 @@ def spread(results: Sequence[SectionResult]) -> tuple[float, float, str]:
     return statistics.median(s for s, _ in spreads), worst[0], worst[1]
 
 
+def _longer_samples(results: Sequence[SectionResult], settings: RunSettings) -> str:
+    """`` (100 ms for threads and tasks, ...)`` from the kinds' ``sample_factor``, or ``""``."""
+    longer: dict[float, list[str]] = {}
+    for section in results:
+        for group in section.groups:
+            kind = group.group.kind
+            name = type(kind).__name__.lower()
+            if kind.sample_factor != 1 and name not in longer.setdefault(kind.sample_factor, []):
+                longer[kind.sample_factor].append(name)
+    parts = [
+        f"{settings.sample_seconds * factor * 1e3:.0f} ms for {' and '.join(names)}"
+        for factor, names in sorted(longer.items())
+    ]
+    if not parts:
+        return ""
+    return f" ({'; '.join(parts)}, whose start-up would otherwise weigh)"
+
+
 def _reasons(groups: Sequence[GroupResult]) -> list[str]:
     seen: dict[str, str] = {}
     for group in groups:
@@ -285,9 +303,9 @@ def render_markdown(
         "function, a successful retry made one attempt. The check is repeated after timing. A "
         "case that fails is reported and never timed, and the run exits non-zero.",
         f"- **Calibrated loops.** The number of calls per sample is chosen so one sample takes "
-        f"about {settings.sample_seconds * 1e3:.0f} ms ({settings.sample_seconds * 5e3:.0f} ms "
-        "for threads and tasks, whose start-up would otherwise weigh). Async cases time a loop "
-        "of awaits inside one running event loop, the baseline the same way.",
+        f"about {settings.sample_seconds * 1e3:.0f} ms{_longer_samples(results, settings)}. "
+        "Async cases time a loop of awaits inside one running event loop, the baseline the "
+        "same way.",
         f"- **Interleaved rounds.** Each comparison runs {settings.rounds} rounds (fewer for the "
         "scaling sections); every round times each case once, in an order rotated by one each "
         "round, so drift and bursts of load hit all cases alike. For each round the harness "

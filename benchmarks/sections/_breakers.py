@@ -32,6 +32,7 @@ class Built:
     open_error: type[BaseException]
     state: Callable[[], str] | None = None
     close: Callable[[], Any] | None = None
+    breaker: Any = None  # resilience_kit's CircuitBreaker, for resilient()
 
 
 @dataclass(frozen=True)
@@ -51,13 +52,13 @@ def _ours(ctx: Context, threshold: int, timeout: float) -> Built:
     breaker = circuit_breaker(
         ctx.unique("rk"), failure_threshold=threshold, recovery_timeout=timeout
     )
-    return Built(breaker, open_error, lambda: str(breaker.state).lower())
+    return Built(breaker, open_error, lambda: str(breaker.state).lower(), breaker=breaker)
 
 
 def _ours_redis(ctx: Context, threshold: int, timeout: float) -> Built:
     circuit_breaker = ours("resilience_kit", "CircuitBreaker")
     open_error = ours("resilience_kit", "CircuitOpenError")
-    redis_storage = ours("resilience_kit", "RedisStorage")
+    redis_storage = ours("resilience_kit.breaker.redis_storage", "RedisStorage")
     client = redis_sync(ctx)
     prefix = f"{KEY_PREFIX}-{ctx.unique('rk-storage')}"
     breaker = circuit_breaker(
@@ -161,7 +162,8 @@ ALL = (
 )
 
 
-def _state_check(built: Built, expected: str) -> Callable[[], None] | None:
+def state_check(built: Built, expected: str) -> Callable[[], None] | None:
+    """A verification that the breaker is in state ``expected``, where the library tells."""
     state = built.state
     if state is None:
         return None
@@ -181,7 +183,7 @@ def closed_case(adapter: Adapter, fn: Callable[..., Any]) -> Callable[[Context],
         return Prepared(
             built.decorate(fn),
             returns=RESULT,
-            check=_state_check(built, "closed"),
+            check=state_check(built, "closed"),
             close=built.close,
         )
 
@@ -197,7 +199,7 @@ def open_case(adapter: Adapter, fn: Callable[..., Any]) -> Callable[[Context], P
         with contextlib.suppress(Exception):  # the failure, or the trip's own error
             ctx.resolve(op())
         return Prepared(
-            op, raises=built.open_error, check=_state_check(built, "open"), close=built.close
+            op, raises=built.open_error, check=state_check(built, "open"), close=built.close
         )
 
     return setup

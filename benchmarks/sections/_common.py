@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import importlib.util
 from collections.abc import Callable
 from typing import Any
 
-from benchmarks._harness import Context, Unavailable
+from benchmarks._harness import Context, NotYetImplemented, Unavailable
 
 RESULT = ("result",)
 """What the plain work returns; cases check they hand it back unchanged (identity)."""
@@ -56,11 +57,33 @@ def failing() -> tuple[Callable[[], None], list[int]]:
 
 
 def ours(module: str, name: str) -> Any:
-    """A resilience_kit name, or ``Unavailable`` when that part is not built yet."""
+    """A resilience_kit name; ``NotYetImplemented`` only while ``module`` does not exist at all.
+
+    Only a module that is absent counts as not built: one that exists but fails to import, or
+    lacks ``name``, raises, and the case fails (a refactor that breaks a name must not pass for
+    "not yet implemented"). The section decides whether an absent module is acceptable: it must
+    list it in ``Section.future``.
+    """
+    if not _module_exists(module):
+        if hasattr(importlib.import_module("resilience_kit"), name):
+            raise RuntimeError(
+                f"resilience_kit.{name} exists but {module} does not: point the benchmark at "
+                "the module that defines it"
+            )
+        raise NotYetImplemented(module, name)
+    return getattr(importlib.import_module(module), name)
+
+
+def _module_exists(module: str) -> bool:
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        raise Unavailable(f"not yet implemented ({module}.{name})") from None
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError as exc:
+        # find_spec imports the parent packages: a missing parent inside resilience_kit means
+        # the module is absent too; resilience_kit itself missing is a broken install.
+        parent = exc.name or ""
+        if parent.startswith("resilience_kit.") and module.startswith(parent + "."):
+            return False
+        raise
 
 
 def expect(condition: bool, message: str) -> None:

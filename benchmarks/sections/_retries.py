@@ -25,6 +25,7 @@ class BuiltRetry:
     decorate: Decorator
     last_attempts: Callable[[Callable[..., Any]], int] | None = None
     reset: Callable[[], None] | None = None
+    policy: Any = None  # resilience_kit's RetryPolicy, for resilient()
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ def _ours(ctx: Context, attempts: int, zero_waits: bool, **options: Any) -> Buil
         expect(calls == 1, f"retry_stats counted {calls} calls for one call")
         return int(stats.attempts - seen["attempts"])
 
-    return BuiltRetry(retry(policy), last_attempts, reset)
+    return BuiltRetry(retry(policy), last_attempts, reset, policy)
 
 
 def _tenacity(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:

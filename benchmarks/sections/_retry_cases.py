@@ -3,33 +3,85 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks._harness import Context, Prepared
-from benchmarks.sections._common import RESULT, expect, failing
-from benchmarks.sections._retries import RetryAdapter
+from benchmarks.sections import _breakers as b
+from benchmarks.sections import _retries as r
+from benchmarks.sections._common import RESULT, expect, failing, ours
 
 
-def success_case(adapter: RetryAdapter, fn: Callable[..., Any]) -> Callable[[Context], Prepared]:
+def success_case(adapter: r.RetryAdapter, fn: Callable[..., Any]) -> Callable[[Context], Prepared]:
     """A setup: ``fn`` (which never fails) under a 3-attempt policy; one call, one attempt."""
 
     def setup(ctx: Context) -> Prepared:
         built = adapter.build(ctx, 3, False)
         op = built.decorate(fn)
-        check = None
-        if built.last_attempts is not None:
-            last_attempts = built.last_attempts
-
-            def check() -> None:
-                made = last_attempts(op)
-                expect(made == 1, f"the first attempt should succeed, {made} attempts were made")
-
-        return Prepared(op, returns=RESULT, check=check, reset=built.reset)
+        return Prepared(op, returns=RESULT, check=_success_check(built, op), reset=built.reset)
 
     return setup
 
 
-def failure_case(adapter: RetryAdapter, attempts: int) -> Callable[[Context], Prepared]:
+def _success_check(built: r.BuiltRetry, op: Callable[..., Any]) -> Callable[[], None] | None:
+    if built.last_attempts is None:
+        return None
+    last_attempts = built.last_attempts
+
+    def check() -> None:
+        made = last_attempts(op)
+        expect(made == 1, f"the first attempt should succeed, {made} attempts were made")
+
+    return check
+
+
+def _resilient(breaker: b.Built, retry: r.BuiltRetry, fn: Callable[..., Any]) -> Any:
+    resilient = ours("resilience_kit.composition", "resilient")
+    return resilient(breaker=breaker.breaker, retry=retry.policy)(fn)
+
+
+def _stacked(breaker: b.Built, retry: r.BuiltRetry, fn: Callable[..., Any]) -> Any:
+    # What resilient() does, with the peers: the retry outside, the breaker around each attempt.
+    return retry.decorate(breaker.decorate(fn))
+
+
+@dataclass(frozen=True)
+class Composition:
+    """A breaker and a retry policy put together, as a library's users write it."""
+
+    breaker: b.Adapter
+    retry: r.RetryAdapter
+    compose: Callable[[b.Built, r.BuiltRetry, Callable[..., Any]], Any]
+
+
+RESILIENT = Composition(b.OURS, r.OURS, _resilient)
+TENACITY_PYBREAKER = Composition(b.PYBREAKER, r.TENACITY, _stacked)
+
+
+def composed_case(
+    composition: Composition, fn: Callable[..., Any]
+) -> Callable[[Context], Prepared]:
+    """A setup: ``fn`` (which never fails) under a CLOSED breaker inside a 3-attempt retry.
+
+    One call must return the result in one attempt and leave the breaker CLOSED.
+    """
+
+    def setup(ctx: Context) -> Prepared:
+        breaker = composition.breaker.build(ctx, 5, 60.0)
+        retry = composition.retry.build(ctx, 3, False)
+        op = composition.compose(breaker, retry, fn)
+        checks = [c for c in (_success_check(retry, op), b.state_check(breaker, "closed")) if c]
+
+        def check() -> None:
+            for each in checks:
+                each()
+
+        return Prepared(op, returns=RESULT, check=check, reset=retry.reset, close=breaker.close)
+
+    return setup
+
+
+def failure_case(adapter: r.RetryAdapter, attempts: int) -> Callable[[Context], Prepared]:
     """A setup: a function failing every time, retried ``attempts`` times with zero waits."""
 
     def setup(ctx: Context) -> Prepared:

@@ -15,6 +15,7 @@ SECTION = Section(
     "plain `ValueError` in the same loop. pybreaker has no async decorator without Tornado; "
     "aiobreaker is async only.",
     order=10,
+    requires=("resilience_kit.breaker",),
 )
 
 closed_sync = SECTION.group("closed_sync", "CLOSED, sync call", SyncLoop())

@@ -27,6 +27,7 @@ SECTION = Section(
     "backends on the same local server (db 14). In memory: the baseline is a `dict` lookup in "
     "an `async def`. Both peers are async-only, so are these rows.",
     order=30,
+    future=("resilience_kit.cache",),
 )
 
 VALUE = {"id": 42, "name": "benchmark", "tags": ["a", "b"], "score": 0.5}

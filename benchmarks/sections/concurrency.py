@@ -20,6 +20,7 @@ SECTION = Section(
     "tasks in one loop, each call awaiting a function that yields once (`asyncio.sleep(0)`), "
     "so N calls are in flight at once; the baseline awaits the same function unguarded.",
     order=80,
+    requires=("resilience_kit.breaker",),
     chart="lines",
     x_label="workers",
     rounds_factor=0.5,

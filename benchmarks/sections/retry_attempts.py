@@ -38,6 +38,7 @@ SECTION = Section(
     "nothing. The `log_level=DEBUG` row is resilience_kit with its retry log below the root "
     "logger's level.",
     order=60,
+    requires=("resilience_kit.retry",),
     chart="lines",
     x_label="attempts",
     rounds_factor=0.5,

@@ -20,6 +20,7 @@ SECTION = Section(
     "N plain functions the same way). A registry, a global lock or a per-name lookup would show "
     "here as a ratio growing with N.",
     order=70,
+    requires=("resilience_kit.breaker",),
     chart="lines",
     x_label="breakers",
     rounds_factor=0.5,

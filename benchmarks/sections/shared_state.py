@@ -14,6 +14,8 @@ SECTION = Section(
     "dominated by those round trips, so the ratio says how many plain calls one guarded call "
     "costs. Same decorators and thresholds as the in-process breaker section.",
     order=50,
+    requires=("resilience_kit.breaker",),
+    future=("resilience_kit.breaker.redis_storage",),
 )
 
 closed = SECTION.group("closed_sync", "CLOSED, sync call", SyncLoop())

@@ -16,6 +16,7 @@ SECTION = Section(
     "whose `SimpleSpanProcessor` hands every span to an exporter that only counts it (no I/O); "
     "verification checks one span per statement.",
     order=40,
+    future=("resilience_kit.sql",),
 )
 
 statement = SECTION.group("statement", "One statement, SQLite in memory", SyncLoop())

@@ -7,7 +7,9 @@ does not do what it claims.
 
 from __future__ import annotations
 
+import datetime
 import importlib
+import logging
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -32,6 +34,8 @@ def bench() -> Iterator[SimpleNamespace]:
             report=importlib.import_module("benchmarks._report"),
             svg=importlib.import_module("benchmarks._svg"),
             sections=importlib.import_module("benchmarks.sections"),
+            common=importlib.import_module("benchmarks.sections._common"),
+            main=importlib.import_module("benchmarks.__main__"),
         )
     finally:
         if added:
@@ -471,8 +475,6 @@ def test_targets_are_met_not_met_or_not_measured(bench: SimpleNamespace, ctx: An
 def test_the_page_shows_verdicts_figures_and_a_valid_chart(
     bench: SimpleNamespace, ctx: Any
 ) -> None:
-    import datetime
-
     result = scripted_section(
         bench, ctx, {"base": [100, 100, 100], "fast": [140, 150, 145], "slow": [200, 260, 230]}
     )
@@ -508,3 +510,332 @@ def test_every_section_imports_without_peers_and_has_one_baseline_per_group(
         for target in section.targets:
             group = next(g for g in section.groups if g.key == target.group)
             assert any(case.label == target.case for case in group.cases), target
+
+
+def test_the_page_states_the_sample_length_each_kind_really_used(
+    bench: SimpleNamespace, ctx: Any
+) -> None:
+    h = bench.h
+    section = h.Section("demo", "Demo", "Threads and tasks with their own sample factors.")
+    for key, kind in (
+        ("plain", h.SyncLoop()),
+        ("threads", h.Threads(2, sample_factor=3.0)),
+        ("tasks", h.Tasks(10, sample_factor=7.0)),
+    ):
+        section.group(key, key, kind)
+    results = [h.SectionResult(section, [h.GroupResult(g, []) for g in section.groups])]
+    settings = h.RunSettings(sample_seconds=0.02)
+    info = bench.report.RunInfo(
+        settings, datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    )
+    page = bench.report.render_markdown(results, [], info, {})
+    assert "about 20 ms (60 ms for threads; 140 ms for tasks, whose start-up" in page
+
+    plain = h.Section("plain", "Plain", "No longer samples.")
+    plain.group("g", "g", h.SyncLoop())
+    page = bench.report.render_markdown(
+        [h.SectionResult(plain, [h.GroupResult(plain.groups[0], [])])], [], info, {}
+    )
+    assert "about 20 ms. Async cases" in page
+
+
+# What fails the run -------------------------------------------------------------------------
+
+
+def test_a_section_cannot_declare_a_module_both_required_and_future(
+    bench: SimpleNamespace,
+) -> None:
+    with pytest.raises(ValueError, match="both required and future"):
+        bench.h.Section("s", "S", "d", requires=("resilience_kit.x",), future=("resilience_kit.x",))
+
+
+def test_ours_is_not_yet_implemented_only_while_the_module_does_not_exist(
+    bench: SimpleNamespace, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import resilience_kit
+
+    ours, h = bench.common.ours, bench.h
+    with pytest.raises(h.NotYetImplemented) as absent:
+        ours("resilience_kit._bench_absent", "Thing")
+    assert absent.value.module == "resilience_kit._bench_absent"
+    with pytest.raises(h.NotYetImplemented):  # a missing package above it is absent too
+        ours("resilience_kit._bench_absent.sub", "Thing")
+    # The module exists but its name does not (a rename): an error, not "not yet implemented".
+    with pytest.raises(AttributeError, match="no_such_name"):
+        ours("resilience_kit.retry", "no_such_name")
+    # The module exists but does not import (a broken dependency): an error as well.
+    (tmp_path / "_bench_broken.py").write_text("import a_dependency_that_is_not_installed\n")
+    monkeypatch.setattr(resilience_kit, "__path__", [*resilience_kit.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "resilience_kit._bench_broken", raising=False)
+    with pytest.raises(ImportError) as broken:
+        ours("resilience_kit._bench_broken", "Thing")
+    assert not isinstance(broken.value, h.Unavailable)
+    # A name the package exports, looked up in a module that does not exist: the benchmark
+    # points at the wrong place, which must not pass for "not yet implemented".
+    with pytest.raises(RuntimeError, match="CircuitBreaker exists"):
+        ours("resilience_kit._bench_absent", "CircuitBreaker")
+
+
+def ours_section(bench: SimpleNamespace, setup: Any, **declared: Any) -> Any:
+    """A section with one resilience_kit case built by ``setup`` next to a plain baseline."""
+    section = bench.h.Section("ours", "Ours", "One resilience_kit case.", **declared)
+    group = section.group("g", "G", bench.h.SyncLoop())
+    group.baseline("base")(lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT))
+    group.add("resilience_kit", "resilience-kit")(setup)
+    return section
+
+
+def uses(module: str, name: str) -> Any:
+    """A case setup that needs the resilience_kit name ``module.name``."""
+
+    def setup(ctx: Any) -> Any:
+        from benchmarks._harness import Prepared
+        from benchmarks.sections._common import ours
+
+        ours(module, name)
+        return Prepared(lambda: RESULT, returns=RESULT)
+
+    return setup
+
+
+def test_a_future_module_that_does_not_exist_is_unavailable_and_the_run_passes(
+    bench: SimpleNamespace, ctx: Any
+) -> None:
+    section = ours_section(
+        bench,
+        uses("resilience_kit._bench_absent", "Thing"),
+        future=("resilience_kit._bench_absent",),
+    )
+    result = bench.h.run_section(section, ctx)
+    case = by_label(result.groups[0])["resilience_kit"]
+    assert (case.status, case.reason) == (
+        "unavailable",
+        "not yet implemented (resilience_kit._bench_absent.Thing)",
+    )
+    assert bench.h.problems([result], []) == []
+
+
+def test_a_missing_module_the_section_does_not_declare_future_fails(
+    bench: SimpleNamespace, ctx: Any
+) -> None:
+    section = ours_section(bench, uses("resilience_kit._bench_absent", "Thing"))
+    result = bench.h.run_section(section, ctx)
+    case = by_label(result.groups[0])["resilience_kit"]
+    assert case.status == "failed"
+    assert "does not declare it future" in case.reason
+    assert len(bench.h.problems([result], [])) == 1
+
+
+def test_resilience_kit_unavailable_for_any_other_reason_fails(
+    bench: SimpleNamespace, ctx: Any
+) -> None:
+    def unreachable(ctx: Any) -> Any:
+        raise bench.h.Unavailable("Redis unreachable")
+
+    def not_installed(ctx: Any) -> Any:
+        import resilience_kit_part_that_is_not_there  # type: ignore[import-not-found]  # noqa: F401
+
+    for setup in (unreachable, not_installed):
+        section = ours_section(bench, setup, requires=("resilience_kit.breaker",))
+        result = bench.h.run_section(section, ctx)
+        case = by_label(result.groups[0])["resilience_kit"]
+        assert case.status == "failed", setup
+        assert bench.h.problems([result], []), setup
+
+
+def test_a_required_module_that_does_not_import_fails_the_section(
+    bench: SimpleNamespace, ctx: Any
+) -> None:
+    section = ours_section(
+        bench,
+        lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT),
+        requires=("resilience_kit._bench_absent",),
+    )
+    result = bench.h.run_section(section, ctx)
+    assert result.errors
+    assert "requires resilience_kit._bench_absent" in result.errors[0]
+    assert bench.h.problems([result], [])
+
+
+def test_a_target_not_measured_is_a_problem(bench: SimpleNamespace, ctx: Any) -> None:
+    result = scripted_section(
+        bench, ctx, {"base": [100, 100, 100], "fast": [140, 150, 145], "slow": [200, 260, 230]}
+    )
+    found = bench.h.problems([result], bench.h.evaluate_targets([result]))
+    assert found == ["target not measured: a case that never ran (no such case)"]
+
+
+# main(): the exit status ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def run_main(bench: SimpleNamespace, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """``main(argv, sections)``: a run over the given sections (all of them when None)."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    real = bench.main.load_sections
+
+    def run(argv: list[str], sections: list[Any] | None = None) -> int:
+        if sections is not None:
+            monkeypatch.setattr(
+                bench.main,
+                "load_sections",
+                lambda only=None: [s for s in sections if only is None or s.key in only],
+            )
+        else:
+            monkeypatch.setattr(bench.main, "load_sections", real)
+        code: int = bench.main.main(argv)
+        return code
+
+    yield run
+    root.handlers[:], root.level = handlers, level  # main() sets up logging for the run
+
+
+def passing_section(bench: SimpleNamespace, key: str = "fine") -> Any:
+    section = bench.h.Section(key, "Fine", "A case that does what it claims.")
+    group = section.group("g", "G", bench.h.SyncLoop())
+    group.baseline("base")(lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT))
+    group.add("case", "lib")(lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT))
+    return section
+
+
+def test_main_exits_0_when_everything_ran_and_verified(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_main(["--quick"], [passing_section(bench)]) == 0
+    assert "all cases verified" in capsys.readouterr().out
+
+
+def test_main_exits_1_when_a_case_fails_verification(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = passing_section(bench, "wrong")
+    section.groups[0].add("liar", "lib")(
+        lambda ctx: bench.h.Prepared(lambda: "not the result", returns=RESULT)
+    )
+    assert run_main(["--quick"], [passing_section(bench), section]) == 1
+    err = capsys.readouterr().err
+    assert "wrong/g/liar: verification" in err
+
+
+def test_main_exits_1_when_an_existing_primitive_is_unavailable(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def unreachable(ctx: Any) -> Any:
+        raise bench.h.Unavailable("Redis unreachable")
+
+    section = ours_section(bench, unreachable, requires=("resilience_kit.breaker",))
+    assert run_main(["--quick"], [section]) == 1
+    assert "resilience_kit must be measured here" in capsys.readouterr().err
+
+
+def test_main_exits_1_when_a_renamed_name_breaks_the_real_retry_section(
+    run_main: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import resilience_kit.retry
+
+    monkeypatch.delattr(resilience_kit.retry, "retry_stats")  # an accidental rename
+    assert run_main(["--quick", "--sections", "retry", "--rounds", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "retry/success_sync/resilience_kit: setup raised AttributeError" in err
+    assert "target not measured: Retry, success path, sync" in err
+
+
+def test_main_exits_0_for_the_real_sections_of_what_exists_now(
+    run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Peers missing from the test environment are unavailable (allowed); every resilience_kit
+    # row, resilient() included, must set up, verify and be timed.
+    argv = ["--quick", "--sections", "breaker,retry,retry_attempts", "--rounds", "1"]
+    assert run_main(argv) == 0
+    out = capsys.readouterr().out
+    assert "resilience_kit resilient(breaker, retry)" in out
+    assert "every target measured" in out
+
+
+def test_main_exits_0_when_only_future_primitives_are_unavailable(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = ours_section(
+        bench,
+        uses("resilience_kit._bench_absent", "Thing"),
+        future=("resilience_kit._bench_absent",),
+    )
+    assert run_main(["--quick"], [passing_section(bench), section]) == 0
+    assert "not yet implemented (resilience_kit._bench_absent.Thing)" in capsys.readouterr().out
+
+
+def test_main_exits_1_when_a_target_is_not_measured(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    section = passing_section(bench)
+    section.target("g", "nosuch", 100, "a case that does not exist")
+    assert run_main(["--quick"], [section]) == 1
+    assert "target not measured: a case that does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--rounds", "-1"], "--rounds: must be at least 1, got -1"),
+        (["--rounds", "0"], "--rounds: must be at least 1"),
+        (["--rounds", "two"], "--rounds: must be a whole number"),
+        (["--sample-ms", "0"], "--sample-ms: must be a finite number > 0"),
+        (["--sample-ms", "-5"], "--sample-ms: must be a finite number > 0"),
+        (["--sample-ms", "nan"], "--sample-ms: must be a finite number > 0"),
+        (["--sections", "fine,nosuch"], "unknown section(s) nosuch; valid: fine, other"),
+        (["--sections", ","], "no section given; valid: fine, other"),
+        (["--no-such-option"], "unrecognized arguments"),
+    ],
+)
+def test_main_exits_2_for_bad_arguments(
+    bench: SimpleNamespace,
+    run_main: Any,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    sections = [passing_section(bench, "fine"), passing_section(bench, "other")]
+    assert run_main(["--quick", *argv], sections) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err
+    assert "all cases verified" not in captured.out  # nothing ran
+
+
+def test_main_runs_only_the_sections_named(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = passing_section(bench, "broken")
+    broken.groups[0].add("liar", "lib")(lambda ctx: bench.h.Prepared(lambda: 1, returns=RESULT))
+    assert run_main(["--quick", "--sections", "fine"], [passing_section(bench), broken]) == 0
+    assert run_main(["--list"], [passing_section(bench), broken]) == 0
+    assert "broken" in capsys.readouterr().out
+
+
+def test_every_resilience_kit_case_belongs_to_a_section_that_declares_its_modules(
+    bench: SimpleNamespace,
+) -> None:
+    for section in bench.sections.load_sections():
+        ours_cases = [c for g in section.groups for c in g.cases if c.library == bench.h.OURS]
+        if ours_cases:
+            assert section.requires or section.future, section.key
+        for module in (*section.requires, *section.future):
+            assert module.startswith("resilience_kit."), (section.key, module)
+        for module in section.requires:
+            importlib.import_module(module)  # what exists now must import
+
+
+def test_the_composition_rows_compare_resilient_with_the_stacked_peers(
+    bench: SimpleNamespace,
+) -> None:
+    retry = next(s for s in bench.sections.load_sections() if s.key == "retry")
+    assert "resilience_kit.composition" in retry.requires
+    groups = {g.key: g for g in retry.groups}
+    sync = {c.label: c for c in groups["composed_sync"].cases}
+    asynchronous = {c.label: c for c in groups["composed_async"].cases}
+    assert sync["plain call"].baseline
+    assert asynchronous["plain await"].baseline
+    assert sync["resilience_kit resilient(breaker, retry)"].library == bench.h.OURS
+    assert asynchronous["resilience_kit resilient(breaker, retry)"].library == bench.h.OURS
+    assert "tenacity @retry over pybreaker (stacked)" in sync
+    assert len(asynchronous) == 2  # pybreaker has no async decorator: no async peer row
