@@ -11,6 +11,11 @@ The layers are fixed, outermost first, because every other order is a bug:
    raises, and the breaker's ``fallback`` moves to layer 1 when ``resilient`` has none.
 4. ``timeout`` bounds each attempt, inside the breaker, so a timed-out attempt counts as a
    failure and can be retried.
+
+The timeout is not ``asyncio.wait_for``: before Python 3.12 it returns the attempt's result when
+the caller is cancelled in the loop iteration the attempt finishes, so the caller's cancellation
+is lost. Python 3.11+ uses ``asyncio.timeout``, which turns only its own cancellation into
+``TimeoutError``; Python 3.10 has :func:`_within`.
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
-from resilience_kit._callables import is_async_callable
+from resilience_kit._callables import generator_kind, is_async_callable
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer
@@ -51,9 +57,11 @@ def resilient(
             instead, unless this decorator's ``fallback`` is given, which wins.
         retry: A :class:`~resilience_kit.RetryPolicy` or a preset name, or None for one attempt.
         timeout: Seconds each attempt of an ``async def`` may take (> 0); a slower attempt
-            is cancelled and raises ``TimeoutError`` (``asyncio.TimeoutError`` on Python
-            3.10), which the breaker records and the policy may retry. Not available for a
-            plain ``def``: a thread cannot be interrupted safely (use the breaker's
+            is cancelled and raises the built-in ``TimeoutError`` on every Python version
+            (on 3.10 too, where ``asyncio.TimeoutError`` is another class), which the breaker
+            records and the policy may retry. Cancelling the caller is never turned into a
+            ``TimeoutError``, not even when it coincides with the timeout. Not available for
+            a plain ``def``: a thread cannot be interrupted safely (use the breaker's
             ``slow_call_threshold`` to count slow calls as failures).
         fallback: Called with the call's own arguments when the final outcome is an open
             breaker (``CircuitOpenError``) or an error the breaker records (by its
@@ -62,9 +70,11 @@ def resilient(
             propagate untouched. May be a coroutine function for an ``async def``.
 
     Raises:
-        ConfigurationError: At decoration: ``timeout`` on a plain ``def``, an out-of-range
-            ``timeout``, an unknown preset, a ``breaker`` that is not a ``CircuitBreaker``,
-            a non-callable ``fallback``, or a coroutine ``fallback`` for a plain ``def``.
+        ConfigurationError: At decoration: a generator or async generator function (calling
+            it only creates the generator: no layer would see its errors), ``timeout`` on a
+            plain ``def``, an out-of-range ``timeout``, an unknown preset, a ``breaker`` that
+            is not a ``CircuitBreaker``, a non-callable ``fallback``, or a coroutine
+            ``fallback`` for a plain ``def``.
 
     Example:
         >>> from resilience_kit import CircuitBreaker
@@ -127,6 +137,17 @@ class _Layers:
         return _answer(fallback, self.passes_error, error, args, kwargs)
 
     def decorate(self, fn: Callable[P, R]) -> Callable[P, R]:
+        kind = generator_kind(fn)
+        if kind is not None:
+            raise ConfigurationError(
+                f"resilient cannot guard the {kind} {getattr(fn, '__qualname__', fn)!r}: "
+                "calling it only creates the generator, so the breaker would count a success "
+                "before any of its code ran, no error it raises while iterated would be "
+                "retried or reach the fallback, and a timeout would not bound the iteration; "
+                "guard the calls it makes instead",
+                parameter="fn",
+                value=fn,
+            )
         if self.passes_error and _accepts(fn, "error"):
             raise ConfigurationError(
                 f"fallback {self.fallback!r} takes `error`, and so does "
@@ -169,6 +190,8 @@ class _Layers:
         def attempt(*args: Any, **kwargs: Any) -> Any:
             return call(fn, args, kwargs, monotonic(), own_fallback=False)
 
+        # CircuitBreaker._use_clock (the fake_clock fixture) rewrites its `monotonic` cell.
+        breaker._wrappers.add(attempt)
         return attempt
 
     def _guard_async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -183,6 +206,8 @@ class _Layers:
         async def attempt(*args: Any, **kwargs: Any) -> Any:
             return await call(fn, args, kwargs, monotonic(), own_fallback=False)
 
+        # CircuitBreaker._use_clock (the fake_clock fixture) rewrites its `monotonic` cell.
+        breaker._wrappers.add(attempt)
         return attempt
 
     def _sync(self, fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -208,15 +233,7 @@ class _Layers:
         return guarded
 
     def _async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        attempt = fn
-        if self.timeout is not None:
-            limit = self.timeout
-
-            @functools.wraps(fn)
-            async def timed(*args: Any, **kwargs: Any) -> Any:
-                return await asyncio.wait_for(fn(*args, **kwargs), limit)
-
-            attempt = timed
+        attempt = fn if self.timeout is None else _time_limited(fn, self.timeout)
         attempt = self._guard_async(attempt)
         if self.policy is not None:
             attempt = _decorate(attempt, self.policy, None, None)
@@ -238,3 +255,85 @@ class _Layers:
             return answer
 
         return guarded
+
+
+if sys.version_info >= (3, 11):
+
+    def _time_limited(
+        fn: Callable[..., Awaitable[Any]], limit: float
+    ) -> Callable[..., Awaitable[Any]]:
+        """``fn`` with each call limited to ``limit`` seconds, in the caller's own task."""
+
+        @functools.wraps(fn)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            # Converts only its own cancellation into TimeoutError, and only when no other
+            # cancellation was requested meanwhile (Task.cancelling/uncancel).
+            async with asyncio.timeout(limit):
+                return await fn(*args, **kwargs)
+
+        return timed
+
+else:
+
+    def _time_limited(
+        fn: Callable[..., Awaitable[Any]], limit: float
+    ) -> Callable[..., Awaitable[Any]]:
+        """``fn`` with each call limited to ``limit`` seconds (Python 3.10: see :func:`_within`)."""
+
+        @functools.wraps(fn)
+        async def timed(*args: Any, **kwargs: Any) -> Any:
+            return await _within(fn(*args, **kwargs), limit)
+
+        return timed
+
+
+async def _within(awaitable: Awaitable[Any], limit: float) -> Any:
+    """Await ``awaitable`` in a task of its own, cancelled after ``limit`` seconds.
+
+    For Python 3.10, whose tasks merge two cancellations requested in one loop iteration into
+    one, so a timer that cancelled the caller's own task could not tell whether the caller was
+    cancelled too. Here the timer cancels only the attempt's task, and the caller waits on a
+    future nobody else cancels: a ``CancelledError`` while waiting is always the caller's, and
+    it wins over a result or a timeout of the same iteration. A timeout raises the built-in
+    ``TimeoutError`` (``asyncio.TimeoutError`` is another class on 3.10).
+    """
+    loop = asyncio.get_running_loop()
+    attempt = asyncio.ensure_future(awaitable)
+    settled = loop.create_future()
+    expired = False
+
+    def settle(_: object) -> None:
+        if not settled.done():
+            settled.set_result(None)
+
+    def expire() -> None:
+        nonlocal expired
+        expired = True
+        attempt.cancel()
+
+    attempt.add_done_callback(settle)
+    timer = loop.call_later(limit, expire)
+    try:
+        await settled
+    except asyncio.CancelledError:
+        # The caller's cancellation: the attempt's clean-up runs before it goes on (as with
+        # asyncio.wait_for), and whatever the attempt ended with is dropped.
+        attempt.remove_done_callback(settle)
+        attempt.add_done_callback(_retrieve)
+        attempt.cancel()
+        await asyncio.wait((attempt,))
+        raise
+    finally:
+        timer.cancel()
+    try:
+        return attempt.result()
+    except asyncio.CancelledError as error:
+        if expired:
+            raise TimeoutError from error
+        raise
+
+
+def _retrieve(task: asyncio.Future[Any]) -> None:
+    """Mark a dropped attempt's exception as seen, so asyncio does not log it as lost."""
+    if not task.cancelled():
+        task.exception()

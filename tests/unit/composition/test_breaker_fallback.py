@@ -12,7 +12,9 @@ from collections.abc import Callable
 import pytest
 
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy, retry_stats
+from resilience_kit.clock import SYSTEM_CLOCK
 from resilience_kit.composition import resilient
+from resilience_kit.testing import FakeClock
 
 FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
 MakeBreaker = Callable[..., CircuitBreaker]
@@ -153,3 +155,54 @@ async def test_async_the_breakers_async_fallback_answers_the_final_outcome(
     assert await fn("k") == "stale k"  # three more failures open it; the fourth is rejected
     assert [type(error) for error in seen] == [CircuitOpenError]
     assert calls == -7
+
+
+@pytest.mark.parametrize("breaker_fallback", [False, True], ids=["no-fallback", "fallback"])
+@pytest.mark.parametrize("kind", ["def", "async def"])
+async def test_a_clock_switched_later_times_every_attempt(
+    make_breaker: MakeBreaker, breaker_fallback: bool, kind: str
+) -> None:
+    # The fake_clock fixture switches breakers that already exist (decorated at import time)
+    # with _use_clock: the attempt of a breaker with its own fallback must follow the switch,
+    # or it measures from the system clock to the fake one and never sees a slow call.
+    durations: list[float] = []
+    breaker = make_breaker(
+        clock=SYSTEM_CLOCK,
+        slow_call_threshold=1.0,
+        failure_threshold=1,
+        fallback=(lambda: "breaker fallback") if breaker_fallback else None,
+        listeners=[_Durations(durations)],
+    )
+    fake = FakeClock(start=100.0)
+
+    def slow() -> str:
+        fake.advance(5)
+        return "slow answer"
+
+    async def slow_async() -> str:
+        return slow()
+
+    decorate = resilient(breaker=breaker)
+    guarded, guarded_async = decorate(slow), decorate(slow_async)  # before the switch
+    previous = breaker._use_clock(fake)
+    try:
+        if kind == "def":
+            assert guarded() == "slow answer"
+        else:
+            assert await guarded_async() == "slow answer"
+    finally:
+        breaker._use_clock(previous)
+    assert durations == [5.0]
+    stats = breaker.stats()
+    assert (stats.total_failures, stats.total_successes, stats.state) == (1, 0, CircuitState.OPEN)
+
+
+class _Durations:
+    def __init__(self, durations: list[float]) -> None:
+        self.durations = durations
+
+    def on_success(self, breaker: CircuitBreaker, duration: float) -> None:
+        self.durations.append(duration)
+
+    def on_failure(self, breaker: CircuitBreaker, error: BaseException, duration: float) -> None:
+        self.durations.append(duration)
