@@ -268,8 +268,14 @@ if sys.version_info >= (3, 11):
         async def timed(*args: Any, **kwargs: Any) -> Any:
             # Converts only its own cancellation into TimeoutError, and only when no other
             # cancellation was requested meanwhile (Task.cancelling/uncancel).
-            async with asyncio.timeout(limit):
-                return await fn(*args, **kwargs)
+            deadline = asyncio.timeout(limit)
+            try:
+                async with deadline:
+                    return await fn(*args, **kwargs)
+            except TimeoutError as error:
+                if not deadline.expired():
+                    raise  # the function's own TimeoutError, untouched
+                raise _timed_out(fn, limit) from error
 
         return timed
 
@@ -282,12 +288,18 @@ else:
 
         @functools.wraps(fn)
         async def timed(*args: Any, **kwargs: Any) -> Any:
-            return await _within(fn(*args, **kwargs), limit)
+            return await _within(fn(*args, **kwargs), limit, fn)
 
         return timed
 
 
-async def _within(awaitable: Awaitable[Any], limit: float) -> Any:
+def _timed_out(fn: Callable[..., Any], limit: float) -> TimeoutError:
+    """The error of an attempt cut off by ``timeout``: it says which function and what limit."""
+    name = getattr(fn, "__qualname__", None) or repr(fn)
+    return TimeoutError(f"{name} did not finish within its timeout of {limit:g}s")
+
+
+async def _within(awaitable: Awaitable[Any], limit: float, fn: Callable[..., Any]) -> Any:
     """Await ``awaitable`` in a task of its own, cancelled after ``limit`` seconds.
 
     For Python 3.10, whose tasks merge two cancellations requested in one loop iteration into
@@ -329,7 +341,7 @@ async def _within(awaitable: Awaitable[Any], limit: float) -> Any:
         return attempt.result()
     except asyncio.CancelledError as error:
         if expired:
-            raise TimeoutError from error
+            raise _timed_out(fn, limit) from error
         raise
 
 

@@ -26,7 +26,7 @@ def _own_task_limiter(
     fn: Callable[..., Awaitable[Any]], limit: float
 ) -> Callable[..., Awaitable[Any]]:
     async def timed(*args: Any, **kwargs: Any) -> Any:
-        return await _within(fn(*args, **kwargs), limit)
+        return await _within(fn(*args, **kwargs), limit, fn)
 
     return timed
 
@@ -178,6 +178,22 @@ async def test_a_timed_out_attempt_raises_the_builtin_timeout_error(
     with pytest.raises(TimeoutError) as caught:
         await bare_task
     assert type(caught.value) is TimeoutError
+    # The message says which function and what limit: the retry log line shows it.
+    assert "did not finish within its timeout of 10s" in str(caught.value)
+
+
+@LIMITERS
+async def test_the_attempts_own_timeout_error_is_not_rewritten(limiter: Limiter) -> None:
+    own = TimeoutError("upstream gave up")
+
+    async def times_out_itself() -> str:
+        await asyncio.sleep(0)
+        raise own
+
+    with pytest.raises(TimeoutError) as caught:
+        await limiter(times_out_itself, 60.0)()
+    assert caught.value is own
+    assert _cancelling() == 0
 
 
 @LIMITERS
@@ -207,7 +223,7 @@ async def test_a_cancelled_caller_waits_for_the_attempt_to_clean_up() -> None:
 
     async def caller() -> None:
         try:
-            await _within(cleans_up(), 60.0)
+            await _within(cleans_up(), 60.0, cleans_up)
         finally:
             steps.append("caller unwound")
 
