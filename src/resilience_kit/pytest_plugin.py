@@ -243,27 +243,31 @@ def _save_chaos() -> tuple[str, object]:
     chaos = sys.modules.get(_CHAOS)
     if chaos is None:
         return _CHAOS_NOT_LOADED
-    save = getattr(chaos, "_save_state", None)
-    return ("saved", save()) if save is not None else ("enabled", chaos.is_enabled())
+    snapshot = getattr(chaos, "_snapshot", None)
+    return ("snapshot", snapshot()) if snapshot is not None else ("enabled", chaos.is_enabled())
 
 
 def _restore_chaos(state: tuple[str, object]) -> None:
     """Put the chaos switch back as :func:`_save_chaos` found it.
 
-    Where chaos.py provides ``_save_state()`` (an opaque snapshot of the switch, nesting depth
-    included) and ``_restore_state(state)``, it is restored exactly; ``None`` stands for the
-    switch as the module set it at import. Without them the public ``enable()`` /
-    ``disable()`` switch it back, one call at a time.
+    chaos.py's private ``_snapshot()`` / ``_restore(snapshot)`` restore it exactly, switches
+    left in effect without ``with`` included. For a module imported during the test,
+    ``_restore(None)`` (the state at import: no switch in effect) is tried. Where they are
+    missing, the public ``enable()`` / ``disable()`` switch it back to the value it had.
     """
     chaos = sys.modules.get(_CHAOS)
     if chaos is None:
         return
     kind, value = state
-    restore = getattr(chaos, "_restore_state", None)
+    restore = getattr(chaos, "_restore", None)
     if kind != "enabled" and restore is not None:
-        restore(value)
-        return
-    if kind == "saved":  # the helper that made the snapshot has gone (a test patched it)
+        try:
+            restore(value)
+            return
+        except TypeError:  # a chaos.py without the "as at import" form of _restore
+            if kind == "snapshot":
+                raise
+    if kind == "snapshot":  # the helper that made the snapshot has gone (a test patched it)
         return
     wanted = _chaos_at_import(chaos) if kind == "not loaded" else bool(value)
     for _ in range(_MAX_SWITCHES):
@@ -277,7 +281,10 @@ _MAX_SWITCHES = 64
 
 
 def _chaos_at_import(chaos: Any) -> bool:
-    """The switch chaos starts with: its environment variable (only when it has no helper)."""
+    """The switch chaos starts with, which its environment variable sets."""
+    base = getattr(chaos, "_BASE", None)
+    if isinstance(base, bool):
+        return base
     truthy: frozenset[str] = getattr(chaos, "_TRUTHY", frozenset())
     return os.environ.get(chaos.ENV_VAR, "").strip().lower() in truthy
 

@@ -81,7 +81,7 @@ def test_a_fake_clock_handed_over_to_the_system_clock_really_sleeps() -> None:
 
 
 class _CountedSwitch:
-    """A stand-in for chaos.py's nesting switch: save/restore must be used, not enable()."""
+    """A stand-in for chaos.py's stacked switch: snapshot/restore must be used, not enable()."""
 
     def __init__(self) -> None:
         self.depth = 0
@@ -99,21 +99,24 @@ def test_the_chaos_switch_is_restored_with_chaos_helpers_when_there_are(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     switch = _CountedSwitch()
-    monkeypatch.setattr(chaos, "_save_state", switch.save, raising=False)
-    monkeypatch.setattr(chaos, "_restore_state", switch.restore, raising=False)
-    switch.depth = 1
-    saved = plugin._save_chaos()
-    switch.depth = 3
-    plugin._restore_chaos(saved)
-    assert switch.depth == 1
-    plugin._restore_chaos(plugin._CHAOS_NOT_LOADED)  # imported during the test
-    assert switch.restored == [("depth", 1), None]
+    monkeypatch.setattr(chaos, "_snapshot", switch.save, raising=False)
+    monkeypatch.setattr(chaos, "_restore", switch.restore, raising=False)
+    try:
+        switch.depth = 1
+        saved = plugin._save_chaos()
+        switch.depth = 3
+        plugin._restore_chaos(saved)
+        assert switch.depth == 1
+        plugin._restore_chaos(plugin._CHAOS_NOT_LOADED)  # imported during the test
+        assert switch.restored == [("depth", 1), None]
+    finally:
+        monkeypatch.undo()  # the plugin restores the real switch after this test, with these
 
 
 def test_without_chaos_helpers_the_public_switch_puts_it_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for helper in ("_save_state", "_restore_state"):
+    for helper in ("_snapshot", "_restore"):
         monkeypatch.delattr(chaos, helper, raising=False)
     calls: list[str] = []
     real_enable, real_disable = chaos.enable, chaos.disable
@@ -128,13 +131,18 @@ def test_without_chaos_helpers_the_public_switch_puts_it_back(
 
     monkeypatch.setattr(chaos, "enable", enable)
     monkeypatch.setattr(chaos, "disable", disable)
-    with real_disable():
-        saved = plugin._save_chaos()
-        real_enable()
-        plugin._restore_chaos(saved)
-        assert not chaos.is_enabled()
-        plugin._restore_chaos(saved)  # already right: nothing to switch
-        assert calls == ["disable"]
-        monkeypatch.setenv(chaos.ENV_VAR, "yes")
-        plugin._restore_chaos(plugin._CHAOS_NOT_LOADED)  # back to what the variable says
-        assert chaos.is_enabled()
+    try:
+        with real_disable():
+            saved = plugin._save_chaos()
+            real_enable()
+            plugin._restore_chaos(saved)
+            assert not chaos.is_enabled()
+            plugin._restore_chaos(saved)  # already right: nothing to switch
+            assert calls == ["disable"]
+            # Imported during the test: back to what the environment variable said at import.
+            monkeypatch.setenv(chaos.ENV_VAR, "yes")
+            monkeypatch.setattr(chaos, "_BASE", True, raising=False)
+            plugin._restore_chaos(plugin._CHAOS_NOT_LOADED)
+            assert chaos.is_enabled()
+    finally:
+        monkeypatch.undo()  # the plugin restores the real switch after this test, with these
