@@ -10,32 +10,53 @@ What it gives every test, with no set-up:
   :func:`resilience_kit.testing.assert_transitions` just works;
 * ``@pytest.mark.breaker_state("payments", "OPEN")`` starts the test with that breaker in that
   state (and resets it afterwards);
+* a breaker created during a test that nothing outside the test holds any more gives its name
+  back when the test ends, even when the test failed;
+* a test that switches chaos injection on process-wide (:func:`resilience_kit.chaos.enable`)
+  without switching it off again leaves the switch as it found it;
 
 and the fixtures ``fake_clock``, ``breakers`` and ``no_retry_waits``. The ini option
 ``resilience_kit_no_retry_waits = true`` makes every retry in the run skip its sleeps.
 
 Everything is process-wide rather than per task or thread, so it holds the same in plain,
 pytest-asyncio and anyio tests, and in threads a test starts.
+
+Imported at every pytest start, it loads only the breaker layer; the rest of the library
+(retries, tenacity, :mod:`resilience_kit.testing`) loads when a fixture needs it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import inspect
+import os
+import sys
+import weakref
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack
+from types import FrameType
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from resilience_kit._transitions import _recorder, _Session
-from resilience_kit.breaker import CircuitBreaker
+from resilience_kit.breaker import CircuitBreaker, CircuitState
 from resilience_kit.breaker import breakers as _live_breakers
 from resilience_kit.breaker._breaker import use_clock_everywhere
-from resilience_kit.testing import FakeClock, force_state, no_waits, use_clock
+from resilience_kit.breaker._registry import every_breaker
+from resilience_kit.clock import default_clock
+
+if TYPE_CHECKING:
+    from resilience_kit.testing import FakeClock
 
 __all__ = ["breakers", "fake_clock", "no_retry_waits"]
 
 _NO_WAITS_INI = "resilience_kit_no_retry_waits"
+_STATES = tuple(state.value for state in CircuitState)
 _session_key = pytest.StashKey[_Session]()
 _suite_key = pytest.StashKey[ExitStack]()
+_errors_key = pytest.StashKey[list[BaseException]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -57,10 +78,89 @@ def pytest_configure(config: pytest.Config) -> None:
         "STATE (CLOSED, OPEN, HALF_OPEN, FORCED_OPEN or DISABLED); it is reset afterwards",
     )
     if config.getini(_NO_WAITS_INI):
+        from resilience_kit.testing import no_waits
+
         suite = ExitStack()
         suite.enter_context(no_waits())
         config.stash[_suite_key] = suite
         config.add_cleanup(suite.close)
+
+
+# -- breakers created during a test -------------------------------------------------------------
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Give back the names of the breakers a test created and left to nobody else.
+
+    A breaker frees its name when it is garbage-collected. After a test that is not always
+    soon enough: a breaker may sit in a reference cycle, and a failed test's traceback keeps
+    the test's local variables alive (pytest keeps the last one in ``sys.last_traceback``),
+    so the next test could not create a breaker of that name. Here, after everything the
+    test set up has been torn down and its failures reported, a breaker created during the
+    test that is still registered is freed if it can be: the failures' frames drop their
+    local variables, and a collection runs. One that survives that is held by something that
+    outlives the test (a module, a longer-lived fixture) and keeps its name.
+    """
+    before = weakref.WeakSet(every_breaker())
+    try:
+        return (yield)
+    finally:
+        errors = item.stash.get(_errors_key, [])
+        with contextlib.suppress(KeyError):
+            del item.stash[_errors_key]
+        if not all(breaker in before for breaker in every_breaker()):
+            for error in errors:
+                _clear_frames(error)
+            del errors
+            gc.collect()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Keep each phase's exception until the test is over (see pytest_runtest_protocol)."""
+    report = yield
+    if call.excinfo is not None:
+        item.stash.setdefault(_errors_key, []).append(call.excinfo.value)
+    return report
+
+
+def _clear_frames(error: BaseException) -> None:
+    """Drop the local variables of every finished frame in ``error``'s tracebacks.
+
+    Its report is written by now; what stays is the exception in ``sys.last_value`` for a
+    post-mortem, without the locals that would keep the test's objects alive.
+    """
+    seen: set[int] = set()
+    pending = [error]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        traceback = current.__traceback__
+        while traceback is not None:
+            _clear_frame(traceback.tb_frame)
+            traceback = traceback.tb_next
+        linked = (current.__cause__, current.__context__, *getattr(current, "exceptions", ()))
+        pending.extend(e for e in linked if isinstance(e, BaseException))
+
+
+def _clear_frame(frame: FrameType) -> None:
+    try:
+        frame.clear()
+    except RuntimeError:  # still running: left alone
+        return
+    if frame.f_code.co_flags & inspect.CO_OPTIMIZED:  # a function's: its locals are its own
+        snapshot = frame.f_locals
+        # Before 3.13, the dict of locals that formatting the traceback made survives clear().
+        if isinstance(snapshot, dict):
+            snapshot.clear()
+
+
+# -- transitions --------------------------------------------------------------------------------
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
@@ -81,42 +181,115 @@ def pytest_runtest_teardown(item: pytest.Item) -> Generator[None, None, None]:
             _recorder.end_session(session)
 
 
+# -- the test itself: breaker_state markers, the chaos switch -----------------------------------
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
     """Apply ``breaker_state`` markers once every fixture is set up, undo them after the test.
 
     Here rather than in a fixture, so that the ``breakers`` fixture's reset and the test's own
-    fixtures (which may create the breaker) have run first.
+    fixtures (which may create the breaker) have run first. The chaos switch is saved and
+    restored around the test function too, not around its fixtures: a module-scoped fixture
+    may hold chaos on across tests (``with chaos.enable(): yield``).
     """
     forced: list[CircuitBreaker] = []
+    chaos_state = _save_chaos()
     try:
         for marker in reversed(list(item.iter_markers("breaker_state"))):
-            name, state = _marker_arguments(marker)
-            breaker = _live_breakers().get(name)
-            if breaker is None:
-                pytest.fail(
-                    f"@pytest.mark.breaker_state({name!r}, {state!r}): no live circuit breaker "
-                    f"is named {name!r}; import or create it before the test starts (at module "
-                    "level or in a fixture)",
-                    pytrace=False,
-                )
-            force_state(breaker, state)
+            breaker, state = _marked(marker)
+            breaker._force_state(state)
             _recorder.rebase(breaker)
             forced.append(breaker)
         return (yield)
     finally:
         for breaker in forced:
             breaker.reset()
+        _restore_chaos(chaos_state)
 
 
-def _marker_arguments(marker: pytest.Mark) -> tuple[str, str]:
-    if len(marker.args) != 2 or marker.kwargs or not all(isinstance(a, str) for a in marker.args):
+def _marked(marker: pytest.Mark) -> tuple[CircuitBreaker, CircuitState]:
+    args = marker.args
+    if len(args) != 2 or marker.kwargs or not all(isinstance(a, str) for a in args):
         pytest.fail(
             f"@pytest.mark.breaker_state takes two strings, a breaker name and a state, got "
-            f"breaker_state{marker.args!r}",
+            f"breaker_state{args!r}",
             pytrace=False,
         )
-    return marker.args[0], marker.args[1]
+    name, state = args
+    written = f"@pytest.mark.breaker_state({name!r}, {state!r})"
+    if state.upper() not in _STATES:
+        pytest.fail(
+            f"{written}: cannot put breaker {name!r} in {state!r}, which is not a circuit "
+            f"breaker state; use one of {', '.join(_STATES)} (in any case)",
+            pytrace=False,
+        )
+    breaker = _live_breakers().get(name)
+    if breaker is None:
+        pytest.fail(
+            f"{written}: no live circuit breaker is named {name!r}; import or create it before "
+            "the test starts (at module level or in a fixture)",
+            pytrace=False,
+        )
+    return breaker, CircuitState(state.upper())
+
+
+_CHAOS = "resilience_kit.chaos"
+_CHAOS_NOT_LOADED = ("not loaded", None)
+
+
+def _save_chaos() -> tuple[str, object]:
+    """The process-wide chaos switch as it stands, without importing chaos for it."""
+    chaos = sys.modules.get(_CHAOS)
+    if chaos is None:
+        return _CHAOS_NOT_LOADED
+    snapshot = getattr(chaos, "_snapshot", None)
+    return ("snapshot", snapshot()) if snapshot is not None else ("enabled", chaos.is_enabled())
+
+
+def _restore_chaos(state: tuple[str, object]) -> None:
+    """Put the chaos switch back as :func:`_save_chaos` found it.
+
+    chaos.py's private ``_snapshot()`` / ``_restore(snapshot)`` restore it exactly, switches
+    left in effect without ``with`` included. For a module imported during the test,
+    ``_restore(None)`` (the state at import: no switch in effect) is tried. Where they are
+    missing, the public ``enable()`` / ``disable()`` switch it back to the value it had.
+    """
+    chaos = sys.modules.get(_CHAOS)
+    if chaos is None:
+        return
+    kind, value = state
+    restore = getattr(chaos, "_restore", None)
+    if kind != "enabled" and restore is not None:
+        try:
+            restore(value)
+            return
+        except TypeError:  # a chaos.py without the "as at import" form of _restore
+            if kind == "snapshot":
+                raise
+    if kind == "snapshot":  # the helper that made the snapshot has gone (a test patched it)
+        return
+    wanted = _chaos_at_import(chaos) if kind == "not loaded" else bool(value)
+    for _ in range(_MAX_SWITCHES):
+        if chaos.is_enabled() == wanted:
+            return
+        (chaos.enable if wanted else chaos.disable)()
+
+
+# A test that stacked more bare enable() calls than this has lost the plot; stop undoing.
+_MAX_SWITCHES = 64
+
+
+def _chaos_at_import(chaos: Any) -> bool:
+    """The switch chaos starts with, which its environment variable sets."""
+    base = getattr(chaos, "_BASE", None)
+    if isinstance(base, bool):
+        return base
+    truthy: frozenset[str] = getattr(chaos, "_TRUTHY", frozenset())
+    return os.environ.get(chaos.ENV_VAR, "").strip().lower() in truthy
+
+
+# -- fixtures -----------------------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -124,23 +297,32 @@ def fake_clock() -> Iterator[FakeClock]:
     """A :class:`~resilience_kit.testing.FakeClock` at ``t=0`` that runs the test's time.
 
     Every circuit breaker runs on it for the test: those created during the test, and those
-    that already exist (module-level ones in your application), which get their own clock
-    back afterwards with what was left of their timeouts. Retries created during the test
-    (and anything else that reads :func:`~resilience_kit.clock.default_clock` when it is
-    built) run on it too, and chaos latency advances it instead of sleeping.
+    that already exist (module-level ones in your application). Afterwards each gets a real
+    clock back with what was left of its timeouts: its own, or, for one created during the
+    test (say a module-level breaker first imported inside it), the clock that was the
+    default before the test. Retries created during the test (and anything else that reads
+    :func:`~resilience_kit.clock.default_clock` when it is built) run on it too, and chaos
+    latency advances it instead of sleeping; when the test ends the clock itself goes on in
+    real time, so such a retry sleeps for real in later tests.
     """
+    from resilience_kit.testing import FakeClock, use_clock
+
     clock = FakeClock()
-    restore = use_clock_everywhere(clock)
+    previous = default_clock()
+    restore = use_clock_everywhere(clock, then=previous)
     try:
         with use_clock(clock):
             yield clock
     finally:
         restore()
+        clock._hand_over(previous)
 
 
 @pytest.fixture
 def no_retry_waits() -> Iterator[None]:
     """Every retry during the test runs its attempts without sleeping."""
+    from resilience_kit.testing import no_waits
+
     with no_waits():
         yield
 
@@ -167,19 +349,17 @@ def breakers() -> Iterator[Mapping[str, CircuitBreaker]]:
 
     Every registered breaker (module-level ones in your application included) starts the test
     as fresh as a new one: CLOSED, no failures, totals at zero; and is made so again
-    afterwards. Breakers created during the test give their names back, so the next test can
-    create them again. The value maps names to the live breakers.
+    afterwards, those created during the test included. A breaker created during the test
+    that nothing else holds gives its name back when the test ends (as it does without this
+    fixture), so the next test can create it again; one that a module holds keeps it. The
+    value maps names to the live breakers.
     """
-    before = set(_live_breakers().values())
-    for breaker in before:
+    for breaker in every_breaker():
         _refresh(breaker)
         _recorder.rebase(breaker)
     yield _LiveBreakers()
-    for breaker in _live_breakers().values():
-        if breaker in before:
-            _refresh(breaker)
-        else:
-            breaker.unregister()
+    for breaker in every_breaker():
+        _refresh(breaker)
 
 
 def _refresh(breaker: CircuitBreaker) -> None:

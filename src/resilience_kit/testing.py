@@ -11,7 +11,9 @@ on these; nothing here imports pytest.
 
 from __future__ import annotations
 
+import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -52,20 +54,24 @@ class FakeClock:
         30.0
     """
 
-    __slots__ = ("_lock", "_now", "_wall_offset")
+    __slots__ = ("_follow", "_lock", "_now", "_wall_offset")
 
     def __init__(self, start: float = 0.0, *, wall_start: float = 1_700_000_000.0) -> None:
         self._now = check_number("start", start)
         self._wall_offset = check_number("wall_start", wall_start) - self._now
         self._lock = threading.Lock()
+        # Once handed over (see _hand_over), the clock it follows; _now is then an offset.
+        self._follow: Clock | None = None
 
     def monotonic(self) -> float:
         """The current fake monotonic time in seconds."""
-        return self._now
+        follow = self._follow
+        return self._now if follow is None else self._now + follow.monotonic()
 
     def wall(self) -> float:
         """The current fake wall-clock time (seconds since the epoch)."""
-        return self._now + self._wall_offset
+        follow = self._follow
+        return self._now + self._wall_offset if follow is None else follow.wall()
 
     def advance(self, seconds: float) -> None:
         """Move time forward by ``seconds`` (>= 0)."""
@@ -75,13 +81,37 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         """Advance by ``seconds`` at once: a drop-in for :func:`time.sleep`."""
-        self.advance(max(0.0, seconds))
+        follow = self._follow
+        if follow is None:
+            self.advance(max(0.0, seconds))
+        else:
+            (getattr(follow, "sleep", None) or time.sleep)(seconds)
 
     async def async_sleep(self, seconds: float) -> None:
         """Advance by ``seconds`` at once: a drop-in for :func:`asyncio.sleep`."""
-        self.advance(max(0.0, seconds))
+        follow = self._follow
+        if follow is None:
+            self.advance(max(0.0, seconds))
+        else:
+            await (getattr(follow, "async_sleep", None) or asyncio.sleep)(seconds)
+
+    def _hand_over(self, clock: Clock) -> None:
+        """From now on, let time run at ``clock``'s pace, and really sleep (for the plugin).
+
+        The ``fake_clock`` fixture's clock stands for the test's time, which ends with the
+        test; whatever captured it during the test (a retry decorated then keeps its clock's
+        ``monotonic`` and ``sleep``) must go on like the rest of the process afterwards.
+        ``monotonic()`` goes on from where it stands (it never goes backwards), ``wall()``
+        and sleeping are ``clock``'s.
+        """
+        with self._lock:
+            if self._follow is None:
+                self._now -= clock.monotonic()
+                self._follow = clock
 
     def __repr__(self) -> str:
+        if self._follow is not None:
+            return f"FakeClock(now={self.monotonic()!r}, following={self._follow!r})"
         return f"FakeClock(now={self._now!r})"
 
 

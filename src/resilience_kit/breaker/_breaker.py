@@ -125,13 +125,19 @@ def remove_global_listener(listener: Any) -> None:
             return
 
 
-def use_clock_everywhere(clock: Clock) -> Callable[[], None]:
+def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable[[], None]:
     """Run every live breaker on ``clock``; return the function that puts their clocks back.
 
     For tests (the pytest plugin's ``fake_clock``): breakers created at import time keep the
     clock they were created with, and this reaches them. Breakers whose state is kept in
     another process (a remote storage) are left alone: their times are not only theirs.
-    Breakers created after the switch are not touched by the undo.
+
+    The undo gives each breaker switched here its own clock back. With ``then``, it also moves
+    every other live breaker still on ``clock`` (those created while it was in use) to
+    ``then``: ``clock`` stops being the process's time when the test ends, and a breaker
+    that outlives the test, such as a module-level one first imported inside it, must not
+    stay frozen on it. Without ``then`` those are left on ``clock``. Either way a local
+    breaker's times are rebased, so what is left of its timeouts carries over.
     """
     switched: list[tuple[CircuitBreaker, Clock]] = []
     rebased: set[int] = set()
@@ -149,6 +155,15 @@ def use_clock_everywhere(clock: Clock) -> Callable[[], None]:
             first = id(breaker._cell) not in done
             done.add(id(breaker._cell))
             breaker._use_clock(previous, rebase=first)
+        if then is None:
+            return
+        restored = {id(breaker) for breaker, _ in switched}
+        for breaker in _registry.every_breaker():
+            if breaker._clock is clock and id(breaker) not in restored:
+                cell = breaker._cell
+                first = id(cell) not in done
+                done.add(id(cell))
+                breaker._use_clock(then, rebase=first and not cell.remote)
 
     return restore
 

@@ -229,25 +229,187 @@ def test_breakers_isolates_tests_from_each_other(run: Run) -> None:
         test_user_isolation="""
             import pytest
             from shop import charge, down, payments
-            from resilience_kit import CircuitBreaker, CircuitOpenError
+            from resilience_kit import CircuitBreaker, CircuitOpenError, ConfigurationError
 
             kept = []
 
-            def test_one_opens_it_and_creates_a_breaker(breakers):
+            def test_one_opens_it_and_creates_breakers(breakers):
                 for _ in range(2):
                     with pytest.raises(ConnectionError):
                         charge(down, 1)
                 with pytest.raises(CircuitOpenError):
                     charge(lambda amount: amount, 1)
-                kept.append(CircuitBreaker("iso-temporary"))
+                temporary = CircuitBreaker("iso-temporary")
+                kept.append(CircuitBreaker("iso-kept", failure_threshold=1))
+                kept[0].force_open()
                 assert breakers["payments"] is payments
-                assert set(breakers) >= {"payments", "iso-temporary"}
+                assert set(breakers) >= {"payments", "iso-temporary", "iso-kept"}
 
-            def test_two_finds_it_closed_and_the_name_free(breakers):
+            def test_two_finds_them_closed_and_free_names_free(breakers):
                 assert str(payments.state) == "CLOSED"
                 assert charge(lambda amount: amount * 2, 21) == 42
-                again = CircuitBreaker("iso-temporary")  # the name was given back
+                again = CircuitBreaker("iso-temporary")  # nobody held it: the name came back
                 assert breakers["iso-temporary"] is again
+                # The module still holds this one: it keeps its name, fresh again.
+                assert breakers["iso-kept"] is kept[0]
+                assert str(kept[0].state) == "CLOSED"
+                assert kept[0].stats().total_rejected == 0
+                with pytest.raises(ConfigurationError, match="iso-kept"):
+                    CircuitBreaker("iso-kept")
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_a_module_first_imported_inside_a_test_keeps_its_breaker(run: Run) -> None:
+    """A lazily imported application module's breaker stays registered, on the real clock."""
+    result = run(
+        lazy_app="""
+            from resilience_kit import CircuitBreaker
+
+            search = CircuitBreaker("lazy-search", failure_threshold=1, recovery_timeout=30)
+        """,
+        test_user_lazy="""
+            import time
+            import pytest
+            from resilience_kit import CircuitOpenError, breakers as live
+
+            def test_1_imports_it_under_the_fake_clock(breakers, fake_clock):
+                import lazy_app
+
+                assert breakers["lazy-search"] is lazy_app.search
+                with pytest.raises(ZeroDivisionError):
+                    lazy_app.search.call(lambda: 1 / 0)
+                fake_clock.advance(10)
+
+            @pytest.mark.breaker_state("lazy-search", "open")
+            def test_2_the_marker_finds_it():
+                import lazy_app
+
+                assert live()["lazy-search"] is lazy_app.search
+                assert str(lazy_app.search.state) == "OPEN"
+
+            def test_3_it_runs_on_real_time_again(fake_clock):
+                import lazy_app
+
+                lazy_app.search.force_open()
+                lazy_app.search.reset()
+                with pytest.raises(ZeroDivisionError):
+                    lazy_app.search.call(lambda: 1 / 0)
+                fake_clock.advance(12)  # its second fake clock: left with 18 s to go
+
+            def test_4_what_was_left_runs_out_in_real_time():
+                import lazy_app
+
+                with pytest.raises(CircuitOpenError) as first:
+                    lazy_app.search.call(lambda: "ok")
+                time.sleep(0.01)
+                with pytest.raises(CircuitOpenError) as second:
+                    lazy_app.search.call(lambda: "ok")
+                assert 17 < second.value.retry_after < first.value.retry_after < 18
+        """,
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_a_failed_test_gives_back_the_names_of_its_breakers(run: Run) -> None:
+    """The failure's traceback keeps the test's locals alive; the names come back anyway.
+
+    In a subprocess: an in-process run's hook recorder keeps every hook's arguments, among
+    them the objects an assertion compared, which a user's run does not.
+    """
+    result = run(
+        subprocess=True,
+        shop=APP,
+        test_user_failing="""
+            import pytest
+            from resilience_kit import CircuitBreaker, ConfigurationError
+            import shop
+
+            @pytest.fixture
+            def orders_breaker():
+                return CircuitBreaker("failing-fixture")
+
+            def test_1_fails_holding_breakers(orders_breaker):
+                local = CircuitBreaker("failing-orders")
+                held = shop.payments  # a module's breaker, held by a local too
+                assert local is held, "boom"
+
+            def test_2_creates_the_same_names():
+                CircuitBreaker("failing-orders")
+                CircuitBreaker("failing-fixture")
+
+            def test_3_the_module_breaker_kept_its_name():
+                with pytest.raises(ConfigurationError, match="payments"):
+                    CircuitBreaker("payments")
+
+            @pytest.fixture
+            def broken_setup():
+                inner = CircuitBreaker("failing-setup")
+                raise RuntimeError("setup failed")
+
+            def test_4_errors_in_setup(broken_setup):
+                pass
+
+            def test_5_after_a_setup_error():
+                CircuitBreaker("failing-setup")
+
+            @pytest.mark.asyncio
+            async def test_6_async_fails_holding_one():
+                local = CircuitBreaker("failing-async")
+                assert local is None
+
+            def test_7_after_the_async_failure():
+                CircuitBreaker("failing-async")
+        """,
+    )
+    result.assert_outcomes(passed=4, failed=2, errors=1)
+    result.stdout.fnmatch_lines_random(
+        [
+            "E       AssertionError: boom",
+            "E       RuntimeError: setup failed",
+            "FAILED test_user_failing.py::test_1_fails_holding_breakers - *",
+            "FAILED test_user_failing.py::test_6_async_fails_holding_one - *",
+        ]
+    )
+    assert "name must be unique" not in result.stdout.str()
+
+
+def test_the_report_of_a_failure_keeps_its_locals(run: Run) -> None:
+    """Locals are dropped only after the failure is reported (--showlocals still shows them)."""
+    result = run(
+        "--showlocals",
+        test_user_locals="""
+            from resilience_kit import CircuitBreaker
+
+            def test_fails():
+                breaker = CircuitBreaker("shown-local")
+                marker = "a local worth seeing"
+                assert breaker.name == "elsewhere"
+
+            def test_again():
+                CircuitBreaker("shown-local")
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["breaker *= CircuitBreaker('shown-local'*", "marker *= 'a local*"])
+
+
+def test_a_breaker_in_a_reference_cycle_gives_its_name_back(run: Run) -> None:
+    result = run(
+        test_user_cycle="""
+            from resilience_kit import CircuitBreaker
+
+            class Watcher:
+                def on_state_change(self, breaker, old, new):
+                    pass
+
+            def test_1():
+                watcher = Watcher()
+                watcher.breaker = CircuitBreaker("cyclic", listeners=[watcher])  # a cycle
+
+            def test_2():
+                CircuitBreaker("cyclic")
         """,
     )
     result.assert_outcomes(passed=2)
@@ -332,7 +494,7 @@ def test_breaker_state_starts_the_test_in_that_state(run: Run) -> None:
                 assert charge(lambda amount: amount, 5) == 5
                 assert_transitions(payments, ["HALF_OPEN", "CLOSED"])
 
-            @pytest.mark.breaker_state("payments", "FORCED_OPEN")
+            @pytest.mark.breaker_state("payments", "forced_open")  # any case
             def test_forced_open():
                 assert str(payments.state) == "FORCED_OPEN"
 
@@ -364,12 +526,14 @@ def test_breaker_state_starts_the_test_in_that_state(run: Run) -> None:
     result.stdout.fnmatch_lines_random(
         [
             "*breaker_state('nowhere', 'OPEN'): no live circuit breaker is named 'nowhere'*",
-            "*state must be one of 'CLOSED', 'OPEN', 'HALF_OPEN', 'FORCED_OPEN', 'DISABLED', "
-            "got 'AJAR'*",
+            "@pytest.mark.breaker_state('payments', 'AJAR'): cannot put breaker 'payments' in "
+            "'AJAR', which is not a circuit breaker state; use one of CLOSED, OPEN, HALF_OPEN, "
+            "FORCED_OPEN, DISABLED (in any case)",
             "*breaker_state takes two strings, a breaker name and a state, got "
             "breaker_state('payments',)*",
         ]
     )
+    assert "pytest_plugin.py" not in result.stdout.str()  # no traceback of the plugin's own
 
 
 # -- async --------------------------------------------------------------------------------------
@@ -486,6 +650,66 @@ def test_chaos_latency_on_the_fake_clock_makes_a_slow_call(run: Run) -> None:
     result.assert_outcomes(passed=1)
 
 
+def test_a_bare_chaos_enable_does_not_leak_into_the_next_test(run: Run) -> None:
+    result = run(
+        test_user_chaos_switch="""
+            import pytest
+            from resilience_kit import chaos
+
+            failing = chaos.inject(fault=ConnectionError("injected"), rate=1.0)
+
+            @failing
+            def lookup():
+                return "value"
+
+            def test_1_switches_it_on_and_forgets():
+                chaos.enable()
+                chaos.enable()
+                with pytest.raises(ConnectionError):
+                    lookup()
+
+            def test_2_finds_it_off():
+                assert not chaos.is_enabled()
+                assert lookup() == "value"
+
+            @pytest.fixture(scope="module")
+            def chaos_on():
+                with chaos.enable():
+                    yield
+
+            def test_3_a_module_fixture_holds_it_on(chaos_on):
+                chaos.disable()
+                assert not chaos.is_enabled()
+
+            def test_4_still_on_for_the_next_test_of_the_fixture(chaos_on):
+                assert chaos.is_enabled()
+        """,
+    )
+    result.assert_outcomes(passed=4)
+
+
+def test_chaos_imported_inside_a_test_is_switched_back_too(run: Run) -> None:
+    """In a fresh interpreter, where nothing imported chaos before the test did."""
+    result = run(
+        subprocess=True,
+        test_user_chaos_lazy="""
+            import sys
+
+            def test_1_imports_and_enables():
+                assert "resilience_kit.chaos" not in sys.modules
+                from resilience_kit import chaos
+
+                chaos.enable()
+
+            def test_2_finds_it_off():
+                from resilience_kit import chaos
+
+                assert not chaos.is_enabled()
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
 # -- retries ------------------------------------------------------------------------------------
 
 RETRY_TESTS = """
@@ -524,3 +748,55 @@ def test_the_ini_option_turns_waits_off_for_the_whole_run(run: Run) -> None:
         test_user_retry=RETRY_TESTS.format(waited=0.0),
     )
     result.assert_outcomes(passed=2)
+
+
+def test_a_retry_decorated_during_a_test_sleeps_for_real_afterwards(run: Run) -> None:
+    """It captured the fixture's FakeClock, which goes on in real time after the test."""
+    result = run(
+        lazy_client="""
+            from resilience_kit import retry
+
+            attempts = []
+
+            @retry("internal_api", attempts=2, wait="fixed", min_wait=0.05, deadline=60,
+                   retry_on=(ConnectionError,))
+            def fetch():
+                attempts.append(1)
+                if len(attempts) % 2:
+                    raise ConnectionError("try again")
+                return "ok"
+        """,
+        test_user_lazy_retry="""
+            import time
+
+            def test_1_decorated_under_the_fake_clock(fake_clock):
+                import lazy_client
+
+                assert lazy_client.fetch() == "ok"
+                assert fake_clock.monotonic() == 0.05
+
+            def test_2_really_waits():
+                import lazy_client
+
+                start = time.monotonic()
+                assert lazy_client.fetch() == "ok"
+                assert time.monotonic() - start >= 0.05
+        """,
+    )
+    result.assert_outcomes(passed=2)
+
+
+def test_pytest_start_does_not_load_the_retry_layer(run: Run) -> None:
+    result = run(
+        subprocess=True,
+        test_user_imports="""
+            import sys
+
+            def test_what_the_plugin_loaded(request):
+                assert request.config.pluginmanager.has_plugin("resilience_kit")
+                loaded = {"tenacity", "resilience_kit._retry", "resilience_kit.testing",
+                          "resilience_kit.chaos", "resilience_kit.composition"}
+                assert loaded.isdisjoint(sys.modules), loaded & set(sys.modules)
+        """,
+    )
+    result.assert_outcomes(passed=1)
