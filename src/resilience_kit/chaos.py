@@ -176,19 +176,20 @@ def _snapshot() -> object:
         return _SwitchState(tuple(_switches))
 
 
-def _restore(snapshot: object) -> None:
-    """Put back the switch state captured by :func:`_snapshot`.
+def _restore(snapshot: object | None) -> None:
+    """Put back the switch state captured by :func:`_snapshot`, or with ``None`` the state at
+    import: no switch in effect, the environment variable deciding.
 
     Switches made since the snapshot are dropped (leaving their blocks afterwards does
     nothing), and switches that were in effect then are back in effect, in their order.
 
     Raises:
-        TypeError: ``snapshot`` did not come from :func:`_snapshot`.
+        TypeError: ``snapshot`` is neither None nor what :func:`_snapshot` returned.
     """
-    if not isinstance(snapshot, _SwitchState):
+    if snapshot is not None and not isinstance(snapshot, _SwitchState):
         raise TypeError(f"chaos._restore() takes what chaos._snapshot() returned, got {snapshot!r}")
     with _switch_lock:
-        _switches[:] = snapshot.switches
+        _switches[:] = snapshot.switches if snapshot is not None else ()
         _apply()
 
 

@@ -30,13 +30,12 @@ from __future__ import annotations
 import contextlib
 import gc
 import inspect
-import os
 import sys
 import weakref
 from collections.abc import Generator, Iterator, Mapping
 from contextlib import ExitStack
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -235,58 +234,23 @@ def _marked(marker: pytest.Mark) -> tuple[CircuitBreaker, CircuitState]:
 
 
 _CHAOS = "resilience_kit.chaos"
-_CHAOS_NOT_LOADED = ("not loaded", None)
 
 
-def _save_chaos() -> tuple[str, object]:
-    """The process-wide chaos switch as it stands, without importing chaos for it."""
+def _save_chaos() -> object | None:
+    """The process-wide chaos switch as it stands; None while chaos is not imported."""
     chaos = sys.modules.get(_CHAOS)
-    if chaos is None:
-        return _CHAOS_NOT_LOADED
-    snapshot = getattr(chaos, "_snapshot", None)
-    return ("snapshot", snapshot()) if snapshot is not None else ("enabled", chaos.is_enabled())
+    return None if chaos is None else chaos._snapshot()
 
 
-def _restore_chaos(state: tuple[str, object]) -> None:
+def _restore_chaos(state: object | None) -> None:
     """Put the chaos switch back as :func:`_save_chaos` found it.
 
-    chaos.py's private ``_snapshot()`` / ``_restore(snapshot)`` restore it exactly, switches
-    left in effect without ``with`` included. For a module imported during the test,
-    ``_restore(None)`` (the state at import: no switch in effect) is tried. Where they are
-    missing, the public ``enable()`` / ``disable()`` switch it back to the value it had.
+    Switches a test left in effect without ``with`` are dropped; chaos first imported during
+    the test goes back to its state at import (``None``). Chaos is never imported for this.
     """
     chaos = sys.modules.get(_CHAOS)
-    if chaos is None:
-        return
-    kind, value = state
-    restore = getattr(chaos, "_restore", None)
-    if kind != "enabled" and restore is not None:
-        try:
-            restore(value)
-            return
-        except TypeError:  # a chaos.py without the "as at import" form of _restore
-            if kind == "snapshot":
-                raise
-    if kind == "snapshot":  # the helper that made the snapshot has gone (a test patched it)
-        return
-    wanted = _chaos_at_import(chaos) if kind == "not loaded" else bool(value)
-    for _ in range(_MAX_SWITCHES):
-        if chaos.is_enabled() == wanted:
-            return
-        (chaos.enable if wanted else chaos.disable)()
-
-
-# A test that stacked more bare enable() calls than this has lost the plot; stop undoing.
-_MAX_SWITCHES = 64
-
-
-def _chaos_at_import(chaos: Any) -> bool:
-    """The switch chaos starts with, which its environment variable sets."""
-    base = getattr(chaos, "_BASE", None)
-    if isinstance(base, bool):
-        return base
-    truthy: frozenset[str] = getattr(chaos, "_TRUTHY", frozenset())
-    return os.environ.get(chaos.ENV_VAR, "").strip().lower() in truthy
+    if chaos is not None:
+        chaos._restore(state)
 
 
 # -- fixtures -----------------------------------------------------------------------------------

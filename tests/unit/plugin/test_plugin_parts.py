@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
@@ -80,69 +79,18 @@ def test_a_fake_clock_handed_over_to_the_system_clock_really_sleeps() -> None:
     assert abs(clock.wall() - time.time()) < 1
 
 
-class _CountedSwitch:
-    """A stand-in for chaos.py's stacked switch: snapshot/restore must be used, not enable()."""
-
-    def __init__(self) -> None:
-        self.depth = 0
-        self.restored: list[object] = []
-
-    def save(self) -> object:
-        return ("depth", self.depth)
-
-    def restore(self, state: object) -> None:
-        self.restored.append(state)
-        self.depth = 0 if state is None else int(state[1])  # type: ignore[index]
-
-
-def test_the_chaos_switch_is_restored_with_chaos_helpers_when_there_are(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    switch = _CountedSwitch()
-    monkeypatch.setattr(chaos, "_snapshot", switch.save, raising=False)
-    monkeypatch.setattr(chaos, "_restore", switch.restore, raising=False)
+def test_the_chaos_switch_is_restored_around_a_test() -> None:
+    state = chaos._snapshot()
     try:
-        switch.depth = 1
-        saved = plugin._save_chaos()
-        switch.depth = 3
-        plugin._restore_chaos(saved)
-        assert switch.depth == 1
-        plugin._restore_chaos(plugin._CHAOS_NOT_LOADED)  # imported during the test
-        assert switch.restored == [("depth", 1), None]
-    finally:
-        monkeypatch.undo()  # the plugin restores the real switch after this test, with these
-
-
-def test_without_chaos_helpers_the_public_switch_puts_it_back(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    for helper in ("_snapshot", "_restore"):
-        monkeypatch.delattr(chaos, helper, raising=False)
-    calls: list[str] = []
-    real_enable, real_disable = chaos.enable, chaos.disable
-
-    def enable() -> Any:
-        calls.append("enable")
-        return real_enable()
-
-    def disable() -> Any:
-        calls.append("disable")
-        return real_disable()
-
-    monkeypatch.setattr(chaos, "enable", enable)
-    monkeypatch.setattr(chaos, "disable", disable)
-    try:
-        with real_disable():
+        with chaos.disable():
             saved = plugin._save_chaos()
-            real_enable()
+            chaos.enable()  # a bare switch the test never ends
+            assert chaos.is_enabled()
             plugin._restore_chaos(saved)
             assert not chaos.is_enabled()
-            plugin._restore_chaos(saved)  # already right: nothing to switch
-            assert calls == ["disable"]
-            # Imported during the test: back to what the environment variable said at import.
-            monkeypatch.setenv(chaos.ENV_VAR, "yes")
-            monkeypatch.setattr(chaos, "_BASE", True, raising=False)
-            plugin._restore_chaos(plugin._CHAOS_NOT_LOADED)
-            assert chaos.is_enabled()
+        # Chaos first imported during the test: no switch in effect, as at import.
+        chaos.enable()
+        plugin._restore_chaos(None)
+        assert chaos.is_enabled() == chaos._BASE
     finally:
-        monkeypatch.undo()  # the plugin restores the real switch after this test, with these
+        chaos._restore(state)
