@@ -147,7 +147,29 @@ def _clear_frames(error: BaseException) -> None:
         pending.extend(e for e in linked if isinstance(e, BaseException))
 
 
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _suspended(frame: FrameType) -> bool:
+    """Whether ``frame`` belongs to a generator or coroutine that is still alive.
+
+    Before Python 3.13, ``frame.clear()`` on such a frame closes its generator: a job worker or
+    a server task that merely caught the test's error would be finalised under its owner.
+    """
+    if not frame.f_code.co_flags & _SUSPENDABLE:
+        return False
+    for owner in gc.get_referrers(frame):
+        own_frame = getattr(owner, "gi_frame", None) or getattr(owner, "cr_frame", None)
+        if own_frame is None:
+            own_frame = getattr(owner, "ag_frame", None)
+        if own_frame is frame:
+            return True  # a finished one has dropped its frame (the attribute is None)
+    return False
+
+
 def _clear_frame(frame: FrameType) -> None:
+    if _suspended(frame):
+        return
     try:
         frame.clear()
     except RuntimeError:  # still running: left alone

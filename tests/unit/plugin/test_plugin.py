@@ -375,6 +375,54 @@ def test_a_failed_test_gives_back_the_names_of_its_breakers(run: Run) -> None:
     assert "name must be unique" not in result.stdout.str()
 
 
+def test_freeing_names_leaves_live_generators_running(run: Run) -> None:
+    """A worker generator that caught the test's error is in its traceback; it must go on.
+
+    Before Python 3.13, clearing a suspended generator's frame would finalise the generator.
+    """
+    result = run(
+        subprocess=True,
+        test_user_worker="""
+            import pytest
+            from resilience_kit import CircuitBreaker
+
+            def runner():
+                outcome = None
+                while True:
+                    job = yield outcome
+                    try:
+                        outcome = ("ok", job())
+                    except Exception as error:
+                        outcome = ("error", error)
+
+            @pytest.fixture(scope="module")
+            def jobs():
+                worker = runner()
+                next(worker)
+
+                def submit(job):
+                    kind, value = worker.send(job)
+                    if kind == "error":
+                        raise value
+                    return value
+
+                return submit
+
+            def test_1_job_fails(jobs):
+                breaker = CircuitBreaker("worker-job")
+                jobs(lambda: 1 / 0)
+
+            def test_2_the_worker_still_runs(jobs):
+                assert jobs(lambda: 42) == 42
+                CircuitBreaker("worker-job")
+        """,
+    )
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(
+        ["FAILED test_user_worker.py::test_1_job_fails - ZeroDivisionError*"]
+    )
+
+
 def test_the_report_of_a_failure_keeps_its_locals(run: Run) -> None:
     """Locals are dropped only after the failure is reported (--showlocals still shows them)."""
     result = run(
