@@ -352,43 +352,45 @@ class Injector:
             return await fn(*args, **kwargs)
         return await self._call_async(fn, args, kwargs)
 
-    def _call_sync(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+    def _inject(self, target: object) -> bool:
+        """Draw, sleep the latency, raise the fault; True: return the canned result instead."""
         delay = self._draw()
-        if delay is not None:
-            if delay:
-                self._sync_sleeper()(delay)
-            if self._outcome(fn):
-                return self._result  # type: ignore[no-any-return]
+        if delay is None:
+            return False
+        if delay:
+            self._sync_sleeper()(delay)
+        return self._outcome(target)
+
+    async def _inject_async(self, target: object) -> bool:
+        """As :meth:`_inject`, awaiting the latency."""
+        delay = self._draw()
+        if delay is None:
+            return False
+        if delay:
+            await self._async_sleeper()(delay)
+        return self._outcome(target)
+
+    def _call_sync(self, fn: Callable[..., R], args: Any, kwargs: Any) -> R:
+        if self._inject(fn):
+            return self._result  # type: ignore[no-any-return]
         return fn(*args, **kwargs)
 
     async def _call_async(self, fn: Callable[..., Awaitable[R]], args: Any, kwargs: Any) -> R:
-        delay = self._draw()
-        if delay is not None:
-            if delay:
-                await self._async_sleeper()(delay)
-            if self._outcome(fn):
-                return self._result  # type: ignore[no-any-return]
+        if await self._inject_async(fn):
+            return self._result  # type: ignore[no-any-return]
         return await fn(*args, **kwargs)
 
     def point(self) -> None:
         """A checkpoint: may sleep and raise, like entering ``with injector:``."""
         if self._active():
             self._check_point()
-            delay = self._draw()
-            if delay is not None:
-                if delay:
-                    self._sync_sleeper()(delay)
-                self._outcome(None)
+            self._inject(None)
 
     async def point_async(self) -> None:
         """The async checkpoint: may ``await`` the latency and raise."""
         if self._active():
             self._check_point()
-            delay = self._draw()
-            if delay is not None:
-                if delay:
-                    await self._async_sleeper()(delay)
-                self._outcome(None)
+            await self._inject_async(None)
 
     def _check_point(self) -> None:
         if self._result is not _UNSET:

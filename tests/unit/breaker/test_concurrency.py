@@ -131,8 +131,8 @@ async def test_every_total_is_exact_under_ten_thousand_tasks() -> None:
     assert outcomes["rejected"] > 0
 
 
-@pytest.mark.parametrize("limit", [1, 3])
-def test_half_open_never_admits_more_than_its_limit_among_64_threads(limit: int) -> None:
+def half_open(limit: int) -> CircuitBreaker:
+    """A breaker just gone HALF_OPEN that admits ``limit`` trials at once."""
     clock = FakeClock()
     breaker = CircuitBreaker(
         "conc",
@@ -145,6 +145,12 @@ def test_half_open_never_admits_more_than_its_limit_among_64_threads(limit: int)
     with pytest.raises(ValueError, match="invalid literal"):
         breaker.call(int, "x")
     clock.advance(1)
+    return breaker
+
+
+@pytest.mark.parametrize("limit", [1, 3])
+def test_half_open_never_admits_more_than_its_limit_among_64_threads(limit: int) -> None:
+    breaker = half_open(limit)
     guard = threading.Lock()
     state = {"now": 0, "peak": 0, "admitted": 0, "rejected": 0}
     release = threading.Event()
@@ -179,18 +185,7 @@ def test_half_open_never_admits_more_than_its_limit_among_64_threads(limit: int)
 
 @pytest.mark.parametrize("limit", [1, 3])
 async def test_half_open_never_admits_more_than_its_limit_among_64_tasks(limit: int) -> None:
-    clock = FakeClock()
-    breaker = CircuitBreaker(
-        "conc",
-        failure_threshold=1,
-        recovery_timeout=1,
-        half_open_max_calls=limit,
-        success_threshold=1000,
-        clock=clock,
-    )
-    with pytest.raises(ValueError, match="invalid literal"):
-        breaker.call(int, "x")
-    clock.advance(1)
+    breaker = half_open(limit)
     for _ in range(5):
         release = asyncio.Event()
         counts = Counter[str]()

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from doubles import Flaky
 from resilience_kit import (
     CircuitBreaker,
     CircuitOpenError,
@@ -22,21 +23,6 @@ from resilience_kit.testing import FakeClock
 
 FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
 MakeBreaker = Callable[..., CircuitBreaker]
-
-
-class Flaky:
-    """Fails with the next of ``errors`` on each call until they run out, then returns."""
-
-    def __init__(self, *errors: BaseException, result: object = "ok") -> None:
-        self.errors = list(errors)
-        self.result = result
-        self.calls = 0
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return self.result
 
 
 def down(times: int = 100) -> Flaky:

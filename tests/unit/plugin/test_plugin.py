@@ -11,6 +11,7 @@ import pytest
 Run = Callable[..., pytest.RunResult]  # the `run` fixture in conftest.py
 
 APP = """
+    import pytest
     from resilience_kit import CircuitBreaker
 
     payments = CircuitBreaker("payments", failure_threshold=2, recovery_timeout=30)
@@ -21,6 +22,12 @@ APP = """
 
     def down(amount):
         raise ConnectionError("gateway down")
+
+    def trip():
+        # failure_threshold=2: two failed charges open payments.
+        for _ in range(2):
+            with pytest.raises(ConnectionError):
+                charge(down, 1)
 """
 
 
@@ -114,17 +121,12 @@ def test_fake_clock_reaches_a_module_level_breaker_and_gives_its_clock_back(run:
         shop=APP,
         test_user_module_clock="""
             import pytest
-            from shop import charge, down, payments
+            from shop import charge, payments, trip
             from resilience_kit import CircuitOpenError
             from resilience_kit.testing import assert_transitions
 
             def ok(amount):
                 return amount
-
-            def trip():
-                for _ in range(2):
-                    with pytest.raises(ConnectionError):
-                        charge(down, 1)
 
             def test_recovery_driven_by_the_fake_clock(fake_clock, breakers):
                 trip()
@@ -158,14 +160,8 @@ def test_assert_transitions_needs_no_set_up_and_explains_a_mismatch(run: Run) ->
     result = run(
         shop=APP,
         test_user_transitions="""
-            import pytest
-            from shop import charge, down, payments
+            from shop import payments, trip
             from resilience_kit.testing import assert_transitions
-
-            def trip():
-                for _ in range(2):
-                    with pytest.raises(ConnectionError):
-                        charge(down, 10)
 
             def test_passes(breakers):
                 assert_transitions(payments, ["CLOSED"])
@@ -192,7 +188,7 @@ def test_assert_transitions_needs_no_set_up_and_explains_a_mismatch(run: Run) ->
             "(2/2 in a row)",
             "E           2. OPEN -> FORCED_OPEN: force_open()",
             "",
-            "test_user_transitions.py:20: AssertionError",
+            "test_user_transitions.py:14: AssertionError",
         ]
     )
 
@@ -201,14 +197,11 @@ def test_each_test_records_from_its_own_start(run: Run) -> None:
     result = run(
         shop=APP,
         test_user_fresh="""
-            import pytest
-            from shop import charge, down, payments
+            from shop import payments, trip
             from resilience_kit.testing import assert_transitions
 
             def test_opens_it():
-                for _ in range(2):
-                    with pytest.raises(ConnectionError):
-                        charge(down, 1)
+                trip()
                 assert_transitions(payments, ["CLOSED", "OPEN"])
 
             def test_sees_no_transition_of_the_test_before():
@@ -228,15 +221,13 @@ def test_breakers_isolates_tests_from_each_other(run: Run) -> None:
         shop=APP,
         test_user_isolation="""
             import pytest
-            from shop import charge, down, payments
+            from shop import charge, payments, trip
             from resilience_kit import CircuitBreaker, CircuitOpenError, ConfigurationError
 
             kept = []
 
             def test_one_opens_it_and_creates_breakers(breakers):
-                for _ in range(2):
-                    with pytest.raises(ConnectionError):
-                        charge(down, 1)
+                trip()
                 with pytest.raises(CircuitOpenError):
                     charge(lambda amount: amount, 1)
                 temporary = CircuitBreaker("iso-temporary")
@@ -494,16 +485,13 @@ def test_without_breakers_state_leaks_between_tests(run: Run) -> None:
     result = run(
         shop=APP,
         test_user_leak="""
-            import pytest
-            from shop import charge, down, payments
+            from shop import payments, trip
             from resilience_kit import CircuitBreaker
 
             kept = []
 
             def test_one():
-                for _ in range(2):
-                    with pytest.raises(ConnectionError):
-                        charge(down, 1)
+                trip()
                 kept.append(CircuitBreaker("leak-temporary"))
 
             def test_two():

@@ -1,4 +1,4 @@
-"""Test doubles for retry tests: recorded sleeps on a fake clock, callables that fail in turn."""
+"""Test doubles for retry tests: recorded sleeps on a fake clock (Flaky is in tests/doubles.py)."""
 
 from __future__ import annotations
 
@@ -18,23 +18,3 @@ class Sleeps:
 
     async def async_sleep(self, seconds: float) -> None:
         self.sleep(seconds)
-
-
-class Flaky:
-    """A callable that raises the given errors in turn, then returns ``result``."""
-
-    def __init__(self, *errors: BaseException, result: object = "ok") -> None:
-        self.errors = list(errors)
-        self.result = result
-        self.calls = 0
-
-    def __call__(self, *args: object, **kwargs: object) -> object:
-        self.calls += 1
-        if self.errors:
-            raise self.errors.pop(0)
-        return self.result
-
-
-class AsyncFlaky(Flaky):
-    async def run(self, *args: object, **kwargs: object) -> object:
-        return self(*args, **kwargs)

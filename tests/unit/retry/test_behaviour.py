@@ -12,8 +12,9 @@ from collections.abc import Callable
 
 import pytest
 import tenacity
-from retry_support import AsyncFlaky, Flaky, Sleeps
+from retry_support import Sleeps
 
+from doubles import AsyncFlaky, Flaky
 from resilience_kit import (
     CircuitOpenError,
     CircuitState,

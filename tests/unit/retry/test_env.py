@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from retry_support import Flaky
 
+from doubles import Flaky
 from resilience_kit import DATABASE, REDIS, ConfigurationError, RetryPolicy, resilient, retry
 from resilience_kit.retry import transient_redis_error
 from resilience_kit.testing import no_waits

@@ -8,8 +8,9 @@ import pickle
 import pytest
 import sqlalchemy
 import sqlalchemy.exc
-from retry_support import Flaky, Sleeps
+from retry_support import Sleeps
 
+from doubles import Flaky
 from resilience_kit import RetryPolicy, _retry, retry
 
 POLICY = RetryPolicy(name="billing", attempts=3, wait="fixed", min_wait=1.5, log_level=logging.INFO)

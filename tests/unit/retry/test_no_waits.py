@@ -7,8 +7,8 @@ import threading
 import time
 
 import pytest
-from retry_support import AsyncFlaky, Flaky
 
+from doubles import AsyncFlaky, Flaky
 from resilience_kit import RetryPolicy, retry, retry_stats
 from resilience_kit.testing import no_waits
 

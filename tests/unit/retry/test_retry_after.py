@@ -7,8 +7,9 @@ import fractions
 
 import pytest
 import requests
-from retry_support import Flaky, Sleeps
+from retry_support import Sleeps
 
+from doubles import Flaky
 from resilience_kit import EXTERNAL_API, RetryPolicy, retry
 from resilience_kit.retry import parse_retry_after, retry_after_from_response
 

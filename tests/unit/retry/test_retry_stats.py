@@ -6,8 +6,9 @@ import asyncio
 import threading
 
 import pytest
-from retry_support import AsyncFlaky, Flaky, Sleeps
+from retry_support import Sleeps
 
+from doubles import AsyncFlaky, Flaky
 from resilience_kit import RetryPolicy, RetryStats, reset_retry_stats, retry, retry_stats
 from resilience_kit.testing import no_waits
 

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from retry_support import AsyncFlaky, Flaky, Sleeps
+from retry_support import Sleeps
 
+from doubles import AsyncFlaky, Flaky
 from resilience_kit import (
     BEST_EFFORT,
     DATABASE,
