@@ -23,6 +23,7 @@ from resilience_kit.errors import CircuitOpenError, ConfigurationError, Resilien
 
 if TYPE_CHECKING:
     from resilience_kit._retry import retry
+    from resilience_kit.breaker.redis_storage import RedisStorage
     from resilience_kit.composition import resilient
     from resilience_kit.retry import (
         BEST_EFFORT,
@@ -54,6 +55,7 @@ else:
         "resilience_kit.retry",
     )
     _LAZY["resilient"] = "resilience_kit.composition"
+    _LAZY["RedisStorage"] = "resilience_kit.breaker.redis_storage"
 
     def __getattr__(name: str) -> Any:
         if name == "retry":
@@ -101,6 +103,7 @@ __all__ = [
     "BreakerListener",
     "BreakerStorage",
     "MemoryStorage",
+    "RedisStorage",
     "breakers",
     "get_breaker",
 ]

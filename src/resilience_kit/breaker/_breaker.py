@@ -101,6 +101,13 @@ class BreakerListener(Protocol):
     def on_rejected(self, breaker: CircuitBreaker) -> None:
         """A call was rejected without running."""
 
+    def on_storage_degraded(self, breaker: CircuitBreaker, error: BaseException) -> None:
+        """The breaker's shared store (a [RedisStorage][resilience_kit.RedisStorage]) stopped
+        answering with ``error``; the breaker now decides as its ``fallback`` says."""
+
+    def on_storage_recovered(self, breaker: CircuitBreaker) -> None:
+        """The shared store answers again; the breaker resynchronises with it."""
+
 
 # (listener, its on_state_change, whether that takes ``cause``), in the order they were added.
 _global_listeners: list[tuple[Any, Callable[..., object], bool]] = []
@@ -176,7 +183,14 @@ def _notify(callbacks: Iterable[Callable[..., object]], event: str, *args: objec
             _logger.exception("breaker listener %r failed in %s", callback, event)
 
 
-_EVENTS = ("on_state_change", "on_success", "on_failure", "on_rejected")
+_EVENTS = (
+    "on_state_change",
+    "on_success",
+    "on_failure",
+    "on_rejected",
+    "on_storage_degraded",
+    "on_storage_recovered",
+)
 
 
 def _check_listeners(value: Any) -> tuple[Any, ...]:
@@ -224,6 +238,8 @@ class BreakerStats:
         opened_at: Wall-clock time (epoch seconds) it last opened, or ``None``.
         retry_after: Seconds until it admits a trial call (0.0 unless OPEN).
         last_failure: Wall-clock time of the last recorded failure, or ``None``.
+        store_errors: Errors met talking to the breaker's shared store (a
+            [RedisStorage][resilience_kit.RedisStorage]); always 0 in memory.
     """
 
     name: str
@@ -239,6 +255,7 @@ class BreakerStats:
     opened_at: float | None
     retry_after: float
     last_failure: float | None
+    store_errors: int = 0
 
 
 class _AlwaysSlow:
@@ -408,6 +425,7 @@ class CircuitBreaker:
         "_on_change",
         "_on_failure",
         "_on_rejected",
+        "_on_store",
         "_on_success",
         "_slow",
         "_timed",
@@ -550,6 +568,11 @@ class CircuitBreaker:
         self._on_success = _hooks(listeners, "on_success")
         self._on_failure = _hooks(listeners, "on_failure")
         self._on_rejected = _hooks(listeners, "on_rejected")
+        # The shared store's health: (on_storage_degraded, on_storage_recovered) hooks.
+        self._on_store = (
+            _hooks(listeners, "on_storage_degraded"),
+            _hooks(listeners, "on_storage_recovered"),
+        )
         self._timed = bool(self._slow is not None or self._on_success or self._on_failure)
 
         self.name = name
@@ -620,7 +643,7 @@ class CircuitBreaker:
         """
         return (
             self._gate,
-            _PASS if self._cell.remote else self._machine,
+            _PASS if self._cell.remote and not self._cell.fast_path else self._machine,
             self._monotonic,
             self._cell.successes,
             self._failed,
@@ -903,8 +926,8 @@ class CircuitBreaker:
         """
         machine = self._machine
         cell = self._cell
-        # A cell kept elsewhere must see every outcome, so it never takes the fast path.
-        cell.clean = machine.clean and not cell.remote
+        # A cell kept elsewhere takes the fast path only if it says it may (see fast_path).
+        cell.clean = machine.clean and cell.fast_path
         new = machine.state
         if new is not old and (self._on_change or _global_listeners):
             policy = machine.policy
@@ -1129,6 +1152,8 @@ class CircuitBreaker:
                 self._settle(old, kind, detail)
             if cell.outbox:
                 self._deliver()
+            if cell.remote:  # in the store before the call returns, fast path included
+                cell.push(now)
 
     # -- state, manual control ------------------------------------------------------------------
 
@@ -1311,6 +1336,7 @@ class CircuitBreaker:
             opened_at=None if opened_at is None else wall - (now - opened_at),
             retry_after=retry_after,
             last_failure=None if last_failure is None else wall - (now - last_failure),
+            store_errors=cell.store_errors,
         )
 
     def to_dict(self) -> dict[str, Any]:

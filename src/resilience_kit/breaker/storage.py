@@ -60,6 +60,11 @@ class BreakerCell:
         remote: ``False`` here. A cell whose state lives elsewhere sets it, and the breaker
             then calls :meth:`pull` before deciding on the slow path and :meth:`push` after
             each recorded failure or state change (the ``_async`` twins from async callers).
+        fast_path: Whether a ``clean`` state lets calls take the breaker's lock-free fast path
+            (and an open state reject without the slow path). True in memory; a remote cell
+            sets it when it keeps a local view fresh by itself and can push a failure
+            recorded on the fast path from :meth:`push` (the breaker calls it then too).
+        store_errors: Errors the cell met talking to its store (0 in memory).
     """
 
     __slots__ = (
@@ -79,11 +84,13 @@ class BreakerCell:
     )
 
     remote = False
+    fast_path = True
+    store_errors = 0
 
     def __init__(self, settings: MachineSettings) -> None:
         self.machine = Machine(settings)
         self.lock = threading.RLock()
-        self.clean = self.machine.clean and not self.remote
+        self.clean = self.machine.clean and self.fast_path
         self.successes = itertools.count()
         self.failures = itertools.count()
         self.rejected = itertools.count()

@@ -24,6 +24,7 @@ FIELDS = [
     "opened_at",
     "retry_after",
     "last_failure",
+    "store_errors",
 ]
 
 

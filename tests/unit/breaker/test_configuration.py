@@ -58,13 +58,13 @@ BAD = [
         "listeners",
         5,
         "listeners must be an iterable of listeners (objects with some of on_state_change, "
-        "on_success, on_failure, on_rejected), got 5",
+        "on_success, on_failure, on_rejected, on_storage_degraded, on_storage_recovered), got 5",
     ),
     (
         "listeners",
         [1],
         "listeners must be an iterable of listeners (objects with some of on_state_change, "
-        "on_success, on_failure, on_rejected), got [1]",
+        "on_success, on_failure, on_rejected, on_storage_degraded, on_storage_recovered), got [1]",
     ),
     ("failure_if", 1, "failure_if must be a callable or None, got 1"),
     ("fallback", "none", "fallback must be a callable or None, got 'none'"),

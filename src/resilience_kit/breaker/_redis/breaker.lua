@@ -1,0 +1,262 @@
+-- One circuit breaker's shared state, changed atomically. Every transition happens here.
+--
+-- KEYS[1] state hash, KEYS[2] failure-rate window hash, KEYS[3] trial leases (sorted set,
+-- score = lease expiry). All three share one hash tag, so they live in one Cluster slot.
+--
+-- ARGV:  1 op ('read' | 'record' | 'acquire' | 'trial' | 'control')
+--        2 now in microseconds, or '' to read the server's clock (TIME)
+--        3 the caller's settings, as one string (stored once, compared for drift)
+--        4 failure_threshold   5 failure_rate or ''   6 window (us)   7 minimum_calls
+--        8 recovery_timeout (us)   9 max_recovery_timeout (us) or ''
+--       10 half_open_max_calls   11 success_threshold   12 key TTL (s)
+--       13 pub/sub channel   14 breaker name   15 a fresh incarnation id
+--       16.. the op's own arguments (see below)
+--
+-- Reply (all strings): version, incarnation, state, open_until, opened_at ('' if none),
+-- timeout, consecutive failures, trial successes, epoch, now, drift (0/1), corrupt (0/1),
+-- granted (0/1), counted failures, window calls, window failures.
+
+local state_key, window_key, lease_key = KEYS[1], KEYS[2], KEYS[3]
+local op = ARGV[1]
+local now
+if ARGV[2] == '' then
+  local t = redis.call('TIME')
+  now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+else
+  now = tonumber(ARGV[2])
+end
+local cfg = ARGV[3]
+local threshold = tonumber(ARGV[4])
+local rate = tonumber(ARGV[5])
+local window = tonumber(ARGV[6])
+local minimum_calls = tonumber(ARGV[7])
+local recovery = tonumber(ARGV[8])
+local ceiling = tonumber(ARGV[9])
+local half_open_max = tonumber(ARGV[10])
+local success_threshold = tonumber(ARGV[11])
+local ttl = tonumber(ARGV[12])
+local BUCKETS = 20
+
+local function int(x)
+  return string.format('%.0f', x)
+end
+
+local STATES = {CLOSED = true, OPEN = true, HALF_OPEN = true, FORCED_OPEN = true, DISABLED = true}
+
+local function fresh()
+  return {v = 0, id = ARGV[15], s = 'CLOSED', ou = 0, oa = '', to = recovery, f = 0, ts = 0,
+          ep = 1, cfg = cfg}
+end
+
+-- The stored state, or nil when there is none; corrupt = true when what is there is not ours.
+local function load()
+  local kind = redis.call('TYPE', state_key)['ok']
+  local wkind = redis.call('TYPE', window_key)['ok']
+  local lkind = redis.call('TYPE', lease_key)['ok']
+  if (wkind ~= 'none' and wkind ~= 'hash') or (lkind ~= 'none' and lkind ~= 'zset') then
+    return nil, true
+  end
+  if kind == 'none' then
+    return nil, false
+  end
+  if kind ~= 'hash' then
+    return nil, true
+  end
+  local h = redis.call('HMGET', state_key, 'v', 'id', 's', 'ou', 'oa', 'to', 'f', 'ts', 'ep', 'cfg')
+  local st = {v = tonumber(h[1]), id = h[2], s = h[3], ou = tonumber(h[4]), oa = h[5],
+              to = tonumber(h[6]), f = tonumber(h[7]), ts = tonumber(h[8]), ep = tonumber(h[9]),
+              cfg = h[10]}
+  if not (st.v and st.id and st.s and STATES[st.s] and st.ou and st.oa and st.to and st.f
+          and st.ts and st.ep and st.cfg) then
+    return nil, true
+  end
+  if st.oa ~= '' and not tonumber(st.oa) then
+    return nil, true
+  end
+  if st.to <= 0 or st.f < 0 or st.ts < 0 or st.ep < 1 or st.v < 0 then
+    return nil, true
+  end
+  return st, false
+end
+
+local function expire()
+  redis.call('EXPIRE', state_key, ttl)
+  if redis.call('EXISTS', window_key) == 1 then redis.call('EXPIRE', window_key, ttl) end
+  if redis.call('EXISTS', lease_key) == 1 then redis.call('EXPIRE', lease_key, ttl) end
+end
+
+local function snapshot(st)
+  return table.concat({int(st.v), st.id, st.s, int(st.ou), st.oa == '' and '' or int(st.oa),
+                       int(st.to), int(st.f), int(st.ts), int(st.ep), int(now)}, '\n')
+end
+
+local function save(st)
+  st.v = st.v + 1
+  redis.call('HSET', state_key, 'v', int(st.v), 'id', st.id, 's', st.s, 'ou', int(st.ou),
+             'oa', st.oa == '' and '' or int(st.oa), 'to', int(st.to), 'f', int(st.f),
+             'ts', int(st.ts), 'ep', int(st.ep), 'cfg', st.cfg)
+  expire()
+  redis.call('PUBLISH', ARGV[13], ARGV[14] .. '\n' .. snapshot(st))
+end
+
+-- Transitions, as the in-process machine makes them.
+local function set_state(st, s)
+  st.s = s
+  st.ep = st.ep + 1
+  st.ts = 0
+  redis.call('DEL', lease_key)
+end
+
+local function open(st)
+  st.oa = now
+  st.ou = now + st.to
+  set_state(st, 'OPEN')
+end
+
+local function close(st)
+  st.f = 0
+  redis.call('DEL', window_key)
+  set_state(st, 'CLOSED')
+end
+
+local function reset(st)
+  st.to = recovery
+  st.oa = ''
+  close(st)
+end
+
+local function poll(st)
+  if st.s == 'OPEN' and now >= st.ou then
+    set_state(st, 'HALF_OPEN')
+    return true
+  end
+  return false
+end
+
+-- The failure-rate window: buckets of window/BUCKETS, fields c<n> (calls) and f<n> (failures).
+local function window_totals(prune)
+  local head = math.floor(now / (window / BUCKETS))
+  local fields = redis.call('HGETALL', window_key)
+  local calls, failed = 0, 0
+  for i = 1, #fields, 2 do
+    local field = fields[i]
+    local bucket = tonumber(string.sub(field, 2))
+    local count = tonumber(fields[i + 1])
+    if bucket == nil or count == nil or bucket <= head - BUCKETS or bucket > head then
+      if prune then redis.call('HDEL', window_key, field) end
+    elseif string.sub(field, 1, 1) == 'c' then
+      calls = calls + count
+    else
+      failed = failed + count
+    end
+  end
+  return calls, failed, head
+end
+
+local function window_add(calls, failed)
+  local head = math.floor(now / (window / BUCKETS))
+  redis.call('HINCRBY', window_key, 'c' .. int(head), calls)
+  if failed > 0 then redis.call('HINCRBY', window_key, 'f' .. int(head), failed) end
+  return window_totals(true)
+end
+
+local st, corrupt = load()
+local changed = false
+if corrupt then
+  redis.call('DEL', state_key, window_key, lease_key)
+  st = fresh()
+  changed = true
+elseif st == nil then
+  st = fresh()
+end
+local drift = (st.cfg ~= cfg) and 1 or 0
+local granted, counted = 0, 0
+local wcalls, wfailed = 0, 0
+
+if op == 'record' then
+  -- 16 successes, 17 failures, 18 the epoch they were admitted in ('' = any)
+  local ok, failed = tonumber(ARGV[16]), tonumber(ARGV[17])
+  local epoch = tonumber(ARGV[18])
+  if st.s == 'CLOSED' and (epoch == nil or epoch == st.ep) then
+    if rate == nil then
+      if failed > 0 then
+        st.f = st.f + failed
+        counted = failed
+        changed = true
+        if st.f >= threshold then open(st) end
+      elseif ok > 0 and st.f > 0 then
+        st.f = 0
+        changed = true
+      end
+    elseif ok + failed > 0 then
+      counted = failed
+      wcalls, wfailed = window_add(ok + failed, failed)
+      redis.call('EXPIRE', window_key, ttl)
+      if wcalls >= minimum_calls and wfailed / wcalls >= rate then open(st) end
+      changed = true
+    end
+  end
+elseif op == 'acquire' then
+  -- 16 lease id, 17 lease duration (us)
+  if poll(st) then changed = true end
+  if st.s == 'HALF_OPEN' then
+    redis.call('ZREMRANGEBYSCORE', lease_key, '-inf', now)
+    local held = redis.call('ZSCORE', lease_key, ARGV[16])
+    if held or redis.call('ZCARD', lease_key) < half_open_max then
+      redis.call('ZADD', lease_key, now + tonumber(ARGV[17]), ARGV[16])
+      redis.call('EXPIRE', lease_key, ttl)
+      granted = 1
+    end
+  end
+elseif op == 'trial' then
+  -- 16 lease id, 17 'ok' | 'fail' | 'release', 18 the epoch of the lease
+  local result = ARGV[17]
+  redis.call('ZREM', lease_key, ARGV[16])
+  if st.s == 'HALF_OPEN' and tonumber(ARGV[18]) == st.ep and result ~= 'release' then
+    if result == 'ok' then
+      st.ts = st.ts + 1
+      if st.ts >= success_threshold then
+        st.to = recovery
+        close(st)
+      end
+    else
+      if ceiling ~= nil then st.to = math.min(st.to * 2, ceiling) end
+      open(st)
+    end
+    changed = true
+  end
+elseif op == 'control' then
+  -- 16 'reset' | 'force_open' | 'disable' | 'force:<STATE>'
+  local what = ARGV[16]
+  if what == 'reset' then
+    reset(st)
+  elseif what == 'force_open' then
+    st.oa = now
+    set_state(st, 'FORCED_OPEN')
+  elseif what == 'disable' then
+    set_state(st, 'DISABLED')
+  else
+    reset(st)
+    local target = string.sub(what, 7)
+    if target == 'OPEN' then
+      open(st)
+    elseif target == 'HALF_OPEN' then
+      st.oa = now
+      st.ou = now
+      set_state(st, 'HALF_OPEN')
+    elseif target == 'FORCED_OPEN' then
+      st.oa = now
+      set_state(st, 'FORCED_OPEN')
+    elseif target == 'DISABLED' then
+      set_state(st, 'DISABLED')
+    end
+  end
+  changed = true
+end
+
+if changed then save(st) end
+if rate ~= nil and op ~= 'record' then
+  wcalls, wfailed = window_totals(false)
+end
+return {snapshot(st), tostring(drift), corrupt and '1' or '0', tostring(granted), int(counted),
+        int(wcalls), int(wfailed)}

@@ -1,0 +1,390 @@
+"""The cell of a breaker whose state lives in Redis: a local view kept in step with the store.
+
+Steady state costs no Redis command: a CLOSED breaker with no failure pending decides from its
+local view (for a sync client, on the breaker's lock-free fast path), and learns of every change
+in Redis from the storage's subscriber thread, with a periodic resynchronisation behind it.
+Redis is asked only when the shared state has to change or be consulted:
+
+- a new cell reads the shared state before its first call is admitted;
+- a recorded failure is sent before the call returns (so it is in the store by then);
+- a success is sent only when it ends a run of failures (consecutive policy) or, batched,
+  every ``flush_interval`` seconds (failure-rate policy, where every outcome counts);
+- a trial in HALF_OPEN takes a lease in Redis first; its outcome gives it back;
+- manual controls (``reset()``, ``force_open()``...) are sent after they act locally.
+
+Every request runs one Lua script (``breaker.lua``), and its answer, the shared state with a
+version, replaces the local view unless the view already holds a newer version.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from typing import TYPE_CHECKING, Any
+
+from resilience_kit.breaker._machine import (
+    NORMAL,
+    OPEN,
+    CircuitState,
+    Machine,
+    MachineSettings,
+)
+from resilience_kit.breaker._redis import machine as shared
+from resilience_kit.breaker._redis.machine import SharedMachine
+from resilience_kit.breaker._windows import BUCKETS, ConsecutiveFailures, FailureRateWindow
+from resilience_kit.breaker.storage import BreakerCell
+
+if TYPE_CHECKING:
+    from resilience_kit.breaker._redis.storage import RedisStorage
+
+__all__ = ["RedisCell", "Snapshot", "parse_snapshot"]
+
+_logger = logging.getLogger("resilience_kit.redis")
+_lease_ids = itertools.count(1)
+_MICRO = 1_000_000
+
+
+class Snapshot:
+    """The shared state as Redis returned it (times in the store's microseconds)."""
+
+    __slots__ = (
+        "epoch",
+        "failures",
+        "incarnation",
+        "now",
+        "open_until",
+        "opened_at",
+        "state",
+        "timeout",
+        "trial_successes",
+        "version",
+    )
+
+    def __init__(self, fields: list[str]) -> None:
+        (version, self.incarnation, state, open_until, opened_at, timeout, failures, trials,
+         epoch, now) = fields  # fmt: skip
+        self.version = int(version)
+        self.state = CircuitState(state)
+        self.open_until = int(open_until)
+        self.opened_at = None if opened_at == "" else int(opened_at)
+        self.timeout = int(timeout)
+        self.failures = int(failures)
+        self.trial_successes = int(trials)
+        self.epoch = int(epoch)
+        self.now = int(now)
+
+
+def parse_snapshot(text: str) -> Snapshot:
+    """A :class:`Snapshot` from the script's newline-separated fields."""
+    return Snapshot(text.split("\n"))
+
+
+def _mirror_window(policy: FailureRateWindow, now: float, calls: int, failed: int) -> None:
+    """Show the fleet's window totals in the local window (for ``stats()``), all in the
+    current bucket: they age out of the local view at once, and the next answer refreshes
+    them."""
+    policy.clear()
+    policy.failure_count(now)  # turns the ring to ``now``
+    slot = policy.head % BUCKETS
+    policy.calls[slot], policy.failed[slot] = calls, failed
+    policy.total, policy.total_failed = calls, failed
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class RedisCell(BreakerCell):
+    """A :class:`~resilience_kit.breaker.storage.BreakerCell` mirrored from Redis.
+
+    Attributes:
+        storage: The :class:`RedisStorage` it belongs to.
+        name: The breaker's name.
+        store_errors: Store errors met by this breaker's requests (shown in ``stats()``).
+    """
+
+    __slots__ = (
+        "args",
+        "fast_path",
+        "keys",
+        "last_flush",
+        "name",
+        "storage",
+        "store_errors",
+        "synced_at",
+        "view",
+        "warned",
+    )
+
+    remote = True
+    machine: SharedMachine
+
+    def __init__(self, storage: RedisStorage, name: str, settings: MachineSettings) -> None:
+        # A sync client can send a failure from the fast path, so the fast path is allowed;
+        # an async one cannot (the fast path is sync), so every call goes the general way.
+        self.fast_path = not storage.is_async
+        super().__init__(settings)
+        self.machine = SharedMachine(settings)
+        self.clean = False  # nothing is known until the first read
+        self.storage = storage
+        self.name = name
+        self.keys = storage.keyspace.keys("breaker", name, "state", "window", "leases")
+        self.args = storage.settings_args(name, settings)
+        self.store_errors = 0
+        self.view: tuple[str, int] | None = None  # (incarnation, version) of the local view
+        self.synced_at = -math.inf
+        self.last_flush = -math.inf
+        self.warned = False
+
+    # -- what to ask Redis ----------------------------------------------------------------------
+
+    def _pull_request(self, now: float) -> list[Any] | None:
+        machine = self.machine
+        if machine.degraded and not self.storage.guard.down:
+            self._recover_view()
+        wants_lease = machine.needs_lease(now)
+        if wants_lease:
+            held = shared.lease.get()
+            if held is not None and held[0] is machine and held[2] == machine.remote_epoch:
+                return None
+        elif self.view is not None and (
+            self.storage.listening or now - self.synced_at < self.storage.resync_interval
+        ):
+            return None
+        if not self.storage.guard.allows():
+            return None
+        # Reading and taking a lease are one request: a stale view may turn out to need one
+        # (OPEN past its timeout), and Redis grants it only in HALF_OPEN.
+        lease_id = f"{self.storage.owner}:{next(_lease_ids)}"
+        return ["acquire", lease_id, round(self.storage.trial_lease * _MICRO)]
+
+    def _push_request(self, now: float) -> list[Any] | None:
+        machine = self.machine
+        noted = shared.outcome.get()
+        request: list[Any] | None = None
+        if noted is not None and noted[0] is machine:
+            shared.outcome.set(None)
+            kind, details = noted[1], noted[2]
+            if kind == "trial":
+                request = ["trial", *details]
+            elif kind == "fail":
+                batched, machine.pending_ok = machine.pending_ok, 0
+                request = ["record", batched, 1, details[0]]
+            else:
+                request = ["record", 1, 0, details[0]]
+        elif machine.control is not None:
+            request, machine.control = ["control", machine.control], None
+        elif machine.pending_ok and now - self.last_flush >= self.storage.flush_interval:
+            batched, machine.pending_ok = machine.pending_ok, 0
+            request = ["record", batched, 0, ""]
+        if request is None:
+            return None
+        if machine.degraded or not self.storage.guard.allows():
+            self._replay(request, now)
+            return None
+        if request[0] == "record" and request[1]:
+            self.last_flush = now
+        return request
+
+    def _replay(self, request: list[Any], now: float) -> None:
+        """Decide an outcome that could not be sent on the local state, as the in-process
+        machine would have (Redis is unreachable: the local state must still protect)."""
+        machine = self.machine
+        with self.lock:
+            old = machine.state
+            if request[0] == "record":
+                for _ in range(request[1]):
+                    Machine.success(machine, now, NORMAL)
+                if request[2]:
+                    Machine.failure(machine, now, NORMAL)
+            elif request[0] == "trial" and request[2] != "release":
+                machine.in_flight += 1  # the trial's slot, given back when it was noted
+                if request[2] == "ok":
+                    Machine.success(machine, now, machine.epoch)
+                else:
+                    Machine.failure(machine, now, machine.epoch)
+            self.clean = machine.clean and self.fast_path
+            new = machine.state
+        if new is not old:
+            self.storage.announce(self, old, "an outcome decided locally (Redis unreachable)")
+
+    # -- the hooks the breaker calls ------------------------------------------------------------
+
+    def pull(self, now: float) -> None:
+        """Bring the local view up to date if it may be stale, and take a trial lease when
+        the next admission needs one (sync clients; an async client's view waits for
+        :meth:`pull_async`)."""
+        if self.storage.is_async:
+            return
+        request = self._pull_request(now)
+        if request is not None:
+            self._run(request, now)
+
+    def push(self, now: float) -> None:
+        """Send the outcome, control or batch this thread has noted (sync clients)."""
+        if self.storage.is_async:
+            return
+        request = self._push_request(now)
+        if request is not None:
+            self._run(request, now)
+
+    async def pull_async(self, now: float) -> None:
+        """:meth:`pull` through an asyncio client."""
+        if not self.storage.is_async:
+            self.pull(now)
+            return
+        request = self._pull_request(now)
+        if request is not None:
+            await self._run_async(request, now)
+
+    async def push_async(self, now: float) -> None:
+        """:meth:`push` through an asyncio client."""
+        if not self.storage.is_async:
+            self.push(now)
+            return
+        request = self._push_request(now)
+        if request is not None:
+            await self._run_async(request, now)
+
+    def _run(self, request: list[Any], now: float) -> None:
+        try:
+            reply = self.storage.script(self.storage.client, self.keys, [*self._args(request)])
+        except Exception as error:
+            self._failed(error, request, now)
+            return
+        self._answered(request, reply, now)
+
+    async def _run_async(self, request: list[Any], now: float) -> None:
+        try:
+            reply = await self.storage.script.call_async(
+                self.storage.client, self.keys, [*self._args(request)]
+            )
+        except Exception as error:
+            self._failed(error, request, now)
+            return
+        self._answered(request, reply, now)
+
+    def _args(self, request: list[Any]) -> list[Any]:
+        args = self.args
+        clock = self.storage.fixed_clock
+        now = "" if clock is None else round(clock.monotonic() * _MICRO)
+        return [request[0], now, *args, *request[1:]]
+
+    def _failed(self, error: BaseException, request: list[Any], now: float) -> None:
+        self.store_errors += 1
+        self.storage.guard.failed(error)
+        self._replay(request, now)
+
+    def _answered(self, request: list[Any], reply: Any, now: float) -> None:
+        self.storage.guard.succeeded()
+        try:
+            snapshot = parse_snapshot(_text(reply[0]))
+            drift, corrupt, granted = (_text(reply[index]) == "1" for index in (1, 2, 3))
+            window = (int(_text(reply[5])), int(_text(reply[6])))
+        except Exception as error:  # not our script's answer: count it, keep the local view
+            self._failed(error, request, now)
+            return
+        if corrupt:
+            _logger.error(
+                "breaker %r: the data under %s was not a breaker state this library wrote; "
+                "it was replaced by a fresh CLOSED state",
+                self.name,
+                self.keys[0],
+            )
+        if drift and not self.warned:
+            self.warned = True
+            _logger.warning(
+                "breaker %r: its settings differ from those stored in Redis by the process "
+                "that created the shared state (config drift); this process decides with its "
+                "own settings and leaves the stored ones as they are",
+                self.name,
+            )
+        if granted:
+            shared.lease.set((self.machine, request[1], snapshot.epoch))
+        self.apply(snapshot, now, window=window)
+
+    # -- the local view -------------------------------------------------------------------------
+
+    def apply(
+        self, snapshot: Snapshot, now: float, *, window: tuple[int, int] | None = None
+    ) -> None:
+        """Make ``snapshot`` the local view, unless the view holds a newer version."""
+        machine = self.machine
+        with self.lock:
+            view = self.view
+            if (
+                view is not None
+                and view[0] == snapshot.incarnation
+                and snapshot.version <= view[1]  # a late answer: the view is as new or newer
+            ):
+                self.synced_at = now
+                policy = machine.policy
+                if (
+                    window is not None
+                    and snapshot.version == view[1]
+                    and isinstance(policy, FailureRateWindow)
+                ):
+                    _mirror_window(policy, now, *window)
+                return
+            if machine.degraded:
+                return
+            old = machine.state
+
+            def local(micros: int) -> float:
+                return now + (micros - snapshot.now) / _MICRO
+
+            machine.open_until = local(snapshot.open_until)
+            machine.opened_at = None if snapshot.opened_at is None else local(snapshot.opened_at)
+            machine.timeout = snapshot.timeout / _MICRO
+            if snapshot.state is not old or snapshot.epoch != machine.remote_epoch:
+                Machine._set(machine, snapshot.state)
+            state = snapshot.state
+            machine.reject_until = (
+                machine.open_until
+                if state is OPEN
+                else math.inf
+                if state is CircuitState.FORCED_OPEN
+                else -math.inf
+            )
+            machine.trial_successes = snapshot.trial_successes
+            policy = machine.policy
+            if isinstance(policy, ConsecutiveFailures):
+                policy.failures = snapshot.failures
+            elif window is not None:
+                _mirror_window(policy, now, *window)
+            machine.remote_epoch = snapshot.epoch
+            self.view = (snapshot.incarnation, snapshot.version)
+            self.synced_at = now
+            self.clean = machine.clean and self.fast_path
+            new = machine.state
+        if new is not old:
+            self.storage.announce(self, old, "shared state changed in Redis")
+
+    def degrade(self, now: float) -> None:
+        """Redis became unreachable: decide alone, in the storage's ``fallback`` mode."""
+        machine = self.machine
+        with self.lock:
+            machine.degraded = True
+            old = machine.state
+            mode = self.storage.fallback
+            if mode == "open":
+                Machine.force_open(machine, now)
+            elif mode == "closed":
+                Machine.disable(machine)
+            self.clean = machine.clean and self.fast_path
+            new = machine.state
+        if new is not old:
+            self.storage.announce(self, old, f"Redis unreachable (fallback={mode!r})")
+
+    def recover(self) -> None:
+        """Redis answers again: forget the view so the next request reads the shared state."""
+        with self.lock:
+            self._recover_view()
+
+    def _recover_view(self) -> None:
+        machine = self.machine
+        machine.degraded = False
+        machine.reject_until = -math.inf  # the next call goes to the slow path and reads
+        self.view = None
+        self.clean = False

@@ -1,0 +1,145 @@
+"""The machine of a breaker whose state lives in Redis: the local view of the shared state.
+
+:class:`SharedMachine` is the in-process :class:`~resilience_kit.breaker._machine.Machine`
+with the decisions that belong to the fleet handed to Redis. While Redis answers, it only
+*notes* outcomes, trial admissions and manual controls (per thread or task, in context
+variables) for the cell to send; Redis decides, and its answer becomes the local state. While
+Redis is unreachable (``degraded``) it is the plain machine again and decides alone.
+
+A trial in HALF_OPEN runs only on a lease the cell obtained from Redis for this very thread or
+task just before admission, so the fleet never runs more than ``half_open_max_calls`` trials at
+once, whatever each process's local view says.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+from resilience_kit.breaker._machine import (
+    CLOSED,
+    HALF_OPEN,
+    LOCK,
+    NORMAL,
+    REJECT,
+    CircuitState,
+    Machine,
+    MachineSettings,
+)
+
+__all__ = ["SharedMachine", "lease", "outcome"]
+
+# A trial lease obtained from Redis and not yet used: (machine, lease id, epoch in Redis).
+lease: ContextVar[tuple[SharedMachine, str, int] | None] = ContextVar(
+    "resilience_kit_redis_lease", default=None
+)
+# The trial this thread or task is running: (machine, lease id, epoch in Redis).
+trial: ContextVar[tuple[SharedMachine, str, int] | None] = ContextVar(
+    "resilience_kit_redis_trial", default=None
+)
+# The outcome waiting to be sent: (machine, "ok" | "fail" | "trial", its arguments).
+outcome: ContextVar[tuple[SharedMachine, str, tuple[Any, ...]] | None] = ContextVar(
+    "resilience_kit_redis_outcome", default=None
+)
+
+
+class SharedMachine(Machine):
+    """A :class:`Machine` that defers to Redis unless ``degraded``.
+
+    Attributes:
+        degraded: Redis is unreachable: decide alone, as the in-process machine does.
+        remote_epoch: The epoch of the state in Redis this view was last brought up to.
+        pending_ok: Successes not yet sent (failure-rate policy; they are batched).
+        control: A manual control not yet sent (``"reset"``, ``"force_open"``, ...).
+    """
+
+    __slots__ = ("control", "degraded", "pending_ok", "remote_epoch")
+
+    def __init__(self, settings: MachineSettings) -> None:
+        super().__init__(settings)
+        self.degraded = False
+        self.remote_epoch = 0
+        self.pending_ok = 0
+        self.control: str | None = None
+
+    def admit(self, now: float) -> int:
+        """Admit as the machine does, except that a trial needs this context's Redis lease."""
+        if self.degraded:
+            return super().admit(now)
+        self.poll(now)
+        answer = self.peek(now)
+        if answer != LOCK:
+            return answer
+        held = lease.get()
+        if held is None or held[0] is not self or held[2] != self.remote_epoch:
+            return REJECT
+        lease.set(None)
+        trial.set(held)
+        self.in_flight += 1
+        return self.epoch
+
+    def success(self, now: float, ticket: int) -> None:
+        """Note a success for Redis (decide alone when degraded)."""
+        if self.degraded:
+            super().success(now, ticket)
+        elif ticket == NORMAL:
+            if self.state is CLOSED:
+                if self.settings.failure_rate is not None:
+                    self.pending_ok += 1
+                elif self.policy.failure_count(now):
+                    # Only a success that ends a run of failures changes the shared state.
+                    outcome.set((self, "ok", (self.remote_epoch,)))
+        else:
+            self._end_trial(ticket, "ok")
+
+    def failure(self, now: float, ticket: int) -> None:
+        """Note a failure for Redis (decide alone when degraded)."""
+        if self.degraded:
+            super().failure(now, ticket)
+        elif ticket == NORMAL:
+            if self.state is CLOSED:
+                outcome.set((self, "fail", (self.remote_epoch,)))
+        else:
+            self._end_trial(ticket, "fail")
+
+    def release(self, ticket: int) -> None:
+        """A call without an outcome: give its trial lease back."""
+        if self.degraded:
+            super().release(ticket)
+        elif ticket > 0:
+            self._end_trial(ticket, "release")
+
+    def _end_trial(self, ticket: int, result: str) -> None:
+        if ticket == self.epoch:
+            self.in_flight -= 1
+        held = trial.get()
+        if held is not None and held[0] is self:
+            trial.set(None)
+            outcome.set((self, "trial", (held[1], result, held[2])))
+
+    # Manual controls act at once on the local view and are sent to Redis after.
+
+    def force_open(self, now: float) -> None:
+        """Hold open; sent to Redis as ``force_open``."""
+        super().force_open(now)
+        self.control = "force_open"
+
+    def disable(self) -> None:
+        """Disable; sent to Redis as ``disable``."""
+        super().disable()
+        self.control = "disable"
+
+    def reset(self) -> None:
+        """Reset; sent to Redis as ``reset``."""
+        super().reset()
+        self.control = "reset"
+
+    def force(self, state: CircuitState, now: float) -> None:
+        """Start afresh in ``state``; sent to Redis as ``force:STATE``."""
+        super().force(state, now)
+        self.control = f"force:{CircuitState(state).value}"
+
+    def needs_lease(self, now: float) -> bool:
+        """Whether the next admission needs a trial lease from Redis."""
+        state = self.state
+        return state is HALF_OPEN or (state is CircuitState.OPEN and now >= self.open_until)

@@ -1,0 +1,332 @@
+"""`RedisStorage`: one object per Redis for every primitive that shares state across processes.
+
+The parts other primitives reuse are separate: key naming (:mod:`.keys`), script loading
+(:mod:`.scripts`), the health guard (:mod:`.guard`) and the subscriber thread below, which
+delivers change announcements and resynchronises what it watches. Breakers get their cells from
+:meth:`RedisStorage.cell`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
+import weakref
+from typing import TYPE_CHECKING, Any, Literal
+
+from resilience_kit import _validation as check
+from resilience_kit.breaker._machine import CircuitState, MachineSettings
+from resilience_kit.breaker._redis.cell import RedisCell, parse_snapshot
+from resilience_kit.breaker._redis.clients import (
+    is_async_client,
+    listener_client,
+    make_client,
+)
+from resilience_kit.breaker._redis.guard import HealthGuard
+from resilience_kit.breaker._redis.keys import KeySpace
+from resilience_kit.breaker._redis.scripts import load_script
+from resilience_kit.breaker.storage import _mismatch
+from resilience_kit.clock import SYSTEM_CLOCK, Clock, default_clock
+from resilience_kit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from resilience_kit.breaker._breaker import CircuitBreaker
+
+__all__ = ["RedisStorage"]
+
+_logger = logging.getLogger("resilience_kit.redis")
+_BREAKER_SCRIPT = load_script("breaker.lua")
+_FALLBACKS = ("local", "closed", "open")
+_TTL = 7 * 24 * 3600  # seconds an untouched breaker's keys live
+_RECONNECT = 0.25  # seconds between the subscriber's attempts while Redis is down
+
+
+class RedisStorage:
+    """Breaker state shared through Redis by every process that uses the same names.
+
+    Pass it as `CircuitBreaker(..., storage=RedisStorage(client))`. Breakers with the same name
+    on the same Redis and prefix, in any process on any machine, share one circuit: the same
+    state, one failure count or failure-rate window, one fleet-wide budget of
+    `half_open_max_calls` trial calls. See the [shared state guide](../shared-state.md) for
+    what each process sees and when.
+
+    Args:
+        client: A redis-py client: `redis.Redis`, `redis.asyncio.Redis`, a Sentinel master,
+            `redis.cluster.RedisCluster` or `redis.asyncio.cluster.RedisCluster`; it is used
+            as it is. Or a `redis://` URL: then the storage builds a sync client with 0.25 s
+            timeouts and no command retries.
+        prefix: The first part of every key (`{PREFIX:breaker:NAME}:...`) and channel.
+        fallback: What breakers do while Redis is unreachable: `"local"` (go on deciding on
+            this process's own state), `"closed"` (let every call through; the breaker
+            reports DISABLED) or `"open"` (reject every call; it reports FORCED_OPEN).
+        trial_lease: Seconds a trial call's HALF_OPEN slot is held in Redis at most: a trial
+            whose process dies gives its slot back after this long.
+        resync_interval: Seconds between full re-reads of the shared state, behind the
+            change announcements.
+        flush_interval: Seconds a success may wait before it is counted in Redis, under the
+            failure-rate policy (successes are batched; failures are sent at once).
+        clock: Time for the shared state. By default the Redis server's clock (`TIME`), so
+            the machines' clocks never matter; a clock given here (or installed with
+            [use_clock][resilience_kit.testing.use_clock] when the storage is made, as the
+            pytest plugin's `fake_clock` does) replaces it, for tests.
+
+    Raises:
+        ConfigurationError: A parameter is outside its range.
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        *,
+        prefix: str = "rk",
+        fallback: Literal["local", "closed", "open"] = "local",
+        trial_lease: float = 30.0,
+        resync_interval: float = 1.0,
+        flush_interval: float = 0.1,
+        clock: Clock | None = None,
+    ) -> None:
+        if isinstance(client, str):
+            client = make_client(client)
+        elif not callable(getattr(client, "evalsha", None)):
+            raise ConfigurationError(
+                f"client must be a redis-py client or a redis:// URL, got {client!r}",
+                parameter="client",
+                value=client,
+            )
+        if not isinstance(prefix, str) or not prefix or "{" in prefix or "}" in prefix:
+            raise ConfigurationError(
+                f"prefix must be a non-empty str without braces, got {prefix!r}",
+                parameter="prefix",
+                value=prefix,
+            )
+        if fallback not in _FALLBACKS:
+            raise check._fail("fallback", fallback, "one of " + ", ".join(map(repr, _FALLBACKS)))
+        self.client = client
+        self.prefix = prefix
+        self.fallback = fallback
+        self.trial_lease = check.check_number(
+            "trial_lease", trial_lease, minimum=0, min_inclusive=False
+        )
+        self.resync_interval = check.check_number(
+            "resync_interval", resync_interval, minimum=0, min_inclusive=False
+        )
+        self.flush_interval = check.check_number("flush_interval", flush_interval, minimum=0)
+        if clock is None and default_clock() is not SYSTEM_CLOCK:
+            clock = default_clock()
+        self.fixed_clock = clock
+        self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
+        self.is_async = is_async_client(client)
+        self.keyspace = KeySpace(prefix)
+        self.channel = self.keyspace.channel("breaker")
+        self.script = _BREAKER_SCRIPT
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{os.urandom(4).hex()}"
+        self.guard = HealthGuard()
+        self.guard.on_down.append(self._down)
+        self.guard.on_up.append(self._up)
+        self._cells: weakref.WeakValueDictionary[str, RedisCell] = weakref.WeakValueDictionary()
+        self._lock = threading.Lock()
+        self._listener: _Listener | None = None
+
+    # -- breakers -------------------------------------------------------------------------------
+
+    def cell(self, name: str, settings: MachineSettings) -> RedisCell:
+        """The cell for breaker ``name`` in this process (see
+        [BreakerStorage][resilience_kit.BreakerStorage]).
+
+        Raises:
+            ConfigurationError: A live breaker of this process uses ``name`` here with
+                different settings. (Another *process* with different settings is config
+                drift: logged once, never an error.)
+        """
+        with self._lock:
+            cell = self._cells.get(name)
+            if cell is None:
+                cell = self._cells[name] = RedisCell(self, name, settings)
+            elif cell.machine.settings != settings:
+                raise _mismatch(name, settings, cell.machine.settings)
+            if self._listener is None:
+                self._listener = _Listener.start(self)
+        if self.guard.down:
+            cell.degrade(self.clock.monotonic())
+        return cell
+
+    def settings_args(self, name: str, settings: MachineSettings) -> list[Any]:
+        """The script arguments that describe breaker ``name``'s settings (ARGV 3 to 15)."""
+
+        def micros(seconds: float | None) -> str:
+            return "" if seconds is None else str(round(seconds * 1_000_000))
+
+        rate = "" if settings.failure_rate is None else repr(settings.failure_rate)
+        values = [
+            str(settings.failure_threshold),
+            rate,
+            micros(settings.window),
+            str(settings.minimum_calls),
+            micros(settings.recovery_timeout),
+            micros(settings.max_recovery_timeout),
+            str(settings.half_open_max_calls),
+            str(settings.success_threshold),
+        ]
+        return ["|".join(values), *values, _TTL, self.channel, name, os.urandom(6).hex()]
+
+    @property
+    def listening(self) -> bool:
+        """Whether change announcements are arriving (the subscriber is connected)."""
+        listener = self._listener
+        return listener is not None and listener.connected
+
+    def live_cells(self) -> list[RedisCell]:
+        """The cells of this process's live breakers."""
+        with self._lock:
+            return list(self._cells.values())
+
+    def announce(self, cell: RedisCell, old: CircuitState, cause: str) -> None:
+        """Tell the listeners of ``cell``'s breakers about a change the view went through."""
+        from resilience_kit.breaker._breaker import _MANUAL  # imported late: no cycle
+
+        for breaker in _breakers_of(cell):
+            with cell.lock:
+                breaker._settle(old, _MANUAL, cause)
+            if cell.outbox:
+                breaker._deliver()
+
+    def _down(self, error: BaseException) -> None:
+        _logger.warning(
+            "Redis unreachable (%s: %s); breakers decide on local state (fallback=%r)",
+            type(error).__name__,
+            error,
+            self.fallback,
+        )
+        now = self.clock.monotonic()
+        for cell in self.live_cells():
+            cell.degrade(now)
+            for breaker in _breakers_of(cell):
+                from resilience_kit.breaker._breaker import _notify
+
+                _notify(breaker._on_store[0], "on_storage_degraded", breaker, error)
+
+    def _up(self) -> None:
+        _logger.warning("Redis answers again; breakers resynchronise with the shared state")
+        for cell in self.live_cells():
+            cell.recover()
+            for breaker in _breakers_of(cell):
+                from resilience_kit.breaker._breaker import _notify
+
+                _notify(breaker._on_store[1], "on_storage_recovered", breaker)
+        listener = self._listener
+        if listener is not None:
+            listener.wake()
+
+    # -- the subscriber's work ------------------------------------------------------------------
+
+    def receive(self, message: str) -> None:
+        """Apply one change announcement (``name`` and a snapshot, newline-separated)."""
+        name, _, fields = message.partition("\n")
+        with self._lock:
+            cell = self._cells.get(name)
+        if cell is not None:
+            cell.apply(parse_snapshot(fields), self.clock.monotonic())
+
+    def resync(self) -> None:
+        """Re-read every live breaker's shared state (the subscriber's periodic task)."""
+        if self.is_async:
+            for cell in self.live_cells():
+                cell.synced_at = -float("inf")  # its next call reads
+            return
+        for cell in self.live_cells():
+            if self.guard.down and not self.guard.allows():
+                return
+            cell._run(["read"], self.clock.monotonic())
+
+    def close(self) -> None:
+        """Stop the subscriber thread (breakers go on, resynchronising by polling)."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.stop()
+
+    def __repr__(self) -> str:
+        return f"RedisStorage(prefix={self.prefix!r}, fallback={self.fallback!r})"
+
+
+def _breakers_of(cell: RedisCell) -> list[CircuitBreaker]:
+    """The live (registered) breakers that use ``cell``."""
+    from resilience_kit.breaker import _registry
+
+    return [breaker for breaker in _registry.every_breaker() if breaker._cell is cell]
+
+
+class _Listener:
+    """The subscriber thread: change announcements as they happen, a full resync periodically.
+
+    It holds its storage weakly and ends when the storage is garbage-collected or closed.
+    """
+
+    def __init__(self, storage: RedisStorage, client: Any) -> None:
+        self._storage = weakref.ref(storage)
+        self._client = client
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self.connected = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"resilience_kit-redis-{storage.prefix}", daemon=True
+        )
+
+    @classmethod
+    def start(cls, storage: RedisStorage) -> _Listener | None:
+        client = listener_client(storage.client)
+        if client is None:
+            return None
+        listener = cls(storage, client)
+        listener._thread.start()
+        return listener
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        pubsub = None
+        next_resync = 0.0
+        while not self._stop.is_set():
+            storage = self._storage()
+            if storage is None:
+                break
+            try:
+                if pubsub is None:
+                    if storage.guard.down and not self._wake.is_set():
+                        self._wake.wait(_RECONNECT)
+                    self._wake.clear()
+                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                    pubsub.subscribe(storage.channel)
+                    self.connected = True
+                    storage.guard.succeeded()
+                    next_resync = 0.0
+                now = time.monotonic()
+                if now >= next_resync:
+                    next_resync = now + storage.resync_interval
+                    storage.resync()
+                message = pubsub.get_message(timeout=0.05)
+                while message is not None:
+                    if message.get("type") == "message":
+                        data = message["data"]
+                        storage.receive(data.decode() if isinstance(data, bytes) else data)
+                    message = pubsub.get_message(timeout=0)
+            except Exception as error:
+                self.connected = False
+                if pubsub is not None:
+                    with contextlib.suppress(Exception):
+                        pubsub.close()
+                pubsub = None
+                storage.guard.failed(error)
+            del storage
+        self.connected = False
+        if pubsub is not None:
+            try:
+                pubsub.close()
+            except Exception:
+                _logger.debug("closing the subscription failed", exc_info=True)

@@ -1,0 +1,36 @@
+"""Helpers for the shared-state unit tests."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+
+import resilience_kit
+from resilience_kit import CircuitBreaker
+
+
+def fail(breaker: CircuitBreaker, times: int = 1) -> None:
+    """Record ``times`` failures through ``breaker`` (rejections count nothing)."""
+
+    def boom() -> None:
+        raise ValueError("down")
+
+    for _ in range(times):
+        with contextlib.suppress(ValueError, resilience_kit.CircuitOpenError):
+            breaker.call(boom)
+
+
+def succeed(breaker: CircuitBreaker, times: int = 1) -> None:
+    for _ in range(times):
+        breaker.call(lambda: None)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.005)
+    return predicate()

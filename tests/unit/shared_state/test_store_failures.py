@@ -1,0 +1,159 @@
+"""Redis unreachable, corrupt or shared with differently configured breakers: never a crash."""
+
+from __future__ import annotations
+
+import logging
+
+import fakeredis
+import pytest
+from shared_support import fail, succeed, wait_for
+
+from resilience_kit import CircuitOpenError, CircuitState, ConfigurationError, RedisStorage
+
+CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
+
+
+def test_callers_never_see_a_store_error_and_decide_locally(process, server) -> None:
+    breaker = process(failure_threshold=3)
+    succeed(breaker)
+    server.connected = False
+    fail(breaker, 3)  # no ConnectionError reaches the caller
+    assert breaker.state is OPEN  # the local state protects on its own
+    stats = breaker.stats()
+    assert stats.store_errors >= 1
+    assert breaker.storage.guard.down
+
+
+def test_a_dead_redis_costs_nothing_once_detected(process, server) -> None:
+    breaker = process(failure_threshold=1000)
+    succeed(breaker)
+    server.connected = False
+    fail(breaker)
+    errors = breaker.stats().store_errors
+    fail(breaker, 50)
+    assert breaker.stats().store_errors <= errors + 1  # at most one probe in the interval
+
+
+def test_after_recovery_the_shared_state_wins(process, server) -> None:
+    local, other = process(failure_threshold=2), process(failure_threshold=2)
+    succeed(local)
+    server.connected = False
+    fail(local, 2)
+    assert local.state is OPEN
+    server.connected = True
+    succeed(other)  # the shared state never opened
+    assert wait_for(lambda: not local.storage.guard.down)
+    succeed(local)
+    assert local.state is CLOSED
+    assert local.storage.guard.errors >= 1
+
+
+@pytest.mark.parametrize(
+    ("fallback", "state"), [("open", CircuitState.FORCED_OPEN), ("closed", CircuitState.DISABLED)]
+)
+def test_fallback_modes(storage_factory, process, server, fallback, state) -> None:
+    breaker = process(storage=storage_factory(fallback=fallback), failure_threshold=1)
+    succeed(breaker)
+    server.connected = False
+    fail(breaker)  # detection
+    assert breaker.state is state
+    if fallback == "open":
+        with pytest.raises(CircuitOpenError):
+            breaker.call(lambda: None)
+    else:
+        fail(breaker, 5)
+        succeed(breaker)
+    server.connected = True
+    assert wait_for(lambda: not breaker.storage.guard.down)
+    succeed(breaker)
+    assert breaker.state is CLOSED
+
+
+def test_storage_events_reach_listeners(storage_factory, server) -> None:
+    from resilience_kit import CircuitBreaker
+
+    events: list[str] = []
+
+    class Listener:
+        def on_storage_degraded(self, breaker, error) -> None:
+            events.append(f"degraded {type(error).__name__}")
+
+        def on_storage_recovered(self, breaker) -> None:
+            events.append("recovered")
+
+    breaker = CircuitBreaker("dep", storage=storage_factory(), listeners=[Listener()])
+    succeed(breaker)
+    server.connected = False
+    fail(breaker)
+    server.connected = True
+    assert wait_for(lambda: events == ["degraded ConnectionError", "recovered"])
+    breaker.unregister()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda client, key: client.set(key, "not a hash"),
+        lambda client, key: client.hset(key, mapping={"v": "x", "s": "OPEN"}),
+        lambda client, key: client.hset(key, mapping={"v": "1", "id": "a", "s": "MAYBE"}),
+    ],
+)
+def test_corrupt_data_becomes_a_fresh_closed_state(process, server, prefix, caplog, damage):
+    client = fakeredis.FakeRedis(server=server)
+    damage(client, f"{{{prefix}:breaker:dep}}:state")
+    breaker = process(failure_threshold=2)
+    with caplog.at_level(logging.ERROR, logger="resilience_kit.redis"):
+        succeed(breaker)
+    assert breaker.state is CLOSED
+    assert "was not a breaker state" in caplog.text
+    fail(breaker, 2)
+    assert breaker.state is OPEN
+    assert client.hget(f"{{{prefix}:breaker:dep}}:state", "s") == b"OPEN"
+
+
+def test_config_drift_is_one_warning_and_changes_nothing(process, server, prefix, caplog):
+    creator = process(failure_threshold=5)
+    fail(creator)
+    succeed(creator)  # the stored state: CLOSED, no failure pending, threshold 5
+    key = f"{{{prefix}:breaker:dep}}:state"
+    client = fakeredis.FakeRedis(server=server)
+    stored = client.hget(key, "cfg")
+    other = process(failure_threshold=2)
+    with caplog.at_level(logging.WARNING, logger="resilience_kit.redis"):
+        fail(other, 1)
+        succeed(other)
+        fail(other, 2)  # its own threshold decides for it
+    assert other.state is OPEN
+    assert caplog.text.count("config drift") == 1
+    assert client.hget(key, "cfg") == stored
+
+
+def test_same_name_with_other_settings_in_one_process_is_an_error(storage_factory) -> None:
+    from resilience_kit import CircuitBreaker
+
+    storage = storage_factory()
+    first = CircuitBreaker.shared("dep", storage=storage, failure_threshold=3)
+    with pytest.raises(ConfigurationError, match="failure_threshold"):
+        CircuitBreaker.shared("dep", storage=storage, failure_threshold=4)
+    first.unregister()
+
+
+@pytest.mark.parametrize(
+    ("options", "parameter"),
+    [
+        ({"fallback": "maybe"}, "fallback"),
+        ({"prefix": ""}, "prefix"),
+        ({"prefix": "a{b"}, "prefix"),
+        ({"trial_lease": 0}, "trial_lease"),
+        ({"resync_interval": -1}, "resync_interval"),
+        ({"flush_interval": -1}, "flush_interval"),
+    ],
+)
+def test_bad_options_are_refused_by_name(server, options, parameter) -> None:
+    with pytest.raises(ConfigurationError, match=parameter):
+        RedisStorage(fakeredis.FakeRedis(server=server), **options)
+
+
+def test_a_client_that_is_not_a_redis_client_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="client"):
+        RedisStorage(object())
