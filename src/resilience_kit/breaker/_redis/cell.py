@@ -102,6 +102,8 @@ class RedisCell(BreakerCell):
         storage: The :class:`RedisStorage` it belongs to.
         name: The breaker's name.
         store_errors: Store errors met by this breaker's requests (shown in ``stats()``).
+        recorded_failures: Failures this process sent that Redis counted (a failure that
+            arrives after the circuit opened, or from an earlier period, is not counted).
     """
 
     __slots__ = (
@@ -110,6 +112,7 @@ class RedisCell(BreakerCell):
         "keys",
         "last_flush",
         "name",
+        "recorded_failures",
         "storage",
         "store_errors",
         "synced_at",
@@ -132,6 +135,7 @@ class RedisCell(BreakerCell):
         self.keys = storage.keyspace.keys("breaker", name, "state", "window", "leases")
         self.args = storage.settings_args(name, settings)
         self.store_errors = 0
+        self.recorded_failures = 0
         self.view: tuple[str, int] | None = None  # (incarnation, version) of the local view
         self.synced_at = -math.inf
         self.last_flush = -math.inf
@@ -281,10 +285,12 @@ class RedisCell(BreakerCell):
         try:
             snapshot = parse_snapshot(_text(reply[0]))
             drift, corrupt, granted = (_text(reply[index]) == "1" for index in (1, 2, 3))
+            counted = int(_text(reply[4]))
             window = (int(_text(reply[5])), int(_text(reply[6])))
         except Exception as error:  # not our script's answer: count it, keep the local view
             self._failed(error, request, now)
             return
+        self.recorded_failures += counted
         if corrupt:
             _logger.error(
                 "breaker %r: the data under %s was not a breaker state this library wrote; "
