@@ -101,7 +101,8 @@ class RedisCell(BreakerCell):
     Attributes:
         storage: The :class:`RedisStorage` it belongs to.
         name: The breaker's name.
-        store_errors: Store errors met by this breaker's requests (shown in ``stats()``).
+        store_errors: Errors met talking to Redis by this storage (every breaker on it, the
+            subscriber thread included), shown in ``stats()``.
         recorded_failures: Failures this process sent that Redis counted (a failure that
             arrives after the circuit opened, or from an earlier period, is not counted).
     """
@@ -114,7 +115,6 @@ class RedisCell(BreakerCell):
         "name",
         "recorded_failures",
         "storage",
-        "store_errors",
         "synced_at",
         "view",
         "warned",
@@ -134,7 +134,6 @@ class RedisCell(BreakerCell):
         self.name = name
         self.keys = storage.keyspace.keys("breaker", name, "state", "window", "leases")
         self.args = storage.settings_args(name, settings)
-        self.store_errors = 0
         self.recorded_failures = 0
         self.view: tuple[str, int] | None = None  # (incarnation, version) of the local view
         self.synced_at = -math.inf
@@ -275,8 +274,12 @@ class RedisCell(BreakerCell):
         now = "" if clock is None else round(clock.monotonic() * _MICRO)
         return [request[0], now, *args, *request[1:]]
 
+    @property
+    def store_errors(self) -> int:  # type: ignore[override]
+        """Errors met talking to Redis through this cell's storage."""
+        return self.storage.guard.errors
+
     def _failed(self, error: BaseException, request: list[Any], now: float) -> None:
-        self.store_errors += 1
         self.storage.guard.failed(error)
         self._replay(request, now)
 
