@@ -18,6 +18,7 @@ import weakref
 from typing import TYPE_CHECKING, Any, Literal
 
 from resilience_kit import _validation as check
+from resilience_kit.breaker._listeners import MANUAL, notify
 from resilience_kit.breaker._machine import CircuitState, MachineSettings
 from resilience_kit.breaker._redis.cell import RedisCell, parse_snapshot
 from resilience_kit.breaker._redis.clients import (
@@ -185,11 +186,9 @@ class RedisStorage:
 
     def announce(self, cell: RedisCell, old: CircuitState, cause: str) -> None:
         """Tell the listeners of ``cell``'s breakers about a change the view went through."""
-        from resilience_kit.breaker._breaker import _MANUAL  # imported late: no cycle
-
         for breaker in _breakers_of(cell):
             with cell.lock:
-                breaker._settle(old, _MANUAL, cause)
+                breaker._settle(old, MANUAL, cause)
             if cell.outbox:
                 breaker._deliver()
 
@@ -204,18 +203,14 @@ class RedisStorage:
         for cell in self.live_cells():
             cell.degrade(now)
             for breaker in _breakers_of(cell):
-                from resilience_kit.breaker._breaker import _notify
-
-                _notify(breaker._on_store[0], "on_storage_degraded", breaker, error)
+                notify(breaker._on_store[0], "on_storage_degraded", breaker, error)
 
     def _up(self) -> None:
         _logger.warning("Redis answers again; breakers resynchronise with the shared state")
         for cell in self.live_cells():
             cell.recover()
             for breaker in _breakers_of(cell):
-                from resilience_kit.breaker._breaker import _notify
-
-                _notify(breaker._on_store[1], "on_storage_recovered", breaker)
+                notify(breaker._on_store[1], "on_storage_recovered", breaker)
         listener = self._listener
         if listener is not None:
             listener.wake()
