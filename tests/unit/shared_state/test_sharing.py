@@ -49,7 +49,7 @@ def test_a_new_breaker_reads_the_shared_state_before_its_first_call(
 
 def test_keys_carry_one_hash_tag_per_breaker_and_a_ttl(process, server, prefix) -> None:
     fail(process("alpha", failure_threshold=5))
-    fail(process("beta", failure_threshold=5, failure_rate=0.5))
+    fail(process("beta", failure_rate=0.5, minimum_calls=1))  # opens: state and window
     client = fakeredis.FakeRedis(server=server)
     keys = sorted(key.decode() for key in client.keys("*"))
     assert keys == [

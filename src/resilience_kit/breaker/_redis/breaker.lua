@@ -49,13 +49,18 @@ local function fresh()
 end
 
 -- The stored state, or nil when there is none; corrupt = true when what is there is not ours.
+local function wrong_type(key, expected)
+  local kind = redis.call('TYPE', key)['ok']
+  return kind ~= 'none' and kind ~= expected
+end
+
 local function load()
-  local kind = redis.call('TYPE', state_key)['ok']
-  local wkind = redis.call('TYPE', window_key)['ok']
-  local lkind = redis.call('TYPE', lease_key)['ok']
-  if (wkind ~= 'none' and wkind ~= 'hash') or (lkind ~= 'none' and lkind ~= 'zset') then
+  -- The window and the leases are checked only by the operations that use them.
+  if (rate ~= nil and (op == 'record' or op == 'read') and wrong_type(window_key, 'hash'))
+      or ((op == 'acquire' or op == 'trial') and wrong_type(lease_key, 'zset')) then
     return nil, true
   end
+  local kind = redis.call('TYPE', state_key)['ok']
   if kind == 'none' then
     return nil, false
   end
@@ -81,8 +86,7 @@ end
 
 local function expire()
   redis.call('EXPIRE', state_key, ttl)
-  if redis.call('EXISTS', window_key) == 1 then redis.call('EXPIRE', window_key, ttl) end
-  if redis.call('EXISTS', lease_key) == 1 then redis.call('EXPIRE', lease_key, ttl) end
+  if rate ~= nil then redis.call('EXPIRE', window_key, ttl) end  -- a no-op on a missing key
 end
 
 local function snapshot(st)
@@ -90,13 +94,17 @@ local function snapshot(st)
                        int(st.to), int(st.f), int(st.ts), int(st.ep), int(now)}, '\n')
 end
 
-local function save(st)
+-- announce = false: a change other processes need not hear of at once (a failure count going
+-- from 2 to 3, a window's buckets); they see it at their next read.
+local function save(st, announce)
   st.v = st.v + 1
   redis.call('HSET', state_key, 'v', int(st.v), 'id', st.id, 's', st.s, 'ou', int(st.ou),
              'oa', st.oa == '' and '' or int(st.oa), 'to', int(st.to), 'f', int(st.f),
              'ts', int(st.ts), 'ep', int(st.ep), 'cfg', st.cfg)
   expire()
-  redis.call('PUBLISH', ARGV[13], ARGV[14] .. '\n' .. snapshot(st))
+  if announce then
+    redis.call('PUBLISH', ARGV[13], ARGV[14] .. '\n' .. snapshot(st))
+  end
 end
 
 -- Transitions, as the in-process machine makes them.
@@ -157,11 +165,13 @@ local function window_add(calls, failed)
   local head = math.floor(now / (window / BUCKETS))
   redis.call('HINCRBY', window_key, 'c' .. int(head), calls)
   if failed > 0 then redis.call('HINCRBY', window_key, 'f' .. int(head), failed) end
+  redis.call('EXPIRE', window_key, ttl)
   return window_totals(true)
 end
 
 local st, corrupt = load()
 local changed = false
+local quiet = false  -- the change needs no announcement (see save)
 if corrupt then
   redis.call('DEL', state_key, window_key, lease_key)
   st = fresh()
@@ -180,20 +190,28 @@ if op == 'record' then
   if st.s == 'CLOSED' and (epoch == nil or epoch == st.ep) then
     if rate == nil then
       if failed > 0 then
+        -- Others must hear that failures are pending (their successes then end the run),
+        -- not of each further one.
+        quiet = st.f > 0
         st.f = st.f + failed
         counted = failed
         changed = true
-        if st.f >= threshold then open(st) end
+        if st.f >= threshold then
+          open(st)
+          quiet = false
+        end
       elseif ok > 0 and st.f > 0 then
         st.f = 0
         changed = true
       end
     elseif ok + failed > 0 then
+      -- The buckets are a key of their own: the state changes only if the rate trips.
       counted = failed
       wcalls, wfailed = window_add(ok + failed, failed)
-      redis.call('EXPIRE', window_key, ttl)
-      if wcalls >= minimum_calls and wfailed / wcalls >= rate then open(st) end
-      changed = true
+      if wcalls >= minimum_calls and wfailed / wcalls >= rate then
+        open(st)
+        changed = true
+      end
     end
   end
 elseif op == 'acquire' then
@@ -254,7 +272,7 @@ elseif op == 'control' then
   changed = true
 end
 
-if changed then save(st) end
+if changed then save(st, corrupt or not quiet) end
 if rate ~= nil and op ~= 'record' then
   wcalls, wfailed = window_totals(false)
 end
