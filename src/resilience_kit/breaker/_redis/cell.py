@@ -145,7 +145,7 @@ class RedisCell(BreakerCell):
     def _pull_request(self, now: float) -> list[Any] | None:
         machine = self.machine
         if machine.degraded and not self.storage.guard.down:
-            self._recover_view()
+            self.recover()
         wants_lease = machine.needs_lease(now)
         if wants_lease:
             held = shared.lease.get()
@@ -172,14 +172,17 @@ class RedisCell(BreakerCell):
             if kind == "trial":
                 request = ["trial", *details]
             elif kind == "fail":
-                batched, machine.pending_ok = machine.pending_ok, 0
+                with self.lock:  # successes are counted under it
+                    batched, machine.pending_ok = machine.pending_ok, 0
                 request = ["record", batched, 1, details[0]]
             else:
                 request = ["record", 1, 0, details[0]]
         elif machine.control is not None:
-            request, machine.control = ["control", machine.control], None
+            with self.lock:
+                request, machine.control = ["control", machine.control], None
         elif machine.pending_ok and now - self.last_flush >= self.storage.flush_interval:
-            batched, machine.pending_ok = machine.pending_ok, 0
+            with self.lock:
+                batched, machine.pending_ok = machine.pending_ok, 0
             request = ["record", batched, 0, ""]
         if request is None:
             return None

@@ -51,7 +51,7 @@ class RedisStorage:
     Pass it as `CircuitBreaker(..., storage=RedisStorage(client))`. Breakers with the same name
     on the same Redis and prefix, in any process on any machine, share one circuit: the same
     state, one failure count or failure-rate window, one fleet-wide budget of
-    `half_open_max_calls` trial calls. See the [shared state guide](../shared-state.md) for
+    `half_open_max_calls` trial calls. See the [shared state guide](shared-state.md) for
     what each process sees and when.
 
     Args:
