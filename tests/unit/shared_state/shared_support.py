@@ -26,7 +26,7 @@ def succeed(breaker: CircuitBreaker, times: int = 1) -> None:
         breaker.call(lambda: None)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
     """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -34,3 +34,9 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
             return True
         time.sleep(0.005)
     return predicate()
+
+
+def converged(breakers: list[CircuitBreaker], state: object) -> bool:
+    """Wait until every breaker's local view is in ``state``: announcements take a moment
+    (milliseconds, longer on a loaded machine), and a process acts on its view meanwhile."""
+    return wait_for(lambda: all(breaker._machine.state is state for breaker in breakers))

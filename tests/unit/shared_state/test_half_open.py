@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from shared_support import fail, succeed, wait_for
+from shared_support import converged, fail, succeed, wait_for
 
 from resilience_kit import CircuitOpenError, CircuitState
 from resilience_kit.testing import FakeClock
@@ -53,6 +53,7 @@ def start_trial(breaker, started: threading.Event, finish: threading.Event, resu
 def test_the_fleet_runs_at_most_half_open_max_calls_trials_at_once(fleet, clock) -> None:
     breakers = fleet(4, half_open_max_calls=2)
     fail(breakers[0])
+    assert converged(breakers, CircuitState.OPEN)
     clock.advance(10)
     finish = threading.Event()
     results: list[str] = []
@@ -61,7 +62,7 @@ def test_the_fleet_runs_at_most_half_open_max_calls_trials_at_once(fleet, clock)
         started = threading.Event()
         threads.append(start_trial(breaker, started, finish, results))
         assert started.wait(5)
-    assert wait_for(lambda: results.count("rejected") == 2)
+    assert wait_for(lambda: results.count("rejected") == 2), results
     finish.set()
     for thread in threads:
         thread.join(5)
@@ -73,6 +74,7 @@ def test_the_fleet_runs_at_most_half_open_max_calls_trials_at_once(fleet, clock)
 def test_a_trial_whose_process_vanished_frees_its_slot_when_the_lease_expires(fleet, clock) -> None:
     crashed, survivor = fleet(2)
     fail(crashed)
+    assert converged([survivor], CircuitState.OPEN)
     clock.advance(10)
     crashed._cell.pull(clock.monotonic())  # takes the only lease... and never reports back
     assert crashed._machine.admit(clock.monotonic()) > 0
@@ -86,6 +88,7 @@ def test_a_trial_whose_process_vanished_frees_its_slot_when_the_lease_expires(fl
 def test_a_failed_trial_reopens_with_the_doubled_timeout_everywhere(fleet, clock) -> None:
     first, second = fleet(2, max_recovery_timeout=40)
     fail(first)
+    assert converged([second], CircuitState.OPEN)
     clock.advance(10)
     fail(second)  # the trial
     assert second.state is CircuitState.OPEN
@@ -96,6 +99,7 @@ def test_a_failed_trial_reopens_with_the_doubled_timeout_everywhere(fleet, clock
 def test_success_threshold_counts_trials_from_every_process(fleet, clock) -> None:
     first, second = fleet(2, success_threshold=2, half_open_max_calls=2)
     fail(first)
+    assert converged([second], CircuitState.OPEN)
     clock.advance(10)
     succeed(first)
     assert first.state is CircuitState.HALF_OPEN
@@ -111,6 +115,7 @@ def test_an_uncounted_error_gives_the_slot_back(fleet, clock) -> None:
         raise KeyError("not a failure")
 
     fail(first)
+    assert converged([second], CircuitState.OPEN)
     clock.advance(10)
     with pytest.raises(KeyError):
         first.call(ignored)

@@ -33,7 +33,7 @@ from resilience_kit.breaker._machine import (
 from resilience_kit.breaker._redis import machine as shared
 from resilience_kit.breaker._redis.machine import SharedMachine
 from resilience_kit.breaker._windows import BUCKETS, ConsecutiveFailures, FailureRateWindow
-from resilience_kit.breaker.storage import BreakerCell
+from resilience_kit.breaker.storage import BreakerCell, read_count
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._redis.storage import RedisStorage
@@ -110,10 +110,12 @@ class RedisCell(BreakerCell):
     __slots__ = (
         "args",
         "fast_path",
+        "fresh_after",
         "keys",
         "last_flush",
         "name",
         "recorded_failures",
+        "requests",
         "storage",
         "synced_at",
         "view",
@@ -135,6 +137,8 @@ class RedisCell(BreakerCell):
         self.keys = storage.keyspace.keys("breaker", name, "state", "window", "leases")
         self.args = storage.settings_args(name, settings)
         self.recorded_failures = 0
+        self.requests = itertools.count(1)  # numbers the requests sent (see apply)
+        self.fresh_after = 0
         self.view: tuple[str, int] | None = None  # (incarnation, version) of the local view
         self.synced_at = -math.inf
         self.last_flush = -math.inf
@@ -254,14 +258,16 @@ class RedisCell(BreakerCell):
             await self._run_async(request, now)
 
     def _run(self, request: list[Any], now: float) -> None:
+        sent = next(self.requests)
         try:
             reply = self.storage.script(self.storage.client, self.keys, [*self._args(request)])
         except Exception as error:
             self._failed(error, request, now)
             return
-        self._answered(request, reply, now)
+        self._answered(request, reply, now, sent)
 
     async def _run_async(self, request: list[Any], now: float) -> None:
+        sent = next(self.requests)
         try:
             reply = await self.storage.script.call_async(
                 self.storage.client, self.keys, [*self._args(request)]
@@ -269,7 +275,7 @@ class RedisCell(BreakerCell):
         except Exception as error:
             self._failed(error, request, now)
             return
-        self._answered(request, reply, now)
+        self._answered(request, reply, now, sent)
 
     def _args(self, request: list[Any]) -> list[Any]:
         args = self.args
@@ -286,7 +292,7 @@ class RedisCell(BreakerCell):
         self.storage.guard.failed(error)
         self._replay(request, now)
 
-    def _answered(self, request: list[Any], reply: Any, now: float) -> None:
+    def _answered(self, request: list[Any], reply: Any, now: float, sent: int) -> None:
         self.storage.guard.succeeded()
         try:
             snapshot = parse_snapshot(_text(reply[0]))
@@ -314,17 +320,36 @@ class RedisCell(BreakerCell):
             )
         if granted:
             shared.lease.set((self.machine, request[1], snapshot.epoch))
-        self.apply(snapshot, now, window=window)
+        self.apply(snapshot, now, window=window, sent=sent)
 
     # -- the local view -------------------------------------------------------------------------
 
     def apply(
-        self, snapshot: Snapshot, now: float, *, window: tuple[int, int] | None = None
+        self,
+        snapshot: Snapshot,
+        now: float,
+        *,
+        window: tuple[int, int] | None = None,
+        sent: int | None = None,
     ) -> None:
-        """Make ``snapshot`` the local view, unless the view holds a newer version."""
+        """Make ``snapshot`` the local view, unless the view holds a newer version.
+
+        Versions order the states of one incarnation (the state from its creation in Redis
+        to its expiry or loss). A snapshot of another incarnation replaces the view, unless
+        it answers a request (number ``sent``) sent before the view was last refreshed: such
+        a late answer may describe a state that is gone (an empty key read just before the
+        state was created).
+        """
         machine = self.machine
         with self.lock:
             view = self.view
+            if (
+                view is not None
+                and view[0] != snapshot.incarnation
+                and sent is not None
+                and sent < self.fresh_after
+            ):
+                return
             if (
                 view is not None
                 and view[0] == snapshot.incarnation
@@ -367,6 +392,7 @@ class RedisCell(BreakerCell):
                 _mirror_window(policy, now, *window)
             machine.remote_epoch = snapshot.epoch
             self.view = (snapshot.incarnation, snapshot.version)
+            self.fresh_after = read_count(self.requests)
             self.synced_at = now
             self.clean = machine.clean and self.fast_path
             new = machine.state
