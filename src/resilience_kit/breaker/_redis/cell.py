@@ -148,7 +148,11 @@ class RedisCell(BreakerCell):
 
     def _pull_request(self, now: float) -> list[Any] | None:
         machine = self.machine
-        if machine.degraded and not self.storage.guard.down:
+        if machine.degraded:
+            if self.storage.guard.down:
+                # One probe per interval (the guard picks the caller); its answer, if any,
+                # brings the whole storage back.
+                return self._acquire() if self.storage.guard.allows() else None
             self.recover()
         wants_lease = machine.needs_lease(now)
         if wants_lease:
@@ -161,6 +165,9 @@ class RedisCell(BreakerCell):
             return None
         if not self.storage.guard.allows():
             return None
+        return self._acquire()
+
+    def _acquire(self) -> list[Any]:
         # Reading and taking a lease are one request: a stale view may turn out to need one
         # (OPEN past its timeout), and Redis grants it only in HALF_OPEN.
         lease_id = f"{self.storage.owner}:{next(_lease_ids)}"
