@@ -1,6 +1,6 @@
 """Retry policies, presets, statistics and the ``@retry`` decorator (implementation).
 
-The public names live in :mod:`resilience_kit.retry`; this module holds the machinery.
+The public names live in `resilience_kit.retry`; this module holds the machinery.
 
 tenacity runs every retry: the waits, the stop conditions, the retry predicate, the sleeping.
 What this module adds is a frozen policy object, presets, exact statistics, logging with
@@ -87,8 +87,8 @@ class RetryPolicy:
 
     An error raised by the call is looked up in this order:
 
-    1. ``give_up_on`` (which always contains :class:`~resilience_kit.CircuitOpenError`): the
-       policy stops at once and ``on_exhausted`` decides the outcome.
+    1. ``give_up_on`` (which always contains [`CircuitOpenError`][resilience_kit.CircuitOpenError]):
+       the policy stops at once and ``on_exhausted`` decides the outcome.
     2. ``retry_on`` or ``retry_if``: retried until ``attempts`` or ``deadline`` run out, then
        ``on_exhausted`` decides.
     3. Anything else propagates untouched after the attempt that raised it.
@@ -116,7 +116,8 @@ class RetryPolicy:
             ``"return_default"`` returns ``default`` instead.
         default: What ``"return_default"`` returns.
         log_level: Level of the log record written before each wait.
-        name: Key of this policy's figures in :func:`retry_stats`, and shown in logs.
+        name: Key of this policy's figures in [`retry_stats()`][resilience_kit.retry_stats], and
+            shown in logs.
         retry_if: Also retry an error for which this returns True (for errors recognised by
             their attributes rather than their class).
         retry_after: Reads a server-requested delay from an error: called with the error and
@@ -185,9 +186,12 @@ class RetryPolicy:
     def replace(self, **changes: Any) -> RetryPolicy:
         """Return a copy with ``changes`` applied (and validated).
 
-        Example:
-            >>> DATABASE.replace(attempts=5).attempts
-            5
+        Examples:
+            ```python
+            from resilience_kit import DATABASE
+
+            assert DATABASE.replace(attempts=5).attempts == 5
+            ```
         """
         unknown = sorted(set(changes) - _FIELD_NAMES)
         if unknown:
@@ -362,7 +366,8 @@ REDIS: Final = RetryPolicy(
 
 This constant holds the defaults. Decorating with it (``@retry(REDIS)``) or with its name
 (``@retry("redis")``) applies the ``REDIS_RETRY_*`` environment variables read at that moment;
-a bad value raises :class:`~resilience_kit.ConfigurationError` naming the variable there."""
+a bad value raises [`ConfigurationError`][resilience_kit.ConfigurationError] naming the variable
+there."""
 
 _REDIS_ENV_PREFIX: Final = "REDIS_RETRY"
 
@@ -782,14 +787,14 @@ _WAIT: Final = operator.attrgetter("sleep_for")
 
 
 def _controller() -> tenacity.Retrying:
-    """A tenacity controller whose callbacks read what :meth:`_Run.plan` decided.
+    """A tenacity controller whose callbacks read what `_Run.plan()` decided.
 
     tenacity copies its controller for every call: the controller keeps a loop step's working
     state (the actions it queues, its statistics) in a ``threading.local``, which keeps threads
     apart but not two calls in one thread (two tasks, or a call made by a signal handler or a
     finalizer in the middle of a step). Building one per failed call costs 2 to 4 µs, the
     controller and its thread-local state being set up again; so each decorated function keeps
-    idle ones instead (:meth:`_Retrier.controller`), and no two calls ever hold the same one.
+    idle ones instead (`_Retrier.controller()`), and no two calls ever hold the same one.
     """
     return tenacity.Retrying(
         stop=_STOP,
@@ -803,11 +808,11 @@ def _controller() -> tenacity.Retrying:
 class _Run(tenacity.RetryCallState):
     """One call's retries after its first attempt failed: tenacity's state for it, and ours.
 
-    Each failed attempt goes through tenacity's loop step, :meth:`tenacity.Retrying.iter`,
+    Each failed attempt goes through tenacity's loop step, `tenacity.Retrying.iter()`,
     which asks the retry, stop and wait callbacks and either ends the loop or returns the
     sleep. The loops below drive those steps themselves instead of iterating a ``Retrying``:
     a success ends the call at once, and the step tenacity takes before each attempt (it only
-    runs the ``before`` hook, unused here) is skipped, about 1.3 µs per attempt. :meth:`plan`
+    runs the ``before`` hook, unused here) is skipped, about 1.3 µs per attempt. `plan()`
     decides before each step, so the clock and ``retry_after`` are read once per attempt
     whatever order tenacity asks ``stop`` and ``wait`` in. One synchronous controller serves
     ``async def`` too: only the function and the sleep are awaited, so the steps need none of
@@ -1146,23 +1151,30 @@ def retry(
     tenacity runs the retries after a retryable failure.
 
     Args:
-        policy_or_preset: A :class:`RetryPolicy` or a preset name: ``"database"``,
-            ``"redis"``, ``"external_api"``, ``"internal_api"``, ``"best_effort"``.
-        clock: Where the deadline reads the time; :func:`resilience_kit.clock.default_clock`
-            at decoration if None.
+        policy_or_preset: A [`RetryPolicy`][resilience_kit.RetryPolicy] or a preset name:
+            ``"database"``, ``"redis"``, ``"external_api"``, ``"internal_api"``, ``"best_effort"``.
+        clock: Where the deadline reads the time;
+            [`resilience_kit.clock.default_clock()`][resilience_kit.clock.default_clock] at
+            decoration if None.
         sleep: Replaces the sleeping between attempts (a coroutine function is fine for an
             ``async def``). If None: the clock's own ``sleep``/``async_sleep`` when it has them
-            (so a :class:`~resilience_kit.testing.FakeClock` advances instead of blocking),
-            else :func:`time.sleep` / :func:`asyncio.sleep`.
-        **overrides: :class:`RetryPolicy` fields replacing the policy's, e.g. ``attempts=5``.
+            (so a [`FakeClock`][resilience_kit.testing.FakeClock] advances instead of blocking),
+            else `time.sleep()` / `asyncio.sleep()`.
+        **overrides: [`RetryPolicy`][resilience_kit.RetryPolicy] fields replacing the policy's, e.g.
+            ``attempts=5``.
 
     Raises:
         ConfigurationError: An unknown preset, an unknown or out-of-range override, or a
             generator function to decorate.
 
-    Example:
-        >>> @retry("database", attempts=5)
-        ... def load_profile(user_id: int) -> dict[str, object]: ...
+    Examples:
+        ```python
+        from resilience_kit.retry import retry
+
+
+        @retry("database", attempts=5)
+        def load_profile(user_id: int) -> dict[str, object]: ...
+        ```
     """
     if isinstance(policy_or_preset, (staticmethod, classmethod)) or (
         callable(policy_or_preset) and not isinstance(policy_or_preset, (RetryPolicy, str))

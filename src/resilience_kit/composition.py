@@ -15,7 +15,7 @@ The layers are fixed, outermost first, because every other order is a bug:
 The timeout is not ``asyncio.wait_for``: before Python 3.12 it returns the attempt's result when
 the caller is cancelled in the loop iteration the attempt finishes, so the caller's cancellation
 is lost. Python 3.11+ uses ``asyncio.timeout``, which turns only its own cancellation into
-``TimeoutError``; Python 3.10 has :func:`_within`.
+``TimeoutError``; Python 3.10 has `_within()`.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ def resilient(
     """Guard a function with a breaker, retries, a per-attempt timeout and a fallback.
 
     Args:
-        breaker: A :class:`~resilience_kit.CircuitBreaker` guarding each attempt, or None.
+        breaker: A [`CircuitBreaker`][resilience_kit.CircuitBreaker] guarding each attempt, or None.
             If it has a ``fallback`` of its own, that fallback does not answer single
             attempts here (the failure is retried first); it answers the final outcome
             instead, unless this decorator's ``fallback`` is given, which wins.
-        retry: A :class:`~resilience_kit.RetryPolicy` or a preset name, or None for one attempt.
+        retry: A [`RetryPolicy`][resilience_kit.RetryPolicy] or a preset name, or None for one
+            attempt.
         timeout: Seconds each attempt of an ``async def`` may take (> 0); a slower attempt
             is cancelled and raises the built-in ``TimeoutError`` on every Python version
             (on 3.10 too, where ``asyncio.TimeoutError`` is another class), which the breaker
@@ -76,13 +77,26 @@ def resilient(
             is not a ``CircuitBreaker``, a non-callable ``fallback``, or a coroutine
             ``fallback`` for a plain ``def``.
 
-    Example:
-        >>> from resilience_kit import CircuitBreaker
-        >>> llm = CircuitBreaker("llm-doc")
-        >>> @resilient(breaker=llm, retry="external_api", timeout=20,
-        ...            fallback=lambda prompt, error: "The assistant is busy, try again.")
-        ... async def complete(prompt: str) -> str: ...
-        >>> llm.unregister()
+    Examples:
+        ```python
+        from resilience_kit import resilient
+
+        from resilience_kit import CircuitBreaker
+
+        llm = CircuitBreaker("llm-doc")
+
+
+        @resilient(
+            breaker=llm,
+            retry="external_api",
+            timeout=20,
+            fallback=lambda prompt, error: "The assistant is busy, try again.",
+        )
+        async def complete(prompt: str) -> str: ...
+
+
+        llm.unregister()
+        ```
     """
     if breaker is not None and not isinstance(breaker, CircuitBreaker):
         raise ConfigurationError(
@@ -284,7 +298,7 @@ else:
     def _time_limited(
         fn: Callable[..., Awaitable[Any]], limit: float
     ) -> Callable[..., Awaitable[Any]]:
-        """``fn`` with each call limited to ``limit`` seconds (Python 3.10: see :func:`_within`)."""
+        """``fn`` with each call limited to ``limit`` seconds (Python 3.10: see `_within()`)."""
 
         @functools.wraps(fn)
         async def timed(*args: Any, **kwargs: Any) -> Any:

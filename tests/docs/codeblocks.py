@@ -17,6 +17,7 @@ namespace.
 from __future__ import annotations
 
 import ast
+import itertools
 import re
 import textwrap
 from dataclasses import dataclass
@@ -68,7 +69,7 @@ def blocks(text: str, source: Path, *, first_line: int = 1) -> list[Block]:
     i = 0
     while i < len(lines):
         opening = _FENCE.match(lines[i])
-        if opening is None or not opening["info"] and not _is_opening(lines, i):
+        if opening is None or (not opening["info"] and not _is_opening(lines, i)):
             i += 1
             continue
         indent, fence = opening["indent"], opening["fence"]
@@ -153,7 +154,7 @@ def docstrings(path: Path, module: str) -> list[Docstring]:
                         visit(grandchild, f"{qualname}.{grandchild.name}")
         # Attribute docstrings: a string right after an assignment documents it.
         if isinstance(body, list):
-            for before, after in zip(body, body[1:]):
+            for before, after in itertools.pairwise(body):
                 if (
                     isinstance(before, (ast.Assign, ast.AnnAssign))
                     and isinstance(after, ast.Expr)
