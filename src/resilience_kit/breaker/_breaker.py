@@ -386,7 +386,10 @@ class CircuitBreaker:
         from resilience_kit import CircuitBreaker
 
         redis_guard = CircuitBreaker(
-            "redis-doc", failure_threshold=3, recovery_timeout=30, fallback=lambda *a, **k: None
+            "redis-doc",
+            failure_threshold=3,
+            recovery_timeout=30,
+            fallback=lambda *a, **k: None,
         )
 
 
