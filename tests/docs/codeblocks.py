@@ -23,6 +23,7 @@ import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[2]
 FRAGMENT = "<!-- fragment -->"
 RUN_LANGUAGES = {"python", "py"}
 DOCTEST_LANGUAGES = {"pycon"}
@@ -57,7 +58,10 @@ class Block:
         return "\n" * (self.line - 1) + self.code
 
     def where(self) -> str:
-        return f"{self.source}, block {self.index} ({self.language}, line {self.line})"
+        source = self.source
+        if source.is_absolute() and source.is_relative_to(ROOT):
+            source = source.relative_to(ROOT)
+        return f"{source}, block {self.index} ({self.language}, line {self.line})"
 
 
 def blocks(text: str, source: Path, *, first_line: int = 1) -> list[Block]:
