@@ -23,6 +23,7 @@ from resilience_kit.errors import CircuitOpenError, ConfigurationError, Resilien
 
 if TYPE_CHECKING:
     from resilience_kit._retry import retry
+    from resilience_kit._timeout import timeout
     from resilience_kit.composition import resilient
     from resilience_kit.retry import (
         BEST_EFFORT,
@@ -54,6 +55,7 @@ else:
         "resilience_kit.retry",
     )
     _LAZY["resilient"] = "resilience_kit.composition"
+    _LAZY["timeout"] = "resilience_kit._timeout"
 
     def __getattr__(name: str) -> Any:
         if name == "retry":
@@ -97,6 +99,7 @@ __all__ = [
     "BEST_EFFORT",
     # composition
     "resilient",
+    "timeout",
     "BreakerStats",
     "BreakerListener",
     "BreakerStorage",
