@@ -134,9 +134,8 @@ async def test_time_advanced_without_awaiting_ends_the_call_all_the_same() -> No
         clock.advance(1.5)
         return "late"
 
-    with pytest.raises(TimeoutError) as caught:
+    with pytest.raises(TimeoutError, match="busy did not finish within its timeout of 1s"):
         await busy()
-    assert caught.value.__cause__ is None
 
     @resilience_kit.timeout(1.0, clock=clock)
     async def busy_then_fails() -> str:
