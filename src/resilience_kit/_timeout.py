@@ -1,7 +1,7 @@
 """A time limit on each call of an async callable, measured on the clock in use.
 
 On the real clock the limit is the event loop's: Python 3.11+ uses `asyncio.timeout`, which
-turns only its own cancellation into `TimeoutError`; Python 3.10 has [_within][]. Neither is
+turns only its own cancellation into `TimeoutError`; Python 3.10 has `_within`. Neither is
 `asyncio.wait_for`: before Python 3.12 it returns the attempt's result when the caller is
 cancelled in the loop iteration the attempt finishes, so the caller's cancellation is lost.
 

@@ -305,19 +305,21 @@ class _Run(tenacity.RetryCallState):
         """
         policy = self.retrier.policy
         hook = policy.on_retry
+        if hook is None:
+            self.prepare_for_next_attempt()
+            return None
+        event = RetryEvent(
+            policy=policy,
+            attempt=self.attempt_number,
+            wait=wait,
+            error=self.error,
+            result=self.result,
+        )
         answer: object = None
-        if hook is not None:
-            event = RetryEvent(
-                policy=policy,
-                attempt=self.attempt_number,
-                wait=wait,
-                error=self.error,
-                result=self.result,
-            )
-            try:
-                answer = hook(event)
-            except Exception as hook_error:
-                _hook_failed(policy, "on_retry", hook_error, "retrying all the same")
+        try:
+            answer = hook(event)
+        except Exception as hook_error:
+            _hook_failed(policy, "on_retry", hook_error, "retrying all the same")
         self.prepare_for_next_attempt()
         return answer if inspect.isawaitable(answer) else None
 
