@@ -142,7 +142,10 @@ def _run_as_test_module(
     # Named after the page (docs/getting-started.md: test_getting_started_md.py).
     module = pytester.path / f"test_{page.stem.replace('-', '_')}_md.py"
     module.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    pytester.makeini("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
+    # As in this repository: async tests need no marker (asyncio auto mode).
+    pytester.makeini(
+        "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
+    )
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     outcomes = result.parseoutcomes()
     if result.ret != 0 or outcomes.get("passed") != len(tests) or len(outcomes) != 1:
