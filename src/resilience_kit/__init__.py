@@ -23,14 +23,17 @@ from resilience_kit.errors import CircuitOpenError, ConfigurationError, Resilien
 
 if TYPE_CHECKING:
     from resilience_kit._retry import retry
+    from resilience_kit._timeout import timeout
     from resilience_kit.breaker.redis_storage import RedisStorage
     from resilience_kit.composition import resilient
     from resilience_kit.retry import (
         BEST_EFFORT,
         DATABASE,
         EXTERNAL_API,
+        INTERACTIVE,
         INTERNAL_API,
         REDIS,
+        RetryEvent,
         RetryPolicy,
         RetryStats,
         reset_retry_stats,
@@ -45,8 +48,10 @@ else:
             "BEST_EFFORT",
             "DATABASE",
             "EXTERNAL_API",
+            "INTERACTIVE",
             "INTERNAL_API",
             "REDIS",
+            "RetryEvent",
             "RetryPolicy",
             "RetryStats",
             "reset_retry_stats",
@@ -55,6 +60,7 @@ else:
         "resilience_kit.retry",
     )
     _LAZY["resilient"] = "resilience_kit.composition"
+    _LAZY["timeout"] = "resilience_kit._timeout"
     _LAZY["RedisStorage"] = "resilience_kit.breaker.redis_storage"
 
     def __getattr__(name: str) -> Any:
@@ -88,6 +94,7 @@ __all__ = [
     "CircuitState",
     # retry
     "RetryPolicy",
+    "RetryEvent",
     "RetryStats",
     "retry",
     "retry_stats",
@@ -97,8 +104,10 @@ __all__ = [
     "EXTERNAL_API",
     "INTERNAL_API",
     "BEST_EFFORT",
+    "INTERACTIVE",
     # composition
     "resilient",
+    "timeout",
     "BreakerStats",
     "BreakerListener",
     "BreakerStorage",

@@ -76,7 +76,7 @@ class Snapshot:
 
 
 def parse_snapshot(text: str) -> Snapshot:
-    """A :class:`Snapshot` from the script's newline-separated fields."""
+    """A `Snapshot` from the script's newline-separated fields."""
     return Snapshot(text.split("\n"))
 
 
@@ -96,10 +96,10 @@ def _text(value: Any) -> str:
 
 
 class RedisCell(BreakerCell):
-    """A :class:`~resilience_kit.breaker.storage.BreakerCell` mirrored from Redis.
+    """A [`BreakerCell`][resilience_kit.breaker.storage.BreakerCell] mirrored from Redis.
 
     Attributes:
-        storage: The :class:`RedisStorage` it belongs to.
+        storage: The [`RedisStorage`][resilience_kit.RedisStorage] it belongs to.
         name: The breaker's name.
         store_errors: Errors met talking to Redis by this storage (every breaker on it, the
             subscriber thread included), shown in ``stats()``.
@@ -231,7 +231,7 @@ class RedisCell(BreakerCell):
     def pull(self, now: float) -> None:
         """Bring the local view up to date if it may be stale, and take a trial lease when
         the next admission needs one (sync clients; an async client's view waits for
-        :meth:`pull_async`)."""
+        `pull_async()`)."""
         if self.storage.is_async:
             return
         request = self._pull_request(now)
@@ -247,7 +247,7 @@ class RedisCell(BreakerCell):
             self._run(request, now)
 
     async def pull_async(self, now: float) -> None:
-        """:meth:`pull` through an asyncio client."""
+        """`pull()` through an asyncio client."""
         if not self.storage.is_async:
             self.pull(now)
             return
@@ -256,7 +256,7 @@ class RedisCell(BreakerCell):
             await self._run_async(request, now)
 
     async def push_async(self, now: float) -> None:
-        """:meth:`push` through an asyncio client."""
+        """`push()` through an asyncio client."""
         if not self.storage.is_async:
             self.push(now)
             return

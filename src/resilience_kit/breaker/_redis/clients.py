@@ -18,7 +18,7 @@ TIMEOUT = 0.25
 
 
 def make_client(url: str) -> Any:
-    """A sync client for ``url`` with :data:`TIMEOUT` and no retries of its own."""
+    """A sync client for ``url`` with `TIMEOUT` and no retries of its own."""
     import redis
     from redis.backoff import NoBackoff
     from redis.retry import Retry

@@ -1,6 +1,6 @@
 """The machine of a breaker whose state lives in Redis: the local view of the shared state.
 
-:class:`SharedMachine` is the in-process :class:`~resilience_kit.breaker._machine.Machine`
+`SharedMachine` is the in-process `Machine`
 with the decisions that belong to the fleet handed to Redis. While Redis answers, it only
 *notes* outcomes, trial admissions and manual controls (per thread or task, in context
 variables) for the cell to send; Redis decides, and its answer becomes the local state. While
@@ -44,7 +44,7 @@ outcome: ContextVar[tuple[SharedMachine, str, tuple[Any, ...]] | None] = Context
 
 
 class SharedMachine(Machine):
-    """A :class:`Machine` that defers to Redis unless ``degraded``.
+    """A `Machine` that defers to Redis unless ``degraded``.
 
     Attributes:
         degraded: Redis is unreachable: decide alone, as the in-process machine does.

@@ -1,9 +1,9 @@
 """`RedisStorage`: one object per Redis for every primitive that shares state across processes.
 
-The parts other primitives reuse are separate: key naming (:mod:`.keys`), script loading
-(:mod:`.scripts`), the health guard (:mod:`.guard`) and the subscriber thread below, which
+The parts other primitives reuse are separate: key naming (`keys`), script loading
+(`scripts`), the health guard (`guard`) and the subscriber thread below, which
 delivers change announcements and resynchronises what it watches. Breakers get their cells from
-:meth:`RedisStorage.cell`.
+[`RedisStorage.cell()`][resilience_kit.RedisStorage.cell].
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ class RedisStorage:
     Pass it as `CircuitBreaker(..., storage=RedisStorage(client))`. Breakers with the same name
     on the same Redis and prefix, in any process on any machine, share one circuit: the same
     state, one failure count or failure-rate window, one fleet-wide budget of
-    `half_open_max_calls` trial calls. See the [shared state guide](shared-state.md) for
+    `half_open_max_calls` trial calls. See the [shared state guide](../shared-state.md) for
     what each process sees and when.
 
     Args:
