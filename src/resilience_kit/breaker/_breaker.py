@@ -641,8 +641,11 @@ class CircuitBreaker:
             old = machine.state
             machine.success(now, ticket)
             self._settle(old, SUCCESS)
-        if self._cell.outbox:
+        cell = self._cell
+        if cell.outbox:
             self._deliver()
+        if cell.remote:  # a success that ends a run of failures (fast path included)
+            cell.push(now)
 
     def _flags(self, result: Any) -> bool:
         predicate = self._failure_if

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from shared_support import fail, succeed
+from shared_support import converged, fail, succeed, wait_for
 
 from resilience_kit import CircuitOpenError, CircuitState
 
@@ -81,3 +81,24 @@ def test_only_the_success_that_ends_a_run_of_failures_is_sent(counted, process) 
     succeed(breaker, 10)
     assert sent == ["record"]
     assert breaker.state is CircuitState.CLOSED
+
+
+def test_a_success_on_the_fast_path_that_ends_a_run_is_sent(counted, process) -> None:
+    """A call admitted on the fast path while a failure is recorded meanwhile: its success
+    ends the run in Redis too, before it returns."""
+    storage, sent = counted
+    breaker = process(storage=storage, failure_threshold=5)
+    other = process(failure_threshold=5)
+
+    @breaker
+    def work() -> int:
+        fail(other)  # while this call runs, a failure is recorded in Redis...
+        assert converged([breaker], CircuitState.CLOSED)
+        wait_for(lambda: breaker.stats().failure_count == 1)  # ...and announced here
+        return 1
+
+    assert work() == 1
+    assert sent[-1] == "record"
+    assert breaker.stats().failure_count == 0
+    assert other.call(lambda: 2) == 2
+    assert wait_for(lambda: other.stats().failure_count == 0)
