@@ -27,7 +27,7 @@ def engine() -> Iterator[Any]:
 def file_engine(tmp_path: Path) -> Iterator[Any]:
     """A SQLite file engine on a QueuePool of one connection and no overflow."""
     engine = sa.create_engine(
-        f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=1, max_overflow=0, pool_timeout=0.2
+        f"sqlite:///{tmp_path / 'db.sqlite'}", pool_size=1, max_overflow=0, pool_timeout=5
     )
     yield engine
     engine.dispose()
