@@ -174,8 +174,24 @@ def _is_application(filename: str) -> bool:
 
 
 def application_frame(frame: FrameType | None = None) -> str | None:
-    """`path:line in function` of the innermost frame of application code, or None."""
-    frame = sys._getframe(1) if frame is None else frame
+    """`path:line in function` of the innermost frame of application code, or None.
+
+    Under an `AsyncEngine` the statement runs in a greenlet whose stack holds only SQLAlchemy;
+    the application's coroutines are on the stack of the greenlet that awaits it (suspended
+    in SQLAlchemy's `greenlet_spawn`), so the parents' stacks are searched next.
+    """
+    found = _walk(sys._getframe(1) if frame is None else frame)
+    if found is None:
+        greenlet_module = sys.modules.get("greenlet")
+        if greenlet_module is not None:
+            parent = greenlet_module.getcurrent().parent
+            while found is None and parent is not None:
+                found = _walk(parent.gr_frame)
+                parent = parent.parent
+    return found
+
+
+def _walk(frame: FrameType | None) -> str | None:
     while frame is not None:
         code = frame.f_code
         if _is_application(code.co_filename):
