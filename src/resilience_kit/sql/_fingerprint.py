@@ -7,8 +7,9 @@ token stream with
 - every literal (quoted string, number, ``TRUE``/``FALSE``) and every bound parameter (``?``,
   ``%s``, ``%(name)s``, ``:name``, ``$1``) replaced by ``?``, a minus sign in front of a number
   included;
-- a parenthesised list of nothing but placeholders (an ``IN`` list, one ``VALUES`` row,
-  ``ARRAY[...]``) collapsed to ``(...)``, and the rows of a multi-row ``VALUES`` to one;
+- a parenthesised list of nothing but placeholders after ``IN`` or ``VALUES`` (or nested in
+  one) collapsed to ``(...)``, the rows of a multi-row ``VALUES`` to one, and a bracketed list
+  (``ARRAY[1, 2]``, a subscript) to ``[...]``; a function's arguments stay as they are;
 - comments dropped, whitespace reduced to single spaces between tokens, keywords and unquoted
   identifiers lower-cased. Quoted identifiers (``"User"``, `` `user` ``, ``[user]``) are names,
   not values: they are kept as written.
@@ -59,6 +60,9 @@ _SPACED_KEYWORDS = frozenset(
      "set", "with", "union", "returning", "between", "is", "by", "like", "lateral"}
 )  # fmt: skip
 _OPENERS = {")": "(", "]": "["}
+# A parenthesised list after these is a list of values (an IN list, a VALUES row, a nested
+# row); after a name it is a call's arguments, which stay as they are.
+_LIST_CONTEXT = frozenset({"in", "values", "(", ","})
 _NO_SPACE_BEFORE = frozenset({",", ")", "]", ".", "::"})
 _NO_SPACE_AFTER = frozenset({"(", "[", ".", "::"})
 
@@ -105,7 +109,12 @@ def _collapse(tokens: list[str]) -> list[str]:
                 else:
                     break
                 index -= 1
-            if index >= 0 and out[index] == opener and not expect_placeholder:
+            if (
+                index >= 0
+                and out[index] == opener
+                and not expect_placeholder
+                and (opener == "[" or index == 0 or out[index - 1] in _LIST_CONTEXT)
+            ):
                 del out[index:]
                 if opener == "[":
                     out.append("[...]")

@@ -38,6 +38,7 @@ from resilience_kit.sql._fingerprint import FingerprintCache, has_literals
         ("SELECT ARRAY[1, 2], a[3] FROM t", "select array[...], a[...] from t"),
         ('SELECT "Name", `key`, [Order] FROM "User"', 'select "Name", `key`, [Order] from "User"'),
         ("SELECT count(*) FROM t", "select count(*) from t"),
+        ("SELECT round(1.5, 2), pg_sleep(%(s)s) FROM t", "select round(?, ?), pg_sleep(?) from t"),
     ],
 )
 def test_rules(sql: str, expected: str) -> None:
