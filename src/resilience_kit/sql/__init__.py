@@ -11,8 +11,8 @@ with engine.connect() as connection:
 print(monitor.to_dict())
 ```
 
-Requires the `sqlalchemy` extra (`pip install resilience-kit[sqlalchemy]`). See the
-[SQL page](../sql.md) for how to read the statistics.
+Requires the `sqlalchemy` extra (`pip install resilience-kit[sqlalchemy]`); the documentation's
+"Query monitor" page explains how to read the statistics.
 """
 
 from __future__ import annotations
