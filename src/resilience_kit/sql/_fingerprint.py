@@ -152,8 +152,12 @@ def fingerprint(sql: str) -> str:
     """The normalised form of ``sql`` that every statement differing only in values shares.
 
     Example:
-        >>> fingerprint("SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'x' -- hi")
-        'select * from t where id in (...) and name = ?'
+        ```python
+        from resilience_kit.sql import fingerprint
+
+        sql = "SELECT * FROM t WHERE id IN (1, 2, 3) AND name = 'x' -- hi"
+        assert fingerprint(sql) == "select * from t where id in (...) and name = ?"
+        ```
     """
     return _join(_collapse(_tokens(sql)))
 

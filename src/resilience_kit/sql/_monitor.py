@@ -238,9 +238,16 @@ class QueryMonitor:
 
         Example:
             ```python
-            with monitor.scope("GET /users") as scope:
-                handle_request()
-            print(scope.queries, scope.total_time, scope.n_plus_one)
+            import sqlalchemy as sa
+            from resilience_kit.sql import install_query_monitor
+
+            engine = sa.create_engine("sqlite://")
+            monitor = install_query_monitor(engine)
+            with monitor.scope("GET /users") as scope, engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            assert scope.queries == 1
+            print(scope.total_time, scope.n_plus_one)
+            monitor.remove()
             ```
         """
         return QueryScope(self, str(name))
