@@ -19,13 +19,14 @@ from __future__ import annotations
 
 from resilience_kit.sql._env import engine_from_env
 from resilience_kit.sql._fingerprint import fingerprint
-from resilience_kit.sql._monitor import QueryMonitor, install_query_monitor
+from resilience_kit.sql._monitor import QueryMonitor, install_query_monitor, monitors
 from resilience_kit.sql._scope import NPlusOne, QueryScope
 from resilience_kit.sql._stats import OTHER, PoolStats, QueryStats, StatementStats
 
 __all__ = [
     "install_query_monitor",
     "QueryMonitor",
+    "monitors",
     "QueryStats",
     "StatementStats",
     "PoolStats",

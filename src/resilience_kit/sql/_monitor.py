@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
 
     from resilience_kit.sql._explain import Explainer
 
-__all__ = ["QueryMonitor", "install_query_monitor"]
+__all__ = ["QueryMonitor", "install_query_monitor", "monitors"]
 
 LOGGER = logging.getLogger("resilience_kit.sql")
 
@@ -35,6 +36,17 @@ _MAX_VALUE_LOGGED = 200
 _ROWS_LOGGED = 3
 _BIND_SUFFIX = re.compile(r"_\d+$")
 _IDENTIFIER = re.compile(r"[A-Za-z_][\w$]*")
+
+
+_LIVE: weakref.WeakSet[QueryMonitor] = weakref.WeakSet()
+
+
+def monitors() -> tuple[QueryMonitor, ...]:
+    """Every installed monitor not yet removed (for collectors that read them all, such as a
+    Prometheus exporter at scrape time). Holds no reference: a monitor dropped without
+    `remove()` disappears with its engine.
+    """
+    return tuple(_LIVE)
 
 
 class _PoolCounters:
@@ -144,6 +156,7 @@ class QueryMonitor:
         self._removed = False
         self.hub: Hub = hub_for(sync_engine)
         self.hub.add(self)
+        _LIVE.add(self)
 
     # -- reading ------------------------------------------------------------------------------
 
@@ -273,6 +286,7 @@ class QueryMonitor:
         if self._removed:
             return
         self._removed = True
+        _LIVE.discard(self)
         self.hub.discard(self)
         if self.explainer is not None:
             self.explainer.close()

@@ -122,6 +122,19 @@ async def test_async_engine_is_monitored_and_removed_exactly(listener_state: Any
     await engine.dispose()
 
 
+def test_monitors_lists_the_installed_ones(engine: Any) -> None:
+    from resilience_kit.sql import monitors
+
+    first = install_query_monitor(engine)
+    second = install_query_monitor(engine)
+    assert {first, second} <= set(monitors())
+    first.remove()
+    assert first not in monitors()
+    assert second in monitors()
+    second.remove()
+    assert second not in monitors()
+
+
 def test_configuration_errors_name_the_parameter(engine: Any) -> None:
     cases: list[tuple[dict[str, Any], str]] = [
         ({"slow_threshold": -1}, "slow_threshold"),
