@@ -136,3 +136,10 @@ def test_ssl_mode_goes_to_the_driver_argument() -> None:
             sync.connect()
         assert seen.get(key) == "verify-full"
         seen.clear()
+
+
+def test_a_pool_setting_the_pool_class_refuses_names_its_variable() -> None:
+    # In-memory SQLite uses a SingletonThreadPool, which has no overflow.
+    with pytest.raises(ConfigurationError, match="DB_MAX_OVERFLOW") as caught:
+        engine_from_env("sqlite://", environ={"DB_MAX_OVERFLOW": "3"})
+    assert caught.value.parameter == "DB_MAX_OVERFLOW"
