@@ -35,6 +35,7 @@ PUBLIC_MODULES = (
     "resilience_kit.testing",
     "resilience_kit.chaos",
     "resilience_kit.pytest_plugin",
+    "resilience_kit.sql",
 )
 NOT_IN_REFERENCE = {"__version__"}
 
