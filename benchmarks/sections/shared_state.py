@@ -92,9 +92,10 @@ def _no_commands_per_call(op: Any, storage: Any, client: Any) -> None:
         storage.script = script
     server_side = _commands(client) - before - 1  # the INFO itself
     expect(sent == [], f"{len(sent)} scripts sent over {_VERIFY_CALLS} calls, expected 0")
-    # The shared server has other clients; ours would add one command per call at least.
+    # The exact count is the client-side one above. The server's figure includes every other
+    # client of the shared server, so it can only show that not one command per call was run.
     expect(
-        server_side < _VERIFY_CALLS // 10,
+        server_side < _VERIFY_CALLS,
         f"INFO commandstats grew by {server_side} over {_VERIFY_CALLS} calls",
     )
 
