@@ -202,3 +202,23 @@ def test_asyncio_clients_share_state_too(server, prefix) -> None:
         return state, first.state
 
     assert asyncio.run(scenario()) == (OPEN, OPEN)
+
+
+def test_a_forked_process_starts_its_own_subscriber(process, storage_factory) -> None:
+    import os
+
+    watcher, actor = process(failure_threshold=1), process(failure_threshold=1)
+    succeed(watcher)
+    assert watcher.storage.listening
+    child = os.fork()
+    if child == 0:  # the child: the parent's subscriber thread is not here
+        code = 1
+        try:
+            assert not watcher._cell.clean  # its next call reads and starts a subscriber
+            succeed(watcher)
+            fail(actor)
+            code = 0 if wait_for(lambda: watcher._machine.state is OPEN) else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -154,13 +154,14 @@ class RedisCell(BreakerCell):
                 # brings the whole storage back.
                 return self._acquire() if self.storage.guard.allows() else None
             self.recover()
+        listening = self.storage.listening  # (asking also revives it in a forked child)
         wants_lease = machine.needs_lease(now)
         if wants_lease:
             held = shared.lease.get()
             if held is not None and held[0] is machine and held[2] == machine.remote_epoch:
                 return None
         elif self.view is not None and (
-            self.storage.listening or now - self.synced_at < self.storage.resync_interval
+            listening or now - self.synced_at < self.storage.resync_interval
         ):
             return None
         if not self.storage.guard.allows():

@@ -33,9 +33,10 @@ __all__ = ["SharedMachine", "lease", "outcome"]
 lease: ContextVar[tuple[SharedMachine, str, int] | None] = ContextVar(
     "resilience_kit_redis_lease", default=None
 )
-# The trial this thread or task is running: (machine, lease id, epoch in Redis).
-trial: ContextVar[tuple[SharedMachine, str, int] | None] = ContextVar(
-    "resilience_kit_redis_trial", default=None
+# The trials this thread or task is running, innermost last: (machine, lease id, epoch in
+# Redis) each. A `with breaker:` block may run another call of the breaker inside it.
+trial: ContextVar[tuple[tuple[SharedMachine, str, int], ...]] = ContextVar(
+    "resilience_kit_redis_trial", default=()
 )
 # The outcome waiting to be sent: (machine, "ok" | "fail" | "trial", its arguments).
 outcome: ContextVar[tuple[SharedMachine, str, tuple[Any, ...]] | None] = ContextVar(
@@ -74,7 +75,7 @@ class SharedMachine(Machine):
         if held is None or held[0] is not self or held[2] != self.remote_epoch:
             return REJECT
         lease.set(None)
-        trial.set(held)
+        trial.set((*trial.get(), held))
         self.in_flight += 1
         return self.epoch
 
@@ -112,10 +113,13 @@ class SharedMachine(Machine):
     def _end_trial(self, ticket: int, result: str) -> None:
         if ticket == self.epoch:
             self.in_flight -= 1
-        held = trial.get()
-        if held is not None and held[0] is self:
-            trial.set(None)
-            outcome.set((self, "trial", (held[1], result, held[2])))
+        running = trial.get()
+        for index in range(len(running) - 1, -1, -1):
+            held = running[index]
+            if held[0] is self:
+                trial.set(running[:index] + running[index + 1 :])
+                outcome.set((self, "trial", (held[1], result, held[2])))
+                return
 
     # Manual controls act at once on the local view and are sent to Redis after.
 

@@ -45,6 +45,23 @@ _TTL = 7 * 24 * 3600  # seconds an untouched breaker's keys live
 _RECONNECT = 0.25  # seconds between the subscriber's attempts while Redis is down
 
 
+_storages: weakref.WeakSet[RedisStorage] = weakref.WeakSet()
+
+
+def _after_fork() -> None:
+    """In a forked child: every view may be stale and the subscriber thread is gone, so each
+    breaker's next call takes the slow path, reads the shared state and starts a subscriber.
+    No lock is taken: a thread of the parent may have held one at the fork."""
+    for storage in list(_storages):
+        for cell in list(storage._cells.values()):
+            cell.view = None
+            cell.clean = False
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork)
+
+
 class RedisStorage:
     """Breaker state shared through Redis by every process that uses the same names.
 
@@ -130,6 +147,7 @@ class RedisStorage:
         self._cells: weakref.WeakValueDictionary[str, RedisCell] = weakref.WeakValueDictionary()
         self._lock = threading.Lock()
         self._listener: _Listener | None = None
+        _storages.add(self)
 
     # -- breakers -------------------------------------------------------------------------------
 
@@ -175,8 +193,17 @@ class RedisStorage:
 
     @property
     def listening(self) -> bool:
-        """Whether change announcements are arriving (the subscriber is connected)."""
+        """Whether change announcements are arriving (the subscriber is connected).
+
+        In a process forked after the storage was made (a pre-forking server), the subscriber
+        thread did not survive the fork: the first caller that asks starts a new one.
+        """
         listener = self._listener
+        if listener is not None and listener.pid != os.getpid():
+            with self._lock:
+                if self._listener is listener:
+                    self._listener = _Listener.start(self)
+            return False
         return listener is not None and listener.connected
 
     def live_cells(self) -> list[RedisCell]:
@@ -265,6 +292,7 @@ class _Listener:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.connected = False
+        self.pid = os.getpid()
         self._thread = threading.Thread(
             target=self._run, name=f"resilience_kit-redis-{storage.prefix}", daemon=True
         )
