@@ -204,21 +204,21 @@ def test_asyncio_clients_share_state_too(server, prefix) -> None:
     assert asyncio.run(scenario()) == (OPEN, OPEN)
 
 
-def test_a_forked_process_starts_its_own_subscriber(process, storage_factory) -> None:
-    import os
+def test_a_forked_process_starts_its_own_subscriber(process) -> None:
+    """What a pre-forking server's child goes through, without forking a threaded test
+    process: the fork hook runs, and the parent's subscriber is not this process's."""
+    from resilience_kit.breaker._redis import storage as module
 
     watcher, actor = process(failure_threshold=1), process(failure_threshold=1)
     succeed(watcher)
+    parents = watcher.storage._listener
+    assert parents is not None
     assert watcher.storage.listening
-    child = os.fork()
-    if child == 0:  # the child: the parent's subscriber thread is not here
-        code = 1
-        try:
-            assert not watcher._cell.clean  # its next call reads and starts a subscriber
-            succeed(watcher)
-            fail(actor)
-            code = 0 if wait_for(lambda: watcher._machine.state is OPEN) else 2
-        finally:
-            os._exit(code)
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    parents.stop()  # the thread that does not survive a fork
+    parents.pid = -1  # ...as seen from the child
+    module._after_fork()
+    assert not watcher._cell.clean  # its next call reads and starts a subscriber
+    succeed(watcher)
+    assert watcher.storage._listener is not parents
+    fail(actor)
+    assert wait_for(lambda: watcher._machine.state is OPEN)  # heard through the new one
