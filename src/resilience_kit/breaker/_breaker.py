@@ -46,8 +46,8 @@ from resilience_kit.breaker._listeners import (
     remove_global_listener,
 )
 from resilience_kit.breaker._machine import (
+    HALF_OPEN,
     LOCK,
-    NORMAL,
     OPEN,
     REJECT,
     CircuitState,
@@ -81,7 +81,7 @@ class _AlwaysSlow:
     """The gate of a breaker that times calls or inspects results: never the bare fast path."""
 
     __slots__ = ()
-    clean = False
+    clean = 0
 
 
 _ALWAYS_SLOW = _AlwaysSlow()
@@ -171,6 +171,7 @@ class CircuitBreaker:
         "_on_success",
         "_slow",
         "_timed",
+        "_window",
         "_wrappers",
         "name",
         "storage",
@@ -266,6 +267,8 @@ class CircuitBreaker:
         # Reading the clock again when a call ends is needed only to time it, or to place its
         # outcome in the rate window; a failure always reads it (opened_at, last_failure).
         self._ends_timed = self._timed or settings.failure_rate is not None
+        policy = self._machine.policy
+        self._window = policy if type(policy) is FailureRateWindow else None
         self._wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
         _registry.register(self, shared)
 
@@ -385,7 +388,10 @@ class CircuitBreaker:
                 raise self._rejection(now)
             return await resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
         try:
-            result = await fn(*args, **kwargs)
+            awaitable = fn(*args, **kwargs)
+            awaited = type(awaitable) is _COROUTINE or inspect.isawaitable(awaitable)
+            if awaited:
+                result = await awaitable
         except BaseException as error:
             use_fallback = self._failed(error, ticket, now) and own_fallback
             if cell.remote:
@@ -393,6 +399,8 @@ class CircuitBreaker:
             if use_fallback:
                 return await resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
             raise
+        if not awaited:
+            self._not_awaitable(fn, awaitable, ticket)
         self._succeeded(result, ticket, now)
         if cell.remote:
             await cell.push_async(self._monotonic())
@@ -485,7 +493,7 @@ class CircuitBreaker:
         machine = self._machine
         cell = self._cell
         # A cell kept elsewhere must see every outcome, so it never takes the fast path.
-        cell.clean = machine.clean and not cell.remote
+        cell.clean = 0 if cell.remote else machine.clean
         new = machine.state
         if new is not old and (self._on_change or _listeners.global_listeners):
             policy = machine.policy
@@ -559,7 +567,8 @@ class CircuitBreaker:
     def _unrecorded(self, ticket: int) -> None:
         """A call ended without an outcome that counts: total it, give back its trial slot."""
         next(self._cell.unrecorded)
-        if ticket > 0:
+        # Only a trial holds a slot; if the state has moved on since, release() ignores it.
+        if self._machine.state is HALF_OPEN:
             with self._lock:
                 self._machine.release(ticket)
 
@@ -574,14 +583,24 @@ class CircuitBreaker:
             "an object with async def __call__), or use `await breaker.call_async(fn, ...)`"
         )
 
-    def _late_success(self, fn: Callable[..., Any] | None, result: Any) -> Any:
+    def _not_awaitable(self, fn: Callable[..., Any], result: Any, ticket: int) -> None:
+        """``call_async`` got a result that cannot be awaited: the pairing is wrong."""
+        self._unrecorded(ticket)
+        raise TypeError(
+            f"circuit breaker {self.name!r} was asked to await {fn!r} (call_async), but it "
+            f"returned {type(result).__name__!r}, which is not awaitable: it ran as a plain "
+            "function, and nothing was counted. Use `breaker.call(fn, ...)` for a plain "
+            "function, or pass the async def itself to call_async"
+        )
+
+    def _late_success(self, fn: Callable[..., Any] | None, result: Any, ticket: int) -> Any:
         """The end of a fast-path call that the fast path could not settle: a sync ``fn``
-        that returned a coroutine, or a success after the gate closed while it ran."""
+        that returned a coroutine, or a success that needs judging after all (a failure was
+        recorded while it ran, the rate window's bucket ended, or the period it was admitted
+        in is over)."""
         if fn is not None and type(result) is _COROUTINE:
-            self._not_awaited(fn, result, NORMAL)
-        # The gate is the cell only with the consecutive policy, whose successes need no
-        # time; reading the clock keeps this right if that ever changes.
-        self._record_success(self._monotonic(), NORMAL)
+            self._not_awaited(fn, result, ticket)
+        self._record_success(self._monotonic(), ticket)
         return result
 
     def _succeeded(self, result: Any, ticket: int, started: float) -> None:
@@ -612,9 +631,17 @@ class CircuitBreaker:
                 notify(self._on_success, "on_success", self, duration)
         finally:
             # Even if a listener raised SystemExit: the success is in the totals, so the
-            # machine hears it too (and a trial gives back its slot).
-            if ticket != NORMAL or not cell.clean:
+            # machine hears it too (and a trial gives back its slot). Without the lock when
+            # nothing needs judging: the rate window's tally, or nothing at all.
+            if ticket != cell.clean:
                 self._record_success(now, ticket)
+            elif self._window is not None:
+                window = self._window
+                tally = window.tally  # read before the gate: see FailureRateWindow
+                if ticket == cell.clean and now < window.until:
+                    next(tally)
+                else:
+                    self._record_success(now, ticket)
 
     def _record_success(self, now: float, ticket: int) -> None:
         machine = self._machine
@@ -693,7 +720,7 @@ class CircuitBreaker:
 
     def disable(self) -> None:
         """Let every call through and open for nothing until :meth:`reset`; totals still count."""
-        self._control(lambda machine: machine.disable(), "disable()")
+        self._control(lambda machine: machine.disable(self._monotonic()), "disable()")
 
     def reset(self) -> None:
         """Return to a fresh CLOSED state with the base recovery timeout.

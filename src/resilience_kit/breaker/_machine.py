@@ -20,7 +20,6 @@ from resilience_kit.breaker._windows import ConsecutiveFailures, FailureRateWind
 
 __all__ = [
     "LOCK",
-    "NORMAL",
     "REJECT",
     "CircuitState",
     "Machine",
@@ -55,13 +54,13 @@ HALF_OPEN = CircuitState.HALF_OPEN
 FORCED_OPEN = CircuitState.FORCED_OPEN
 DISABLED = CircuitState.DISABLED
 
-# Admission tickets. A call admitted outside HALF_OPEN holds NORMAL; a trial holds the epoch it
-# was admitted in (always >= 1), so an outcome that arrives after the state has moved on (a
-# reset, a re-open) cannot touch the new period's trial slots or successes.
-NORMAL = 0
+# Admission answers. A call that may run gets a ticket: the epoch it was admitted in (>= 1).
+# Every transition starts a new epoch, so an outcome that arrives after the state has moved on
+# (a reset, an opening, a recovery) is recognised as stale and counts nowhere: not in the new
+# period's failures, rate window or trial slots.
 REJECT = -1
 LOCK = -2
-"""Returned by :meth:`Machine.peek` when the answer needs a state change: call ``admit``."""
+"""Returned by `Machine.peek` when the answer needs a state change: call ``admit``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,20 +84,24 @@ class Machine:
     """One breaker's state and the rules that move it.
 
     Attributes:
-        state: The current :class:`CircuitState`.
+        state: The current `CircuitState`.
         open_until: Monotonic time at which OPEN admits trials.
         reject_until: Every call before this monotonic time is rejected: ``open_until`` in
             OPEN, infinity in FORCED_OPEN, minus infinity otherwise. It is the one field a
             caller needs to turn a call away without a lock.
         opened_at: Monotonic time the breaker last opened (``None`` if never since reset).
         timeout: The recovery timeout the next opening will use.
-        epoch: Bumped on every state change; trial tickets carry it.
+        epoch: Bumped on every state change; every ticket carries the epoch it was issued in.
         in_flight: Trial calls admitted in this HALF_OPEN period and not yet finished.
         trial_successes: Successful trials in this HALF_OPEN period.
+        held: ``(failure_count, failure_rate)`` as they were when the breaker last left CLOSED:
+            what it reports until it closes again (the rate window would otherwise age while
+            nothing is recorded, and an OPEN breaker would show no failures).
     """
 
     __slots__ = (
         "epoch",
+        "held",
         "in_flight",
         "open_until",
         "opened_at",
@@ -125,36 +128,36 @@ class Machine:
         self.epoch = 1
         self.in_flight = 0
         self.trial_successes = 0
+        self.held: tuple[int, float | None] = (0, None)
 
     # -- queries ------------------------------------------------------------------------------
-    # clean, peek and retry_after only read: safe without the breaker's lock. failure_count
-    # turns the rate window to ``now``, which writes: hold the lock.
+    # clean, peek and retry_after only read: safe without the breaker's lock. failure_count and
+    # failure_rate turn the rate window to ``now``, which writes: hold the lock.
 
     @property
-    def clean(self) -> bool:
-        """True when a success needs no bookkeeping beyond the totals.
+    def clean(self) -> int:
+        """The epoch when a success in it needs no judging, else 0 (the breaker's gate).
 
-        That is CLOSED with the consecutive policy and no failure pending (a success would only
-        reset a count that is already zero), or DISABLED (nothing is counted).
+        That is CLOSED when the policy is quiet (no success could open the breaker; the rate
+        window then takes successes without a lock), or DISABLED (nothing is judged).
         """
         state = self.state
-        if state is DISABLED:
-            return True
-        policy = self.policy
-        return state is CLOSED and type(policy) is ConsecutiveFailures and policy.failures == 0
+        if state is DISABLED or (state is CLOSED and self.policy.quiet()):
+            return self.epoch
+        return 0
 
     def peek(self, now: float) -> int:
-        """Answer an admission without changing anything, or return :data:`LOCK`.
+        """Answer an admission without changing anything, or return `LOCK`.
 
         Returns:
-            :data:`NORMAL` (run it), :data:`REJECT`, or :data:`LOCK` when admitting needs a
-            state change or a trial slot: then call :meth:`admit` under the lock.
+            A ticket (CLOSED or DISABLED: run it), `REJECT`, or `LOCK` when admitting needs
+            a state change or a trial slot: then call `admit` under the lock.
         """
         if now < self.reject_until:
             return REJECT
         state = self.state
         if state is CLOSED or state is DISABLED:
-            return NORMAL
+            return self.epoch
         return LOCK
 
     def retry_after(self, now: float) -> float:
@@ -163,11 +166,18 @@ class Machine:
         return left if 0.0 < left < math.inf else 0.0
 
     def failure_count(self, now: float) -> int:
-        """Failures the policy holds now: consecutive ones, or those in the rate window.
+        """Failures the policy holds now (consecutive ones, or those in the rate window), or
+        held since the breaker left CLOSED."""
+        if self.state is CLOSED:
+            return self.policy.failure_count(now)
+        return self.held[0]
 
-        Not read-only: the rate window drops the buckets older than ``now``. Hold the lock.
-        """
-        return self.policy.failure_count(now)
+    def failure_rate(self, now: float) -> float | None:
+        """The rate policy's failure share now, or held since the breaker left CLOSED; ``None``
+        for the consecutive policy."""
+        if self.state is CLOSED:
+            return self.policy.failure_rate(now)
+        return self.held[1]
 
     # -- events ---------------------------------------------------------------------------------
 
@@ -180,8 +190,8 @@ class Machine:
         """Decide whether a call may run now, taking a trial slot in HALF_OPEN.
 
         Returns:
-            :data:`NORMAL`, :data:`REJECT`, or a trial ticket (the current epoch, >= 1) that
-            must come back through :meth:`success`, :meth:`failure` or :meth:`release`.
+            A ticket (the current epoch, >= 1) that must come back through `success`,
+            `failure` or `release`, or `REJECT`.
         """
         self.poll(now)
         answer = self.peek(now)
@@ -193,14 +203,16 @@ class Machine:
         return self.epoch
 
     def success(self, now: float, ticket: int) -> None:
-        """Record a successful call admitted with ``ticket``."""
-        if ticket == NORMAL:
-            if self.state is CLOSED:
-                policy = self.policy
-                policy.record(now, failed=False)
-                if policy.tripped():
-                    self._open(now)
-        elif ticket == self.epoch:
+        """Record a successful call admitted with ``ticket`` (a stale ticket counts nowhere)."""
+        if ticket != self.epoch:
+            return
+        state = self.state
+        if state is CLOSED:
+            policy = self.policy
+            policy.record(now, failed=False)
+            if policy.tripped():
+                self._open(now)
+        elif state is HALF_OPEN:
             self.in_flight -= 1
             self.trial_successes += 1
             if self.trial_successes >= self.settings.success_threshold:
@@ -208,14 +220,16 @@ class Machine:
                 self._close()
 
     def failure(self, now: float, ticket: int) -> None:
-        """Record a failed call admitted with ``ticket``."""
-        if ticket == NORMAL:
-            if self.state is CLOSED:
-                policy = self.policy
-                policy.record(now, failed=True)
-                if policy.tripped():
-                    self._open(now)
-        elif ticket == self.epoch:
+        """Record a failed call admitted with ``ticket`` (a stale ticket counts nowhere)."""
+        if ticket != self.epoch:
+            return
+        state = self.state
+        if state is CLOSED:
+            policy = self.policy
+            policy.record(now, failed=True)
+            if policy.tripped():
+                self._open(now)
+        elif state is HALF_OPEN:
             self.in_flight -= 1
             ceiling = self.settings.max_recovery_timeout
             if ceiling is not None:
@@ -224,16 +238,19 @@ class Machine:
 
     def release(self, ticket: int) -> None:
         """A call ended without an outcome that counts: give back its trial slot, if any."""
-        if ticket > 0 and ticket == self.epoch:
+        if ticket == self.epoch and self.state is HALF_OPEN:
             self.in_flight -= 1
 
     def force_open(self, now: float) -> None:
-        """Hold the breaker open until :meth:`reset`."""
+        """Hold the breaker open until `reset`."""
+        self._leave_closed(now)
         self.opened_at = now
         self._set(FORCED_OPEN)
 
-    def disable(self) -> None:
-        """Let every call through and count nothing until :meth:`reset`."""
+    def disable(self, now: float) -> None:
+        """Let every call through and count nothing until `reset`."""
+        self._leave_closed(now)
+        self.policy.park()
         self._set(DISABLED)
 
     def reset(self) -> None:
@@ -252,12 +269,13 @@ class Machine:
         if state is OPEN:
             self._open(now)
         elif state is HALF_OPEN:
+            self._leave_closed(now)
             self.opened_at = self.open_until = now
             self._set(HALF_OPEN)
         elif state is FORCED_OPEN:
             self.force_open(now)
         elif state is DISABLED:
-            self.disable()
+            self.disable(now)
 
     def rebase(self, old_now: float, new_now: float) -> None:
         """Move every stored time onto another clock that reads ``new_now`` when this one
@@ -282,7 +300,14 @@ class Machine:
         self.in_flight = 0
         self.trial_successes = 0
 
+    def _leave_closed(self, now: float) -> None:
+        """Hold the figures the breaker reports until it closes again."""
+        if self.state is CLOSED:
+            policy = self.policy
+            self.held = (policy.failure_count(now), policy.failure_rate(now))
+
     def _open(self, now: float) -> None:
+        self._leave_closed(now)
         self.opened_at = now
         self.open_until = now + self.timeout
         self._set(OPEN)

@@ -1,10 +1,15 @@
 """Failure policies: when do recorded outcomes open the breaker?
 
 Both policies hold a fixed amount of memory whatever the call volume: a counter, or a ring of
-time buckets.
+time buckets. Both also say when a success can be counted without the breaker's lock
+(``quiet``): then no success can open the breaker, so none needs judging.
 """
 
 from __future__ import annotations
+
+import itertools
+import math
+from typing import cast
 
 __all__ = ["BUCKETS", "ConsecutiveFailures", "FailureRateWindow"]
 
@@ -29,6 +34,10 @@ class ConsecutiveFailures:
         """Whether the outcomes so far should open the breaker."""
         return self.failures >= self.threshold
 
+    def quiet(self) -> bool:
+        """Whether a success would change nothing: no failure is pending."""
+        return self.failures == 0
+
     def failure_count(self, now: float) -> int:
         """Consecutive failures so far."""
         return self.failures
@@ -41,6 +50,9 @@ class ConsecutiveFailures:
         """Forget every outcome."""
         self.failures = 0
 
+    def park(self) -> None:
+        """Stop counting until the next ``clear`` (a disabled breaker): nothing to do here."""
+
     def rebase(self, old_now: float, new_now: float) -> None:
         """Move onto another clock (see ``Machine.rebase``): no times are kept here."""
 
@@ -48,10 +60,17 @@ class ConsecutiveFailures:
 class FailureRateWindow:
     """Trips when the share of failures over the last ``window`` seconds reaches ``rate``.
 
-    Outcomes are counted in :data:`BUCKETS` buckets of ``window / BUCKETS`` seconds, addressed by
-    absolute bucket number (``int(now // width)``), so the window slides in bucket steps and a
-    bucket is emptied when time reaches it again. Nothing is judged before ``minimum_calls``
-    outcomes are in the window.
+    Outcomes are counted in `BUCKETS` buckets of ``window / BUCKETS`` seconds, addressed by
+    absolute bucket number (``now // width``, for a clock of any origin, negative included), so
+    the window slides in bucket steps and a bucket is emptied when time reaches it again.
+    Nothing is judged before ``minimum_calls`` outcomes are in the window.
+
+    Successes need not take the breaker's lock while ``quiet()`` holds (no number of further
+    successes could trip it): the breaker's fast path then steps ``tally``, an
+    ``itertools.count`` (atomic under the GIL), as long as its clock reads before ``until``, the
+    end of the newest bucket. Whoever holds the lock next moves the steps into that bucket
+    (``_harvest``), before the window turns. A step that loses a race with a turn lands one
+    bucket late; one that loses a race with ``clear`` is dropped with the period it belonged to.
     """
 
     __slots__ = (
@@ -59,9 +78,13 @@ class FailureRateWindow:
         "failed",
         "head",
         "minimum_calls",
+        "parked",
         "rate",
+        "taken",
+        "tally",
         "total",
         "total_failed",
+        "until",
         "width",
     )
 
@@ -71,25 +94,57 @@ class FailureRateWindow:
         self.width = window / BUCKETS
         self.calls = [0] * BUCKETS
         self.failed = [0] * BUCKETS
-        self.head = 0  # absolute number of the newest bucket
+        # Absolute number of the newest bucket; the first outcome, at any time, sets it.
+        self.head: int | None = None
         self.total = 0
         self.total_failed = 0
+        self.tally = itertools.count()
+        self.taken = 0  # what reading ``tally`` with next() returns if nobody stepped it
+        self.until = -math.inf  # the fast path counts only before this time
+        self.parked = False
+
+    def _harvest(self) -> None:
+        """Move the lock-free successes into the newest bucket."""
+        if self.parked or self.head is None:
+            return  # a parked tally is read by nobody; before any outcome, none was counted
+        seen = next(self.tally)  # every step so far, plus one per earlier harvest
+        steps = seen - self.taken
+        self.taken = seen + 1
+        if steps:
+            self.calls[self.head % BUCKETS] += steps
+            self.total += steps
 
     def _advance(self, now: float) -> int:
-        index = int(now // self.width)
-        gap = index - self.head
-        if gap > 0:
-            calls, failed = self.calls, self.failed
-            if gap >= BUCKETS:
+        """Bring the window to ``now``; the slot of the newest bucket."""
+        self._harvest()
+        if now >= self.until:
+            index = int(now // self.width)
+            head = self.head
+            if head is None or index - head >= BUCKETS:
                 self._empty()
             else:
-                for step in range(1, gap + 1):
-                    slot = (self.head + step) % BUCKETS
+                calls, failed = self.calls, self.failed
+                for number in range(head + 1, index + 1):
+                    slot = number % BUCKETS
                     self.total -= calls[slot]
                     self.total_failed -= failed[slot]
                     calls[slot] = failed[slot] = 0
-            self.head = index
-        return self.head % BUCKETS
+            if head is None or index > head:
+                self.head = head = index
+            if not self.parked:
+                self.until = self._end(head)
+        return cast(int, self.head) % BUCKETS
+
+    def _end(self, index: int) -> float:
+        """The first time whose bucket number is past ``index``: ``now < until`` is then
+        exactly ``now // width <= index``, whatever ``index * width`` rounds to."""
+        width = self.width
+        end = (index + 1) * width
+        while end // width > index:
+            end = math.nextafter(end, -math.inf)
+        while end // width <= index:
+            end = math.nextafter(end, math.inf)
+        return end
 
     def _empty(self) -> None:
         for slot in range(BUCKETS):
@@ -110,6 +165,16 @@ class FailureRateWindow:
         total = self.total
         return total >= self.minimum_calls and self.total_failed / total >= self.rate
 
+    def quiet(self) -> bool:
+        """Whether no number of further successes could trip the window before it turns.
+
+        Successes only lower the failure share, but one may bring the window up to
+        ``minimum_calls``: quiet when even the first count that would be judged stays below
+        ``rate``.
+        """
+        failed = self.total_failed
+        return not failed or failed / max(self.total + 1, self.minimum_calls) < self.rate
+
     def failure_count(self, now: float) -> int:
         """Failures in the window at ``now``."""
         self._advance(now)
@@ -121,8 +186,20 @@ class FailureRateWindow:
         return self.total_failed / self.total if self.total else 0.0
 
     def clear(self) -> None:
-        """Forget every outcome."""
+        """Forget every outcome; steps still racing into the old tally are dropped with it."""
         self._empty()
+        self.tally = itertools.count()
+        self.taken = 0
+        self.until = -math.inf
+        self.parked = False
+
+    def park(self) -> None:
+        """Stop counting until ``clear`` (a disabled breaker): the fast path may go on
+        stepping a tally nobody reads, at any time."""
+        self._harvest()
+        self.parked = True
+        self.tally = itertools.count()
+        self.until = math.inf
 
     def rebase(self, old_now: float, new_now: float) -> None:
         """Move onto another clock that reads ``new_now`` when the old one reads ``old_now``.
@@ -130,6 +207,8 @@ class FailureRateWindow:
         The ring turns with the bucket numbers, so every outcome keeps its age (to within a
         bucket) and leaves the window when it would have.
         """
+        if self.head is None:
+            return  # nothing recorded yet: nothing to move
         self._advance(old_now)
         head = int(new_now // self.width)
         turn = (head - self.head) % BUCKETS
@@ -137,3 +216,5 @@ class FailureRateWindow:
             self.calls = self.calls[-turn:] + self.calls[:-turn]
             self.failed = self.failed[-turn:] + self.failed[:-turn]
         self.head = head
+        if not self.parked:
+            self.until = self._end(head)

@@ -11,6 +11,7 @@ state.
 
 from __future__ import annotations
 
+import inspect
 import math
 import types
 from collections.abc import Awaitable, Callable
@@ -20,7 +21,7 @@ from typing_extensions import ParamSpec
 
 from resilience_kit._callables import adopt_metadata
 from resilience_kit.breaker._fallback import resolve
-from resilience_kit.breaker._machine import NORMAL, CircuitState
+from resilience_kit.breaker._machine import CircuitState
 from resilience_kit.errors import CircuitOpenError
 
 if TYPE_CHECKING:
@@ -55,16 +56,21 @@ def _hot_parts(breaker: CircuitBreaker) -> tuple[Any, ...]:
     Closure cells are the cheapest lookups a wrapper can make; ``_use_clock`` finds the
     clock's cell by its name, ``monotonic``.
     """
+    fallback = breaker._fallback
+    listened = bool(breaker._on_rejected)
     return (
         breaker._gate,
         _PASS if breaker._cell.remote else breaker._machine,
         breaker._monotonic,
         breaker._cell.successes,
+        breaker._window,
         breaker._failed,
         breaker._use_fallback,
         breaker._reject,
         breaker._cell.rejected,
-        breaker._fallback is None and not breaker._on_rejected,
+        fallback is None and not listened,
+        None if listened else fallback,
+        breaker._accepts_error,
         breaker.name,
         breaker._late_success,
     )
@@ -77,11 +83,14 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
         doorman,
         monotonic,
         successes,
+        window,
         failed,
         use_fallback,
         reject,
         rejected,
         quiet,
+        direct,
+        passes_error,
         name,
         late,
     ) = _hot_parts(breaker)
@@ -90,34 +99,50 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
     coroutine = _COROUTINE
 
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        if gate.clean:
+        period = gate.clean  # the epoch this call is admitted in, or 0: the general path
+        if period:
             try:
                 result = fn(*args, **kwargs)
             except BaseException as error:
-                if failed(error, NORMAL, 0.0):
+                if failed(error, period, 0.0):
                     return use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
                 raise
             if type(result) is not coroutine:
                 next(successes)
-                # Still clean: no failure was recorded while fn ran, so this success
-                # has nothing to reset. Otherwise it must end the run of failures.
-                if gate.clean:
-                    return result
-            return late(fn, result)  # type: ignore[no-any-return]
+                if window is None:
+                    # Still clean: no failure was recorded while fn ran, so this success
+                    # has nothing to reset (or its period is over). Otherwise it must end the
+                    # run of failures.
+                    if gate.clean:
+                        return result
+                else:
+                    # The rate window takes it without a lock while its period goes on, no
+                    # success can trip it, and its newest bucket has not ended.
+                    tally = window.tally  # read before the gate: see FailureRateWindow
+                    if gate.clean == period and monotonic() < window.until:
+                        next(tally)
+                        return result
+            return late(fn, result, period)  # type: ignore[no-any-return]
         now = monotonic()
         until = doorman.reject_until
         if now < until:
+            # Answered here, not in a helper: each frame an exception unwinds through costs
+            # about as much as the rest of the rejection, and a fallback that does not take
+            # the error is answered without making one. retry_after is
+            # Machine.retry_after, inlined for the same reason.
             if quiet:
-                # Raised here, not in a helper: each frame an exception unwinds through
-                # costs about as much as the rest of the rejection. retry_after is
-                # Machine.retry_after, inlined for the same reason.
                 next(rejected)
                 raise new_error(
-                    open_error,
-                    name,
-                    until - now if until < _INF else 0.0,
-                    doorman.state,
+                    open_error, name, until - now if until < _INF else 0.0, doorman.state
                 )
+            if direct is not None:
+                next(rejected)
+                if passes_error and "error" not in kwargs:
+                    rejection = new_error(
+                        open_error, name, until - now if until < _INF else 0.0, doorman.state
+                    )
+                    return direct(*args, **kwargs, error=rejection)  # type: ignore[no-any-return]
+                return direct(*args, **kwargs)  # type: ignore[no-any-return]
             return reject(now, args, kwargs)  # type: ignore[no-any-return]
         return general(fn, args, kwargs, now)
 
@@ -127,46 +152,66 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
 
 
 def wrap_async(breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """``fn`` guarded by ``breaker``: the decorator's async wrapper."""
+    """``fn`` guarded by ``breaker``: the decorator's async wrapper (as the sync one)."""
     (
         gate,
         doorman,
         monotonic,
         successes,
+        window,
         failed,
         use_fallback,
         reject,
         rejected,
         quiet,
+        direct,
+        passes_error,
         name,
         late,
     ) = _hot_parts(breaker)
     new_error, open_error = _new_error, CircuitOpenError
     general = breaker._call_async
+    coroutine, awaitable = _COROUTINE, inspect.isawaitable
 
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        if gate.clean:
+        period = gate.clean
+        if period:
             try:
                 result = await fn(*args, **kwargs)
             except BaseException as error:
-                if failed(error, NORMAL, 0.0):
+                if failed(error, period, 0.0):
                     return await resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                 raise
             next(successes)
-            if gate.clean:  # as in the sync wrapper
-                return result
-            return late(None, result)  # type: ignore[no-any-return]
+            if window is None:
+                if gate.clean:
+                    return result
+            else:
+                tally = window.tally
+                if gate.clean == period and monotonic() < window.until:
+                    next(tally)
+                    return result
+            return late(None, result, period)  # type: ignore[no-any-return]
         now = monotonic()
         until = doorman.reject_until
         if now < until:
             if quiet:
                 next(rejected)
                 raise new_error(
-                    open_error,
-                    name,
-                    until - now if until < _INF else 0.0,
-                    doorman.state,
+                    open_error, name, until - now if until < _INF else 0.0, doorman.state
                 )
+            if direct is not None:
+                next(rejected)
+                if passes_error and "error" not in kwargs:
+                    rejection = new_error(
+                        open_error, name, until - now if until < _INF else 0.0, doorman.state
+                    )
+                    answer = direct(*args, **kwargs, error=rejection)
+                else:
+                    answer = direct(*args, **kwargs)
+                if type(answer) is coroutine or awaitable(answer):
+                    return await answer  # type: ignore[no-any-return]
+                return answer  # type: ignore[no-any-return]
             return await resolve(reject(now, args, kwargs))  # type: ignore[no-any-return]
         return await general(fn, args, kwargs, now)
 

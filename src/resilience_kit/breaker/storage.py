@@ -43,8 +43,9 @@ class BreakerCell:
             holding ``lock``.
         lock: Serialises every change to ``machine`` (re-entrant, so a state-change listener
             may read the breaker).
-        clean: A mirror of ``machine.clean`` kept by the breaker after every change; the hot
-            path reads it without the lock.
+        clean: A mirror of ``machine.clean`` (the epoch while a success needs no judging, else
+            0; always 0 for a remote cell) kept by the breaker after every change; the hot path
+            reads it without the lock.
         successes, failures, rejected, unrecorded: Lifetime totals as lock-free
             :class:`itertools.count` counters (read them with :func:`read_count`).
         zeros: What those four counters read when the totals were last zeroed (for tests):
@@ -83,7 +84,7 @@ class BreakerCell:
     def __init__(self, settings: MachineSettings) -> None:
         self.machine = Machine(settings)
         self.lock = threading.RLock()
-        self.clean = self.machine.clean and not self.remote
+        self.clean = 0 if self.remote else self.machine.clean
         self.successes = itertools.count()
         self.failures = itertools.count()
         self.rejected = itertools.count()
