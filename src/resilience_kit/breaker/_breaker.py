@@ -52,6 +52,7 @@ from resilience_kit.breaker._machine import (
     REJECT,
     CircuitState,
     Machine,
+    Period,
 )
 from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
@@ -81,7 +82,7 @@ class _AlwaysSlow:
     """The gate of a breaker that times calls or inspects results: never the bare fast path."""
 
     __slots__ = ()
-    clean = 0
+    clean = None
 
 
 _ALWAYS_SLOW = _AlwaysSlow()
@@ -91,7 +92,7 @@ _new_error = BaseException.__new__
 _NO_RESULT = object()
 
 # The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
-_entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
+_entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, Period, float], ...]] = (
     contextvars.ContextVar("resilience_kit_breaker_entered", default=())
 )
 # The process-wide storage of CircuitBreaker.shared() when no storage is given.
@@ -350,7 +351,7 @@ class CircuitBreaker:
         if cell.remote:
             cell.pull(now)
         ticket = self._admit(now)
-        if ticket == REJECT:
+        if ticket is REJECT:
             if not own_fallback:
                 raise self._rejection(now)
             return self._reject(now, args, kwargs)  # type: ignore[no-any-return]
@@ -383,7 +384,7 @@ class CircuitBreaker:
         if cell.remote:
             await cell.pull_async(now)
         ticket = self._admit(now)
-        if ticket == REJECT:
+        if ticket is REJECT:
             if not own_fallback:
                 raise self._rejection(now)
             return await resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
@@ -451,7 +452,7 @@ class CircuitBreaker:
 
     def _enter(self, now: float) -> None:
         ticket = self._admit(now)
-        if ticket == REJECT:
+        if ticket is REJECT:
             raise self._rejection(now)
         _entered.set((*_entered.get(), (self, ticket, now)))
 
@@ -471,10 +472,10 @@ class CircuitBreaker:
 
     # -- the steps both forms share -------------------------------------------------------------
 
-    def _admit(self, now: float) -> int:
+    def _admit(self, now: float) -> Period:
         machine = self._machine
         ticket = machine.peek(now)
-        if ticket == LOCK:
+        if ticket is LOCK:
             with self._lock:
                 old = machine.state
                 ticket = machine.admit(now)
@@ -493,7 +494,7 @@ class CircuitBreaker:
         machine = self._machine
         cell = self._cell
         # A cell kept elsewhere must see every outcome, so it never takes the fast path.
-        cell.clean = 0 if cell.remote else machine.clean
+        cell.clean = None if cell.remote else machine.clean
         new = machine.state
         if new is not old and (self._on_change or _listeners.global_listeners):
             policy = machine.policy
@@ -549,7 +550,7 @@ class CircuitBreaker:
         fallback = cast("Callable[..., Any]", self._fallback)
         return answer(fallback, self._accepts_error, error, args, kwargs)
 
-    def _failed(self, error: BaseException, ticket: int, started: float) -> bool:
+    def _failed(self, error: BaseException, ticket: Period, started: float) -> bool:
         """Handle a call that raised ``error``; True when ``fallback`` should answer it."""
         if (
             isinstance(error, Exception)
@@ -564,7 +565,7 @@ class CircuitBreaker:
         self._unrecorded(ticket)
         return False
 
-    def _unrecorded(self, ticket: int) -> None:
+    def _unrecorded(self, ticket: Period) -> None:
         """A call ended without an outcome that counts: total it, give back its trial slot."""
         next(self._cell.unrecorded)
         # Only a trial holds a slot; if the state has moved on since, release() ignores it.
@@ -572,7 +573,7 @@ class CircuitBreaker:
             with self._lock:
                 self._machine.release(ticket)
 
-    def _not_awaited(self, fn: Callable[..., Any], result: Any, ticket: int) -> None:
+    def _not_awaited(self, fn: Callable[..., Any], result: Any, ticket: Period) -> None:
         """A call run as a plain function returned a coroutine: nothing ran that can be judged."""
         result.close()  # never awaited: close it, so Python does not warn about it
         self._unrecorded(ticket)
@@ -583,7 +584,7 @@ class CircuitBreaker:
             "an object with async def __call__), or use `await breaker.call_async(fn, ...)`"
         )
 
-    def _not_awaitable(self, fn: Callable[..., Any], result: Any, ticket: int) -> None:
+    def _not_awaitable(self, fn: Callable[..., Any], result: Any, ticket: Period) -> None:
         """``call_async`` got a result that cannot be awaited: the pairing is wrong."""
         self._unrecorded(ticket)
         raise TypeError(
@@ -593,17 +594,18 @@ class CircuitBreaker:
             "function, or pass the async def itself to call_async"
         )
 
-    def _late_success(self, fn: Callable[..., Any] | None, result: Any, ticket: int) -> Any:
+    def _late_success(self, fn: Callable[..., Any] | None, result: Any, ticket: Period) -> Any:
         """The end of a fast-path call that the fast path could not settle: a sync ``fn``
         that returned a coroutine, or a success that needs judging after all (a failure was
         recorded while it ran, the rate window's bucket ended, or the period it was admitted
         in is over)."""
         if fn is not None and type(result) is _COROUTINE:
             self._not_awaited(fn, result, ticket)
-        self._record_success(self._monotonic(), ticket)
+        # The rate policy's hot path counts a success only when it takes it without the lock.
+        self._record_success(self._monotonic(), ticket, count=self._window is not None)
         return result
 
-    def _succeeded(self, result: Any, ticket: int, started: float) -> None:
+    def _succeeded(self, result: Any, ticket: Period, started: float) -> None:
         # One clock read per call unless the end time matters (see _ends_timed).
         now = self._monotonic() if self._ends_timed else started
         duration = now - started
@@ -624,7 +626,8 @@ class CircuitBreaker:
                 self._record_failure(ticket, now, duration, FLAGGED, result)
                 return
         cell = self._cell
-        next(cell.successes)
+        if self._window is None:
+            next(cell.successes)
         try:
             # The outcome is reported before the transition it may cause.
             if self._on_success:
@@ -633,19 +636,21 @@ class CircuitBreaker:
             # Even if a listener raised SystemExit: the success is in the totals, so the
             # machine hears it too (and a trial gives back its slot). Without the lock when
             # nothing needs judging: the rate window's tally, or nothing at all.
-            if ticket != cell.clean:
-                self._record_success(now, ticket)
-            elif self._window is not None:
-                window = self._window
-                tally = window.tally  # read before the gate: see FailureRateWindow
-                if ticket == cell.clean and now < window.until:
-                    next(tally)
-                else:
+            if self._window is None:
+                if ticket is not cell.clean:
                     self._record_success(now, ticket)
+            elif now < ticket.until and not cell.remote:
+                next(cell.successes)  # counted without the lock: see Period.until
+            else:
+                self._record_success(now, ticket, count=True)
 
-    def _record_success(self, now: float, ticket: int) -> None:
+    def _record_success(self, now: float, ticket: Period, *, count: bool = False) -> None:
+        """Record a success under the lock; ``count`` steps the lifetime total there too (the
+        rate policy, whose lock-free successes are told from the others by that counter)."""
         machine = self._machine
         with self._lock:
+            if count:
+                cast("FailureRateWindow", self._window).count_success()
             old = machine.state
             machine.success(now, ticket)
             self._settle(old, SUCCESS)
@@ -663,7 +668,7 @@ class CircuitBreaker:
             return False
 
     def _record_failure(
-        self, ticket: int, now: float, duration: float, kind: int, detail: Any
+        self, ticket: Period, now: float, duration: float, kind: int, detail: Any
     ) -> None:
         """Count a failure: ``kind`` is ``ERROR`` (``detail`` the exception), ``SLOW`` or
         ``FLAGGED`` (``detail`` the duration or the result)."""
@@ -728,7 +733,7 @@ class CircuitBreaker:
         Lifetime totals (``total_*``) are kept: they are counters, and monitoring expects
         counters never to go down.
         """
-        self._control(self._fresh(lambda machine: machine.reset()), "reset()")
+        self._control(self._fresh(lambda machine: machine.reset(self._monotonic())), "reset()")
 
     def _force_state(self, state: CircuitState) -> None:
         """Start afresh in ``state``, as if the breaker had got there itself (for tests).

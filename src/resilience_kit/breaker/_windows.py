@@ -1,8 +1,8 @@
 """Failure policies: when do recorded outcomes open the breaker?
 
 Both policies hold a fixed amount of memory whatever the call volume: a counter, or a ring of
-time buckets. Both also say when a success can be counted without the breaker's lock
-(``quiet``): then no success can open the breaker, so none needs judging.
+time buckets. Both also say when a success needs no judging (``quiet``): then no success can
+open the breaker.
 """
 
 from __future__ import annotations
@@ -53,6 +53,10 @@ class ConsecutiveFailures:
     def park(self) -> None:
         """Stop counting until the next ``clear`` (a disabled breaker): nothing to do here."""
 
+    def until(self) -> float:
+        """Successes are never counted without the lock here: minus infinity."""
+        return -math.inf
+
     def rebase(self, old_now: float, new_now: float) -> None:
         """Move onto another clock (see ``Machine.rebase``): no times are kept here."""
 
@@ -65,30 +69,33 @@ class FailureRateWindow:
     the window slides in bucket steps and a bucket is emptied when time reaches it again.
     Nothing is judged before ``minimum_calls`` outcomes are in the window.
 
-    Successes need not take the breaker's lock while ``quiet()`` holds (no number of further
-    successes could trip it): the breaker's fast path then steps ``tally``, an
-    ``itertools.count`` (atomic under the GIL), as long as its clock reads before ``until``, the
-    end of the newest bucket. Whoever holds the lock next moves the steps into that bucket
-    (``_harvest``), before the window turns. A step that loses a race with a turn lands one
-    bucket late; one that loses a race with ``clear`` is dropped with the period it belonged to.
+    Successes are counted without the breaker's lock while no number of them could trip the
+    window before its newest bucket ends (``until``): the breaker's hot path then only steps
+    the lifetime success counter (``successes``, an ``itertools.count``, atomic under the GIL).
+    Whoever holds the lock next moves those steps into the newest bucket (``_harvest``), before
+    the window turns: every step of the counter since the last harvest, less the successes
+    counted under the lock meanwhile (``excluded``), which the window records itself.
     """
 
     __slots__ = (
         "calls",
+        "end",
+        "excluded",
         "failed",
         "head",
         "minimum_calls",
         "parked",
         "rate",
-        "taken",
-        "tally",
+        "seen",
+        "successes",
         "total",
         "total_failed",
-        "until",
         "width",
     )
 
-    def __init__(self, rate: float, window: float, minimum_calls: int) -> None:
+    def __init__(
+        self, rate: float, window: float, minimum_calls: int, successes: itertools.count[int]
+    ) -> None:
         self.rate = rate
         self.minimum_calls = minimum_calls
         self.width = window / BUCKETS
@@ -96,30 +103,35 @@ class FailureRateWindow:
         self.failed = [0] * BUCKETS
         # Absolute number of the newest bucket; the first outcome, at any time, sets it.
         self.head: int | None = None
+        self.end = -math.inf  # when the newest bucket ends
         self.total = 0
         self.total_failed = 0
-        self.tally = itertools.count()
-        self.taken = 0  # what reading ``tally`` with next() returns if nobody stepped it
-        self.until = -math.inf  # the fast path counts only before this time
+        self.successes = successes
+        self.seen = _value(successes)  # the counter when last harvested
+        self.excluded = 0  # successes counted under the lock since then
         self.parked = False
+
+    def count_success(self) -> None:
+        """Step the lifetime counter for a success the lock holder records itself."""
+        next(self.successes)
+        self.excluded += 1
 
     def _harvest(self) -> None:
         """Move the lock-free successes into the newest bucket."""
-        if self.parked or self.head is None:
-            return  # a parked tally is read by nobody; before any outcome, none was counted
-        seen = next(self.tally)  # every step so far, plus one per earlier harvest
-        steps = seen - self.taken
-        self.taken = seen + 1
-        if steps:
+        seen = _value(self.successes)
+        steps = seen - self.seen - self.excluded
+        self.seen = seen
+        self.excluded = 0
+        if steps and not self.parked and self.head is not None:
             self.calls[self.head % BUCKETS] += steps
             self.total += steps
 
     def _advance(self, now: float) -> int:
         """Bring the window to ``now``; the slot of the newest bucket."""
         self._harvest()
-        if now >= self.until:
+        head = self.head
+        if now >= self.end:
             index = int(now // self.width)
-            head = self.head
             if head is None or index - head >= BUCKETS:
                 self._empty()
             else:
@@ -131,13 +143,13 @@ class FailureRateWindow:
                     calls[slot] = failed[slot] = 0
             if head is None or index > head:
                 self.head = head = index
-            if not self.parked:
-                self.until = self._end(head)
-        return cast(int, self.head) % BUCKETS
+            self.end = self._end(head)
+        # Set by now: ``end`` starts at minus infinity, so the first call turns the window.
+        return cast("int", head) % BUCKETS
 
     def _end(self, index: int) -> float:
-        """The first time whose bucket number is past ``index``: ``now < until`` is then
-        exactly ``now // width <= index``, whatever ``index * width`` rounds to."""
+        """The first time whose bucket number is past ``index``: ``now < end`` is then
+        exactly ``now // width <= index``, whatever ``(index + 1) * width`` rounds to."""
         width = self.width
         end = (index + 1) * width
         while end // width > index:
@@ -175,6 +187,11 @@ class FailureRateWindow:
         failed = self.total_failed
         return not failed or failed / max(self.total + 1, self.minimum_calls) < self.rate
 
+    def until(self) -> float:
+        """Until when successes may be counted without the lock: the end of the newest bucket
+        while the window is quiet, else minus infinity."""
+        return self.end if self.quiet() else -math.inf
+
     def failure_count(self, now: float) -> int:
         """Failures in the window at ``now``."""
         self._advance(now)
@@ -186,20 +203,17 @@ class FailureRateWindow:
         return self.total_failed / self.total if self.total else 0.0
 
     def clear(self) -> None:
-        """Forget every outcome; steps still racing into the old tally are dropped with it."""
+        """Forget every outcome, lock-free successes not yet harvested included."""
         self._empty()
-        self.tally = itertools.count()
-        self.taken = 0
-        self.until = -math.inf
+        self.seen = _value(self.successes)
+        self.excluded = 0
         self.parked = False
 
     def park(self) -> None:
-        """Stop counting until ``clear`` (a disabled breaker): the fast path may go on
-        stepping a tally nobody reads, at any time."""
+        """Stop counting until ``clear`` (a disabled breaker): successes counted meanwhile
+        step the lifetime counter only."""
         self._harvest()
         self.parked = True
-        self.tally = itertools.count()
-        self.until = math.inf
 
     def rebase(self, old_now: float, new_now: float) -> None:
         """Move onto another clock that reads ``new_now`` when the old one reads ``old_now``.
@@ -216,5 +230,10 @@ class FailureRateWindow:
             self.calls = self.calls[-turn:] + self.calls[:-turn]
             self.failed = self.failed[-turn:] + self.failed[:-turn]
         self.head = head
-        if not self.parked:
-            self.until = self._end(head)
+        self.end = self._end(head)
+
+
+def _value(counter: itertools.count[int]) -> int:
+    """The next value ``counter`` would yield, without consuming it (its ``repr`` is the only
+    public way to read it; ``storage.read_count`` is the same)."""
+    return int(repr(counter)[6:-1])

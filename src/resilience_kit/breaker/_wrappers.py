@@ -32,6 +32,8 @@ __all__ = ["wrap_async", "wrap_sync"]
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# Constants the wrappers read as globals: a global costs a call nothing until it is read, while
+# every closure variable is copied into, and cleared from, each call's frame.
 _INF = math.inf
 _COROUTINE = types.CoroutineType
 # Builds a rejection without CircuitOpenError's Python-level __init__ (see errors.py).
@@ -63,7 +65,7 @@ def _hot_parts(breaker: CircuitBreaker) -> tuple[Any, ...]:
         _PASS if breaker._cell.remote else breaker._machine,
         breaker._monotonic,
         breaker._cell.successes,
-        breaker._window,
+        breaker._window is not None,
         breaker._failed,
         breaker._use_fallback,
         breaker._reject,
@@ -83,7 +85,7 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
         doorman,
         monotonic,
         successes,
-        window,
+        rated,
         failed,
         use_fallback,
         reject,
@@ -94,12 +96,10 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
         name,
         late,
     ) = _hot_parts(breaker)
-    new_error, open_error = _new_error, CircuitOpenError
     general = breaker._call
-    coroutine = _COROUTINE
 
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-        period = gate.clean  # the epoch this call is admitted in, or 0: the general path
+        period = gate.clean  # the period this call is admitted in, or None: the general path
         if period:
             try:
                 result = fn(*args, **kwargs)
@@ -107,20 +107,19 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
                 if failed(error, period, 0.0):
                     return use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
                 raise
-            if type(result) is not coroutine:
-                next(successes)
-                if window is None:
+            if type(result) is not _COROUTINE:
+                if rated:
+                    # Counted without a lock while its period goes on, no success can trip
+                    # the window, and its newest bucket has not ended (Period.until).
+                    if monotonic() < period.until:
+                        next(successes)
+                        return result
+                else:
+                    next(successes)
                     # Still clean: no failure was recorded while fn ran, so this success
                     # has nothing to reset (or its period is over). Otherwise it must end the
                     # run of failures.
                     if gate.clean:
-                        return result
-                else:
-                    # The rate window takes it without a lock while its period goes on, no
-                    # success can trip it, and its newest bucket has not ended.
-                    tally = window.tally  # read before the gate: see FailureRateWindow
-                    if gate.clean == period and monotonic() < window.until:
-                        next(tally)
                         return result
             return late(fn, result, period)  # type: ignore[no-any-return]
         now = monotonic()
@@ -132,16 +131,18 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
             # Machine.retry_after, inlined for the same reason.
             if quiet:
                 next(rejected)
-                raise new_error(
-                    open_error, name, until - now if until < _INF else 0.0, doorman.state
+                raise _new_error(
+                    CircuitOpenError, name, until - now if until < _INF else 0.0, doorman.state
                 )
             if direct is not None:
                 next(rejected)
                 if passes_error and "error" not in kwargs:
-                    rejection = new_error(
-                        open_error, name, until - now if until < _INF else 0.0, doorman.state
+                    rejection = _new_error(
+                        CircuitOpenError, name, until - now if until < _INF else 0.0, doorman.state
                     )
-                    return direct(*args, **kwargs, error=rejection)  # type: ignore[no-any-return]
+                    if kwargs:
+                        return direct(*args, **kwargs, error=rejection)  # type: ignore[no-any-return]
+                    return direct(*args, error=rejection)  # type: ignore[no-any-return]
                 return direct(*args, **kwargs)  # type: ignore[no-any-return]
             return reject(now, args, kwargs)  # type: ignore[no-any-return]
         return general(fn, args, kwargs, now)
@@ -158,7 +159,7 @@ def wrap_async(breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]) -> Callab
         doorman,
         monotonic,
         successes,
-        window,
+        rated,
         failed,
         use_fallback,
         reject,
@@ -169,9 +170,7 @@ def wrap_async(breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]) -> Callab
         name,
         late,
     ) = _hot_parts(breaker)
-    new_error, open_error = _new_error, CircuitOpenError
     general = breaker._call_async
-    coroutine, awaitable = _COROUTINE, inspect.isawaitable
 
     async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         period = gate.clean
@@ -182,14 +181,13 @@ def wrap_async(breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]) -> Callab
                 if failed(error, period, 0.0):
                     return await resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                 raise
-            next(successes)
-            if window is None:
-                if gate.clean:
+            if rated:
+                if monotonic() < period.until:
+                    next(successes)
                     return result
             else:
-                tally = window.tally
-                if gate.clean == period and monotonic() < window.until:
-                    next(tally)
+                next(successes)
+                if gate.clean:
                     return result
             return late(None, result, period)  # type: ignore[no-any-return]
         now = monotonic()
@@ -197,19 +195,22 @@ def wrap_async(breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]) -> Callab
         if now < until:
             if quiet:
                 next(rejected)
-                raise new_error(
-                    open_error, name, until - now if until < _INF else 0.0, doorman.state
+                raise _new_error(
+                    CircuitOpenError, name, until - now if until < _INF else 0.0, doorman.state
                 )
             if direct is not None:
                 next(rejected)
                 if passes_error and "error" not in kwargs:
-                    rejection = new_error(
-                        open_error, name, until - now if until < _INF else 0.0, doorman.state
+                    rejection = _new_error(
+                        CircuitOpenError, name, until - now if until < _INF else 0.0, doorman.state
                     )
-                    answer = direct(*args, **kwargs, error=rejection)
+                    if kwargs:
+                        answer = direct(*args, **kwargs, error=rejection)
+                    else:
+                        answer = direct(*args, error=rejection)
                 else:
                     answer = direct(*args, **kwargs)
-                if type(answer) is coroutine or awaitable(answer):
+                if type(answer) is _COROUTINE or inspect.isawaitable(answer):
                     return await answer  # type: ignore[no-any-return]
                 return answer  # type: ignore[no-any-return]
             return await resolve(reject(now, args, kwargs))  # type: ignore[no-any-return]
