@@ -28,7 +28,7 @@ from resilience_kit._callables import generator_kind, is_async_callable
 from resilience_kit.breaker import _listeners, _registry
 from resilience_kit.breaker._clocks import switch_clock
 from resilience_kit.breaker._config import validate
-from resilience_kit.breaker._fallback import accepts, answer, resolve
+from resilience_kit.breaker._fallback import accepts, answer, check_fits, resolve
 from resilience_kit.breaker._listeners import (
     ERROR,
     FLAGGED,
@@ -289,7 +289,8 @@ class CircuitBreaker:
                 it only creates the generator, so the breaker would count a success before
                 any of its code ran and never see its errors); or ``fallback`` takes ``error``
                 and so does ``fn`` (the fallback could not tell the call's own ``error`` from
-                the exception).
+                the exception); or ``fallback`` cannot take the arguments ``fn`` is called with
+                (every way of calling ``fn`` is bound to the fallback's signature).
         """
         if isinstance(fn, (staticmethod, classmethod)):
             return type(fn)(self(fn.__func__))
@@ -314,6 +315,9 @@ class CircuitBreaker:
                 parameter="fallback",
                 value=self._fallback,
             )
+        check_fits(
+            self._fallback, fn, passes_error=self._accepts_error, owner=f"breaker {self.name!r}"
+        )
         if is_async_callable(fn):
             return cast("Callable[P, R]", wrap_async(self, cast("Any", fn)))
         return wrap_sync(self, fn)

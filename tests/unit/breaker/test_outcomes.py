@@ -313,3 +313,76 @@ def test_failure_if_alone_reads_the_clock_once_per_call(result: str) -> None:
     guarded = breaker(lambda: result)
     guarded()
     assert clock.reads == (1 if result == "good" else 2)
+
+
+# -- a fallback that cannot take the call's arguments ----------------------------------------
+
+
+def _lookup(user_id: int, *, fresh: bool = False) -> str:
+    raise ConnectionError("down")
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [
+        lambda: "anonymous",  # takes nothing
+        lambda user_id, region: "anonymous",  # wants an argument no call gives
+        lambda user_id: "anonymous",  # cannot take the keyword `fresh`
+        lambda user_id, *, error: "anonymous",  # error= is fine; `fresh` is not
+    ],
+    ids=["no-parameters", "extra-required", "missing-keyword", "error-but-no-keyword"],
+)
+def test_a_fallback_that_cannot_take_the_calls_arguments_is_refused_at_decoration(
+    fallback: Any,
+) -> None:
+    breaker = CircuitBreaker("o", fallback=fallback)
+    with pytest.raises(ConfigurationError, match=r"cannot take the arguments of .*_lookup") as c:
+        breaker(_lookup)
+    assert (c.value.parameter, c.value.value) == ("fallback", fallback)
+    with pytest.raises(ConfigurationError, match=r"fallback .* of resilient\(\) cannot take"):
+        resilient(fallback=fallback)(_lookup)
+    # The breaker's own fallback answers resilient()'s final outcome: checked there too.
+    with pytest.raises(ConfigurationError, match="cannot take the arguments"):
+        resilient(breaker=breaker)(_lookup)
+
+
+class Repository:
+    def find(self, key: str, default: str | None = None) -> str:
+        raise ConnectionError("down")
+
+    async def find_async(self, key: str) -> str:
+        raise ConnectionError("down")
+
+
+@pytest.mark.parametrize(
+    ("fn", "fallback"),
+    [
+        (_lookup, lambda *args, **kwargs: "anonymous"),
+        (_lookup, lambda user_id, fresh=False: "anonymous"),
+        (_lookup, lambda user_id, fresh=False, error=None: "anonymous"),
+        (_lookup, lambda user_id, **kwargs: kwargs.get("error")),
+        # A method's fallback gets self; an optional argument by position or by keyword.
+        (Repository.find, lambda repo, key, default=None: default),
+        (Repository.find, lambda repo, key, **kwargs: kwargs.get("default")),
+        (Repository.find_async, lambda *args: None),
+        (int, lambda *args: 0),  # no readable signature: not checked
+    ],
+)
+def test_fallbacks_that_fit_decorate_and_answer(fn: Any, fallback: Any) -> None:
+    breaker = CircuitBreaker("o", fallback=fallback)
+    assert callable(breaker(fn))
+    assert callable(resilient(fallback=fallback)(fn))
+
+
+def test_a_method_fallback_gets_self_and_answers_an_outage() -> None:
+    def cached(repo: Repository, key: str, default: str | None = None) -> str:
+        return f"cached {key} for {type(repo).__name__}"
+
+    breaker = CircuitBreaker("o", fallback=cached)
+
+    class Guarded(Repository):
+        @breaker
+        def find(self, key: str, default: str | None = None) -> str:
+            raise ConnectionError("down")
+
+    assert Guarded().find("k", default="d") == "cached k for Guarded"
