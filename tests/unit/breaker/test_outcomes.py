@@ -346,6 +346,10 @@ def test_a_fallback_that_cannot_take_the_calls_arguments_is_refused_at_decoratio
         resilient(breaker=breaker)(_lookup)
 
 
+def _forward(*args: Any, **kwargs: Any) -> str:
+    raise ConnectionError("down")
+
+
 class Repository:
     def find(self, key: str, default: str | None = None) -> str:
         raise ConnectionError("down")
@@ -366,6 +370,7 @@ class Repository:
         (Repository.find, lambda repo, key, **kwargs: kwargs.get("default")),
         (Repository.find_async, lambda *args: None),
         (int, lambda *args: 0),  # no readable signature: not checked
+        (_forward, lambda url: None),  # takes anything: its calls cannot be known
     ],
 )
 def test_fallbacks_that_fit_decorate_and_answer(fn: Any, fallback: Any) -> None:
