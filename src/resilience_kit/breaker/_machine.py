@@ -110,7 +110,7 @@ class Machine:
     """One breaker's state and the rules that move it.
 
     Attributes:
-        state: The current `CircuitState`.
+        state: The current [`CircuitState`][resilience_kit.CircuitState].
         open_until: Monotonic time at which OPEN admits trials.
         reject_until: Every call before this monotonic time is rejected: ``open_until`` in
             OPEN, infinity in FORCED_OPEN, minus infinity otherwise. It is the one field a
@@ -190,7 +190,7 @@ class Machine:
 
         Returns:
             A ticket (CLOSED or DISABLED: run it), `REJECT`, or `LOCK` when admitting needs
-            a state change or a trial slot: then call `admit` under the lock.
+            a state change or a trial slot: then call `admit()` under the lock.
         """
         if now < self.reject_until:
             return REJECT
@@ -233,8 +233,8 @@ class Machine:
         """Decide whether a call may run now, taking a trial slot in HALF_OPEN.
 
         Returns:
-            A ticket (the current period) that must come back through `success`, `failure`
-            or `release`, or `REJECT`.
+            A ticket (the current period) that must come back through `success()`,
+            `failure()` or `release()`, or `REJECT`.
         """
         self.poll(now)
         answer = self.peek(now)
@@ -279,12 +279,12 @@ class Machine:
             self.in_flight -= 1
 
     def force_open(self, now: float) -> None:
-        """Hold the breaker open until `reset`."""
+        """Hold the breaker open until `reset()`."""
         self.opened_at = now
         self._set(FORCED_OPEN, now)
 
     def disable(self, now: float) -> None:
-        """Let every call through and count nothing until `reset`."""
+        """Let every call through and count nothing until `reset()`."""
         self._set(DISABLED, now)
 
     def reset(self, now: float) -> None:
