@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, ConfigurationError
+from resilience_kit import (
+    BreakerListener,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    ConfigurationError,
+)
 from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock
 
@@ -189,6 +195,82 @@ class TestFallback:
 
         assert await work(1) == 2
         assert await work(2) == 3
+
+
+class Rejections(BreakerListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_rejected(self, breaker: CircuitBreaker) -> None:
+        self.count += 1
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
+@pytest.mark.parametrize("listened", [False, True], ids=["wrapper", "general-path"])
+async def test_a_decorated_rejection_answered_by_a_fallback(
+    clock: FakeClock, form: str, listened: bool
+) -> None:
+    # The wrapper answers a rejection itself unless a listener hears rejections; either way
+    # the fallback gets the call's own arguments, and the rejection when it asks for it.
+    seen: list[tuple[Any, ...]] = []
+
+    def plain(x: int, *, scale: int = 1) -> int:
+        seen.append((x, scale))
+        return -x
+
+    def with_error(x: int, *, scale: int = 1, error: BaseException | None = None) -> int:
+        seen.append((x, scale, error))
+        return -x
+
+    async def awaited(x: int, *, scale: int = 1) -> int:
+        return -x * 10
+
+    for fallback in (plain, with_error, awaited):
+        if form == "sync" and fallback is awaited:
+            continue
+        rejections = Rejections()
+        breaker = CircuitBreaker(
+            "f",
+            failure_threshold=1,
+            recovery_timeout=30,
+            fallback=fallback,
+            listeners=[rejections] if listened else [],
+        )
+
+        def work(x: int, *, scale: int = 1) -> int:
+            raise Flaky
+
+        async def work_async(x: int, *, scale: int = 1) -> int:
+            raise Flaky
+
+        guarded: Any = breaker(work if form == "sync" else work_async)
+
+        async def call(*args: Any, guarded: Any = guarded, **kwargs: Any) -> Any:
+            answer = guarded(*args, **kwargs)
+            return await answer if form == "async" else answer
+
+        seen.clear()
+        await call(1)  # the failure that opens it
+        clock.advance(10)
+        answers = [await call(2), await call(3, scale=5)]
+        expected = [-20, -30] if fallback is awaited else [-2, -3]
+        assert answers == expected
+        stats = breaker.stats()
+        assert (stats.total_rejected, stats.total_failures) == (2, 1)
+        assert rejections.count == (2 if listened else 0)
+        if fallback is plain:
+            assert seen == [(1, 1), (2, 1), (3, 5)]
+        elif fallback is with_error:
+            assert [entry[:2] for entry in seen] == [(1, 1), (2, 1), (3, 5)]
+            assert isinstance(seen[0][2], Flaky)
+            for _, _, error in seen[1:]:
+                assert isinstance(error, CircuitOpenError)
+                assert (error.breaker, error.retry_after, error.state) == (
+                    "f",
+                    20,
+                    CircuitState.OPEN,
+                )
+        breaker.unregister()
 
 
 # -- a BaseException in the bookkeeping after the call -------------------------------------
