@@ -281,6 +281,10 @@ class CircuitBreaker:
         self._ends_timed = self._timed or settings.failure_rate is not None
         policy = self._machine.policy
         self._window = policy if type(policy) is FailureRateWindow else None
+        if self._window is not None and self._window.successes is not self._cell.successes:
+            # A storage's own cell that built its machine without the cell's counter.
+            with self._lock:
+                self._window.follow(self._cell.successes)
         self._wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
         _registry.register(self, shared)
 

@@ -111,6 +111,13 @@ class FailureRateWindow:
         self.excluded = 0  # successes counted under the lock since then
         self.parked = False
 
+    def follow(self, successes: itertools.count[int]) -> None:
+        """Harvest lock-free successes from ``successes`` from now on."""
+        self._harvest()
+        self.successes = successes
+        self.seen = _value(successes)
+        self.excluded = 0
+
     def count_success(self) -> None:
         """Step the lifetime counter for a success the lock holder records itself."""
         next(self.successes)
