@@ -20,6 +20,7 @@ from resilience_kit.cache._decorator import (
 )
 from resilience_kit.cache._keys import key_part
 from resilience_kit.cache._memory import MemoryBackend
+from resilience_kit.cache._redis import RedisBackend
 from resilience_kit.cache._stats import CacheStats, PrefixStats, cache_stats, reset_cache_stats
 from resilience_kit.cache.serializers import (
     JsonSerializer,
@@ -43,6 +44,7 @@ __all__ = [
     "AsyncCachedFunction",
     "CacheBackend",
     "MemoryBackend",
+    "RedisBackend",
     "Serializer",
     "JsonSerializer",
     "MsgpackSerializer",

@@ -26,7 +26,7 @@ from urllib.parse import quote
 
 from resilience_kit.errors import ConfigurationError
 
-__all__ = ["KeyBuilder", "check_name", "escape_glob", "key_part"]
+__all__ = ["KeyBuilder", "check_name", "escape_glob", "key_part", "text_key"]
 
 DIGEST_HEX = 32
 """Hex digits in a key's digest (BLAKE2b with a 16-byte digest)."""
@@ -76,6 +76,11 @@ _GLOB = re.compile(r"([*?\[\]\\])")
 def escape_glob(text: str) -> str:
     """``text`` with Redis glob metacharacters escaped, so it matches itself only."""
     return _GLOB.sub(r"\\\1", text)
+
+
+def text_key(prefix: str, text: str) -> str:
+    """The key ``@cached(prefix, key=...)`` makes when its key function returns ``text``."""
+    return f"{{{prefix}}}:{key_part(text)}:{_digest(_text('s', text))}"
 
 
 # -- canonical encoding -------------------------------------------------------------------------
