@@ -283,8 +283,11 @@ class RedisBackend:
     def info(self) -> dict[str, Any]:
         """Server figures: ``used_memory_human``, ``total_keys``, ``keyspace_hits``,
         ``keyspace_misses``, ``connected_clients`` (summed over a Cluster's nodes)."""
-        raw = self._command(lambda client: (client.info(), client.dbsize()))
-        return _server_info(*raw)
+        def run(client: Any) -> Any:
+            every = _everywhere(client)
+            return client.info(**every), client.dbsize(**every)
+
+        return _server_info(*self._command(run))
 
     # -- async twins ----------------------------------------------------------------------------
 
@@ -348,7 +351,8 @@ class RedisBackend:
         """[info][resilience_kit.cache.RedisBackend.info], awaitable."""
 
         async def run(client: Any) -> Any:
-            return await client.info(), await client.dbsize()
+            every = _everywhere(client)
+            return await client.info(**every), await client.dbsize(**every)
 
         return _server_info(*(await self._acommand(run)))
 
@@ -498,6 +502,12 @@ class RedisBackend:
     def __repr__(self) -> str:
         where = self._url or repr(self._client or self._async_client)
         return f"RedisBackend({where!r}, namespace={self.namespace!r})"
+
+
+def _everywhere(client: Any) -> dict[str, Any]:
+    """For a Cluster client, the option that sends a command to every primary."""
+    primaries = getattr(client, "PRIMARIES", None)
+    return {} if primaries is None else {"target_nodes": primaries}
 
 
 def _server_info(info: Any, size: Any) -> dict[str, Any]:
