@@ -22,6 +22,7 @@ from resilience_kit.cache._keys import key_part
 from resilience_kit.cache._memory import MemoryBackend
 from resilience_kit.cache._redis import RedisBackend
 from resilience_kit.cache._stats import CacheStats, PrefixStats, cache_stats, reset_cache_stats
+from resilience_kit.cache._tiered import TieredBackend
 from resilience_kit.cache.serializers import (
     JsonSerializer,
     MsgpackSerializer,
@@ -45,6 +46,7 @@ __all__ = [
     "CacheBackend",
     "MemoryBackend",
     "RedisBackend",
+    "TieredBackend",
     "Serializer",
     "JsonSerializer",
     "MsgpackSerializer",

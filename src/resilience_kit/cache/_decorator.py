@@ -265,7 +265,7 @@ def _sync_wrapper(spec: Spec) -> Callable[..., Any]:
         if raw is None:
             entry = None
         elif backend.stores_bytes:
-            entry = read(backend, raw, generation)
+            entry = read(backend, key, raw, generation)
         else:
             entry = raw if raw.generation == generation else None
         if entry is not None:
@@ -308,7 +308,7 @@ def _async_wrapper(spec: Spec) -> Callable[..., Any]:
         if raw is None:
             entry = None
         elif backend.stores_bytes:
-            entry = read(backend, raw, generation)
+            entry = read(backend, key, raw, generation)
         else:
             entry = raw if raw.generation == generation else None
         if entry is not None:

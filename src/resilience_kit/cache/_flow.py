@@ -110,23 +110,28 @@ class Spec:
             )
 
     def read(
-        self, backend: CacheBackend, raw: Any, generation: int, *, quiet: bool = False
+        self, backend: CacheBackend, key: str, raw: Any, generation: int, *, quiet: bool = False
     ) -> Entry | None:
         """The usable entry in ``raw``, or None (absent, older generation, or corrupt).
 
-        ``quiet``: a corrupt entry is not counted (a second look within one call).
+        Bytes are decoded (and handed to a two-tier backend's ``remember``); an
+        [Entry][resilience_kit.cache._frame.Entry] is used as it is. ``quiet``: a corrupt entry
+        is not counted (a second look within one call).
         """
         if raw is None:
             return None
-        if backend.stores_bytes:
+        if type(raw) is Entry:
+            entry: Entry = raw
+        else:
             try:
-                entry: Entry = unpack(raw, self.serializer)
+                entry = unpack(raw, self.serializer)
             except ValueError as error:
                 if not quiet:
                     self.failed(error, "decoding an entry")
                 return None
-        else:
-            entry = raw
+            remember = getattr(backend, "remember", None)
+            if remember is not None and entry.generation == generation:
+                remember(self.prefix, key, entry)
         return entry if entry.generation == generation else None
 
     def early(self, now: float, entry: Entry) -> bool:
@@ -159,8 +164,8 @@ class Spec:
 
     def stored(
         self, backend: CacheBackend, value: Any, payload: bytes, generation: int, started: float
-    ) -> tuple[Any, float]:
-        """What to hand the backend for ``value``, and the backend's ttl for it."""
+    ) -> tuple[Entry, Any, float]:
+        """The entry for ``value``, what to hand the backend for it, and the backend's ttl."""
         now = self.now(backend)
         ttl = self.ttl
         if self.ttl_jitter:
@@ -169,10 +174,15 @@ class Spec:
             value, generation, now + ttl, now + ttl + self.stale_ttl, max(0.0, now - started)
         )
         if backend.stores_bytes:
-            return pack(
-                entry, self.serializer, payload, backend.compress_over
-            ), ttl + self.stale_ttl
-        return entry, ttl + self.stale_ttl
+            framed = pack(entry, self.serializer, payload, backend.compress_over)
+            return entry, framed, ttl + self.stale_ttl
+        return entry, entry, ttl + self.stale_ttl
+
+    def remember(self, backend: CacheBackend, key: str, entry: Entry) -> None:
+        """Hand a freshly stored entry to a two-tier backend's local tier."""
+        remember = getattr(backend, "remember", None)
+        if remember is not None:
+            remember(self.prefix, key, entry)
 
     # -- sync -----------------------------------------------------------------------------------
 
@@ -184,7 +194,7 @@ class Spec:
         except Exception as error:
             self.failed(error, "reading")
             return _MISS
-        return self.read(backend, raw, generation, quiet=quiet), generation
+        return self.read(backend, key, raw, generation, quiet=quiet), generation
 
     def store(
         self,
@@ -199,7 +209,7 @@ class Spec:
         payload = self.encode(value)
         if payload is None or generation is None:
             return
-        stored, ttl = self.stored(backend, value, payload, generation, started)
+        entry, stored, ttl = self.stored(backend, value, payload, generation, started)
         try:
             if token is None:
                 backend.set(self.prefix, key, stored, ttl)
@@ -207,6 +217,8 @@ class Spec:
                 backend.set_fenced(self.prefix, key, stored, ttl, token)  # type: ignore[attr-defined]
         except Exception as error:
             self.failed(error, "writing")
+            return
+        self.remember(backend, key, entry)
 
     def fill(
         self,
@@ -317,7 +329,7 @@ class Spec:
         except Exception as error:
             self.failed(error, "reading")
             return _MISS
-        return self.read(backend, raw, generation, quiet=quiet), generation
+        return self.read(backend, key, raw, generation, quiet=quiet), generation
 
     async def astore(
         self,
@@ -332,7 +344,7 @@ class Spec:
         payload = self.encode(value)
         if payload is None or generation is None:
             return
-        stored, ttl = self.stored(backend, value, payload, generation, started)
+        entry, stored, ttl = self.stored(backend, value, payload, generation, started)
         try:
             if not backend.native_async:
                 backend.set(self.prefix, key, stored, ttl)
@@ -342,6 +354,8 @@ class Spec:
                 await backend.aset_fenced(self.prefix, key, stored, ttl, token)  # type: ignore[attr-defined]
         except Exception as error:
             self.failed(error, "writing")
+            return
+        self.remember(backend, key, entry)
 
     async def afill(
         self,

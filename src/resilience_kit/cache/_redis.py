@@ -283,6 +283,7 @@ class RedisBackend:
     def info(self) -> dict[str, Any]:
         """Server figures: ``used_memory_human``, ``total_keys``, ``keyspace_hits``,
         ``keyspace_misses``, ``connected_clients`` (summed over a Cluster's nodes)."""
+
         def run(client: Any) -> Any:
             every = _everywhere(client)
             return client.info(**every), client.dbsize(**every)
