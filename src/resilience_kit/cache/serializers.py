@@ -129,7 +129,7 @@ class MsgpackSerializer:
 
     def __init__(self) -> None:
         try:
-            import msgpack  # type: ignore[import-not-found, unused-ignore]
+            import msgpack  # type: ignore[import-untyped, import-not-found, unused-ignore]
         except ImportError:
             raise ConfigurationError(
                 "MsgpackSerializer needs msgpack: pip install 'resilience-kit[msgpack]'",
