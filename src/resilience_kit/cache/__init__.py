@@ -3,7 +3,7 @@
 Keys are built from a canonical, type-tagged encoding of the bound arguments (never their
 ``str()``), values are stored with a faithful serializer behind a small header, every backend
 failure is a miss, and a miss is computed once per key however many callers arrive. See the
-[cache guide](../cache.md) for the key scheme, invalidation, serializers and outage behaviour.
+[cache guide](cache.md) for the key scheme, invalidation, serializers and outage behaviour.
 """
 
 from __future__ import annotations

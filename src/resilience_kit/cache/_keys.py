@@ -185,7 +185,7 @@ class KeyBuilder:
 
     Binding is precomputed from the signature once: a call passing every parameter by position
     (the common case) costs a length check; others fill keywords and defaults by name. Never
-    [inspect.Signature.bind][], which costs microseconds per call.
+    `inspect.Signature.bind`, which costs microseconds per call.
     """
 
     __slots__ = (

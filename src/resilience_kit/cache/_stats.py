@@ -1,6 +1,6 @@
 """Hit, miss and error counts per prefix, and their frozen snapshots.
 
-Counters are [itertools.count][] objects: ``next()`` on one is a single atomic step, so the
+Counters are `itertools.count` objects: ``next()`` on one is a single atomic step, so the
 hot path counts without a lock and [cache_stats][resilience_kit.cache.cache_stats] never
 does I/O.
 """

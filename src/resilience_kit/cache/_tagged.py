@@ -4,7 +4,7 @@ JSON has no tuple, set, bytes, date, decimal or UUID, and only str keys: encoded
 tuple comes back a list and a Decimal a float. Here such a value becomes a one-key object
 ``{"\\u0000t": [tag, payload]}``; plain dicts, lists, str, int, float, bool and None stay as
 they are. A dict that happens to have that key (or any non-str key) is tagged itself, so
-decoding is unambiguous. Types with no tag raise [TypeError][] naming the type and where it was
+decoding is unambiguous. Types with no tag raise `TypeError` naming the type and where it was
 found: nothing is ever silently converted.
 
 Dataclasses and enums are looked up by ``module:qualname`` among the modules already imported

@@ -4,7 +4,7 @@ Three serializers, one [Serializer][resilience_kit.cache.serializers.Serializer]
 
 * [JsonSerializer][resilience_kit.cache.JsonSerializer], the default: JSON, plus tags for the
   types JSON would change (tuples, sets, bytes, dates and times, decimals, UUIDs, enums,
-  dataclasses, dicts with non-str keys). Anything else raises [TypeError][].
+  dataclasses, dicts with non-str keys). Anything else raises `TypeError`.
 * [MsgpackSerializer][resilience_kit.cache.MsgpackSerializer] (the ``msgpack`` extra): the same
   types, smaller and faster for large values.
 * [PickleSerializer][resilience_kit.cache.PickleSerializer]: any picklable value, only when you
@@ -42,7 +42,7 @@ class Serializer(Protocol):
     format_id: int
 
     def dumps(self, value: Any) -> bytes:
-        """Encode ``value``; raise [TypeError][] if it cannot be encoded faithfully."""
+        """Encode ``value``; raise `TypeError` if it cannot be encoded faithfully."""
         ...
 
     def loads(self, data: bytes) -> Any:
@@ -79,10 +79,10 @@ class JsonSerializer:
 
     Plain JSON values (dicts with str keys, lists, str, int, float, bool, None) are stored as
     plain JSON. Tuples, sets, frozensets, bytes, `datetime`/`date`/`time`/`timedelta` (time
-    zones included), [Decimal][decimal.Decimal], [UUID][uuid.UUID], enums, dataclasses and
+    zones included), `Decimal`, `UUID`, enums, dataclasses and
     dicts with non-str keys come back as the same types. Enums and dataclasses must be defined
     at module level, and their module imported when an entry is read (it is never imported
-    for you). Anything else raises [TypeError][] naming the type and where it was found.
+    for you). Anything else raises `TypeError` naming the type and where it was found.
     """
 
     format_id = 1
@@ -101,7 +101,7 @@ class JsonSerializer:
         return mode + text.encode("utf-8", "surrogatepass")
 
     def loads(self, data: bytes) -> Any:
-        """Decode what [dumps][resilience_kit.cache.JsonSerializer.dumps] made."""
+        """Decode what [dumps][resilience_kit.cache.serializers.JsonSerializer.dumps] made."""
         mode = data[:1]
         tree = json.loads(data[1:].decode("utf-8", "surrogatepass"))
         if mode == _PLAIN:
@@ -149,7 +149,7 @@ class MsgpackSerializer:
         return packed
 
     def loads(self, data: bytes) -> Any:
-        """Decode what [dumps][resilience_kit.cache.MsgpackSerializer.dumps] made."""
+        """Decode what [dumps][resilience_kit.cache.serializers.MsgpackSerializer.dumps] made."""
         tree = self._unpackb(data, raw=False, strict_map_key=True, use_list=True)
         return from_plain(tree)
 
@@ -164,8 +164,8 @@ class PickleSerializer:
     """pickle, signed: any picklable value, for stores only your services can write.
 
     Every payload carries an HMAC-SHA256 of the pickle made with ``secret``; it is checked
-    with [hmac.compare_digest][] (constant time) before anything is unpickled, so a forged or
-    altered entry is a miss and never reaches [pickle.loads][]. Everyone who can read the
+    with `hmac.compare_digest` (constant time) before anything is unpickled, so a forged or
+    altered entry is a miss and never reaches `pickle.loads`. Everyone who can read the
     secret can still write entries that run code when read: keep it out of the cache's store.
 
     Args:
@@ -192,7 +192,7 @@ class PickleSerializer:
         self._protocol = protocol
 
     def dumps(self, value: Any) -> bytes:
-        """Pickle and sign ``value``; an unpicklable value raises [TypeError][]."""
+        """Pickle and sign ``value``; an unpicklable value raises `TypeError`."""
         try:
             body = pickle.dumps(value, protocol=self._protocol)
         except (pickle.PicklingError, AttributeError, TypeError) as error:
@@ -203,7 +203,7 @@ class PickleSerializer:
         return hmac.new(self._secret, body, hashlib.sha256).digest() + body
 
     def loads(self, data: bytes) -> Any:
-        """Check the signature, then unpickle; a bad signature raises [ValueError][]."""
+        """Check the signature, then unpickle; a bad signature raises `ValueError`."""
         signature, body = data[:_SIGNATURE], data[_SIGNATURE:]
         expected = hmac.new(self._secret, body, hashlib.sha256).digest()
         if len(signature) != _SIGNATURE or not hmac.compare_digest(signature, expected):
