@@ -11,6 +11,7 @@ from __future__ import annotations
 from resilience_kit.cache._backend import CacheBackend
 from resilience_kit.cache._decorator import (
     AsyncCachedFunction,
+    BoundCachedMethod,
     CachedFunction,
     cached,
     configure,
@@ -43,6 +44,7 @@ __all__ = [
     "PrefixStats",
     "CachedFunction",
     "AsyncCachedFunction",
+    "BoundCachedMethod",
     "CacheBackend",
     "MemoryBackend",
     "RedisBackend",

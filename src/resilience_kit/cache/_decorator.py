@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
-from typing import Any, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Protocol, TypeVar, overload
 
-from typing_extensions import ParamSpec
+from typing_extensions import ParamSpec, Self
 
 from resilience_kit import clock as _clock_module
 from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
@@ -22,6 +22,7 @@ from resilience_kit.errors import ConfigurationError
 
 __all__ = [
     "AsyncCachedFunction",
+    "BoundCachedMethod",
     "CachedFunction",
     "cached",
     "configure",
@@ -31,9 +32,29 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+Q = ParamSpec("Q")
 R = TypeVar("R")
+S = TypeVar("S")
 R_co = TypeVar("R_co", covariant=True)
 _DEFAULT_SERIALIZER = JsonSerializer()
+
+
+class BoundCachedMethod(Protocol[P, R_co]):
+    """A cached method read from an instance: called without ``self``.
+
+    Its ``invalidate`` is the function's: pass an instance (any, as ``self`` is not part of the
+    key unless ``include_self=True``) as the first argument.
+    """
+
+    prefix: str
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R_co:
+        """Call through the cache."""
+        ...
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> Any:
+        """Delete the entry a call with these arguments would read."""
+        ...
 
 
 class CachedFunction(Protocol[P, R_co]):
@@ -49,6 +70,20 @@ class CachedFunction(Protocol[P, R_co]):
         """Delete the entry a call with these arguments would read."""
         ...
 
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(
+        self: CachedFunction[Concatenate[S, Q], R],
+        instance: S,
+        owner: type[Any] | None = None,
+    ) -> BoundCachedMethod[Q, R]: ...
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        """Methods: an instance's attribute is bound to it, as a function's is."""
+        ...
+
 
 class AsyncCachedFunction(Protocol[P, R_co]):
     """An async function wrapped by [cached][resilience_kit.cache.cached]."""
@@ -61,6 +96,20 @@ class AsyncCachedFunction(Protocol[P, R_co]):
 
     def invalidate(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[None]:
         """Delete the entry a call with these arguments would read (await it)."""
+        ...
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+
+    @overload
+    def __get__(
+        self: AsyncCachedFunction[Concatenate[S, Q], R],
+        instance: S,
+        owner: type[Any] | None = None,
+    ) -> BoundCachedMethod[Q, Coroutine[Any, Any, R]]: ...
+
+    def __get__(self, instance: Any, owner: type[Any] | None = None) -> Any:
+        """Methods: an instance's attribute is bound to it, as a function's is."""
         ...
 
 
