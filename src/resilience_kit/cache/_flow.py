@@ -134,6 +134,12 @@ class Spec:
                 remember(self.prefix, key, entry)
         return entry if entry.generation == generation else None
 
+    def usable(self, backend: CacheBackend, entry: Entry | None) -> Entry | None:
+        """``entry`` unless it is past its stale time (then it is as good as absent)."""
+        if entry is not None and self.now(backend) >= entry.stale_until:
+            return None
+        return entry
+
     def early(self, now: float, entry: Entry) -> bool:
         """XFetch: refresh a fresh entry early, the likelier the closer it is to expiring."""
         beta = self.early_refresh
@@ -254,6 +260,7 @@ class Spec:
             if entry is None and generation is not None:
                 # Another thread may have stored it between our lookup and our lead.
                 entry, generation = self.lookup(backend, key, quiet=True)
+                entry = self.usable(backend, entry)
                 if entry is not None and self.now(backend) < entry.fresh_until:
                     next(counters.hits)
                     flight.value = entry.value
@@ -296,7 +303,7 @@ class Spec:
         while time.monotonic() < deadline:
             time.sleep(_POLL)
             found, generation = self.lookup(backend, key)
-            if found is not None:
+            if found is not None and self.now(backend) < found.fresh_until:
                 return found.value
             if generation is None:
                 break
@@ -391,6 +398,7 @@ class Spec:
         try:
             if entry is None and generation is not None:
                 entry, generation = await self.alookup(backend, key, quiet=True)
+                entry = self.usable(backend, entry)
                 if entry is not None and self.now(backend) < entry.fresh_until:
                     next(counters.hits)
                     future.set_result(entry.value)
@@ -439,7 +447,7 @@ class Spec:
         while time.monotonic() < deadline:
             await asyncio.sleep(_POLL)
             found, generation = await self.alookup(backend, key)
-            if found is not None:
+            if found is not None and self.now(backend) < found.fresh_until:
                 return found.value
             if generation is None:
                 break

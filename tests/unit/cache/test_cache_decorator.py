@@ -388,3 +388,25 @@ def test_the_lru_keeps_the_most_recently_used() -> None:
     assert len(work.calls) == 3
     get(2)
     assert len(work.calls) == 4
+
+
+def test_an_expired_entry_is_never_served_even_past_a_held_lease() -> None:
+    clock = FakeClock()
+    calls = []
+
+    class Leased(MemoryBackend):
+        """A backend whose lease is always held by another process."""
+
+        lock_wait = 0.05
+
+        def acquire(self, scope: str, key: str) -> str | None:
+            return None
+
+    @cached("expired-lease", ttl=10, backend=Leased(), clock=clock)
+    def get() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert get() == 1
+    clock.advance(11)  # expired, no stale_ttl: the old value must not come back
+    assert get() == 2
