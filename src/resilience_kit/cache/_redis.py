@@ -116,6 +116,7 @@ class RedisBackend:
         self._client: Any = None
         self._async_client: Any = None
         self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+        self._last: tuple[Any, Any] | None = None
         if isinstance(client_or_url, str):
             if not client_or_url.startswith(("redis://", "rediss://", "unix://")):
                 raise ConfigurationError(
@@ -186,6 +187,9 @@ class RedisBackend:
         if self._async_client is not None:
             return self._async_client
         loop = asyncio.get_running_loop()
+        last = self._last
+        if last is not None and last[0] is loop:
+            return last[1]
         client = self._async_clients.get(loop)
         if client is None:
             if self._url is None:
@@ -194,14 +198,17 @@ class RedisBackend:
 
             client = redis.asyncio.Redis.from_url(self._url, **self._options())
             self._async_clients[loop] = client
+        # The last loop and its client, for the hot path (until another loop replaces them).
+        self._last = (loop, client)
         return client
 
     def _raw_mget(self, keys: list[str]) -> list[Any]:
-        result: list[Any] = self.sync_client().mget(keys)
+        # execute_command, not mget(): the same MGET without redis-py's argument juggling.
+        result: list[Any] = self.sync_client().execute_command("MGET", *keys)
         return result
 
     async def _raw_amget(self, keys: list[str]) -> list[Any]:
-        result: list[Any] = await self.async_client().mget(keys)
+        result: list[Any] = await self.async_client().execute_command("MGET", *keys)
         return result
 
     def _raw_command(self, call: Callable[[Any], Any]) -> Any:
@@ -497,6 +504,7 @@ class RedisBackend:
         if self._url is not None:
             loop = asyncio.get_running_loop()
             client = self._async_clients.pop(loop, None)
+            self._last = None
             if client is not None:
                 await client.aclose()
 

@@ -131,8 +131,8 @@ def test_an_outage_is_a_miss_then_the_breaker_stops_calling(backend: RedisBacken
     calls = []
 
     class Down:
-        def mget(self, keys: Any) -> Any:
-            calls.append("mget")
+        def execute_command(self, *args: Any) -> Any:
+            calls.append(args[0])
             raise redis.ConnectionError("down")
 
     backend._client = Down()
