@@ -13,6 +13,7 @@ from resilience_kit._callables import adopt_metadata, generator_kind, is_async_c
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.cache._backend import CacheBackend, routing
 from resilience_kit.cache._flow import Spec
+from resilience_kit.cache._frame import Entry
 from resilience_kit.cache._keys import DIGEST_HEX, KeyBuilder, check_name, escape_glob
 from resilience_kit.cache._memory import _done
 from resilience_kit.cache._stats import counters_for
@@ -313,10 +314,10 @@ def _sync_wrapper(spec: Spec) -> Callable[..., Any]:
             return fill(backend, key, None, None, (args, kwargs))
         if raw is None:
             entry = None
-        elif backend.stores_bytes:
-            entry = read(backend, key, raw, generation)
-        else:
+        elif type(raw) is Entry:  # a memory backend's, or a two-tier L1's
             entry = raw if raw.generation == generation else None
+        else:
+            entry = read(backend, key, raw, generation)
         if entry is not None:
             clock = own_clock or clocks._default
             moment = clock.wall() if backend.shared else clock.monotonic()
@@ -347,7 +348,11 @@ def _async_wrapper(spec: Spec) -> Callable[..., Any]:
             return await fn(*args, **kwargs)
         backend = routing.override or own or routing.default
         try:
-            if backend.native_async:
+            peek = getattr(backend, "peek", None)
+            found = None if peek is None else peek(prefix, key)  # a two-tier L1, no await
+            if found is not None:
+                raw, generation = found
+            elif backend.native_async:
                 raw, generation = await backend.aget(prefix, key)  # type: ignore[attr-defined]
             else:
                 raw, generation = backend.get(prefix, key)
@@ -356,10 +361,10 @@ def _async_wrapper(spec: Spec) -> Callable[..., Any]:
             return await afill(backend, key, None, None, (args, kwargs))
         if raw is None:
             entry = None
-        elif backend.stores_bytes:
-            entry = read(backend, key, raw, generation)
-        else:
+        elif type(raw) is Entry:  # a memory backend's, or a two-tier L1's
             entry = raw if raw.generation == generation else None
+        else:
+            entry = read(backend, key, raw, generation)
         if entry is not None:
             clock = own_clock or clocks._default
             moment = clock.wall() if backend.shared else clock.monotonic()

@@ -68,6 +68,7 @@ class MemoryBackend:
     native_async = False
     stores_bytes = False
     compress_over: int | None = None
+    peek = None
 
     __slots__ = ("_data", "_generations", "_lock", "max_entries")
 

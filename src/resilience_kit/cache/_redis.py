@@ -85,6 +85,7 @@ class RedisBackend:
 
     shared = True
     stores_bytes = True
+    peek = None
 
     def __init__(
         self,

@@ -67,6 +67,7 @@ class TieredBackend:
         self._epoch = 0
         self._reads: dict[str, int] = {}
         self._live = threading.Event()
+        self._up = False  # mirrors _live, read on the hot path without a call
         self._stop = threading.Event()
         self._listener = threading.Thread(
             target=self._listen, name=f"rk-cache-l1:{self.channel}", daemon=True
@@ -76,7 +77,7 @@ class TieredBackend:
     # -- reads ----------------------------------------------------------------------------------
 
     def _local(self, scope: str, key: str) -> Entry | None:
-        if not self._live.is_set():
+        if not self._up:
             return None
         known = self._generations.get(scope)
         if known is None:
@@ -84,9 +85,10 @@ class TieredBackend:
         data = self.local._data
         entry = data.get(key)
         if entry is not None and entry.generation == known:
-            # Dropped by the listener meanwhile: the entry read is still the one we return.
-            with contextlib.suppress(KeyError):
+            try:  # noqa: SIM105 - the hot path: suppress() costs more than the lookup
                 data.move_to_end(key)
+            except KeyError:  # dropped by the listener meanwhile: the entry read stays valid
+                pass
             return entry
         reads = self._reads
         if len(reads) > _READS_LIMIT:
@@ -94,8 +96,13 @@ class TieredBackend:
         reads[key] = self._epoch
         return None
 
+    def peek(self, scope: str, key: str) -> tuple[Entry, int] | None:
+        """The L1's current entry and its generation, or None: no I/O, for async callers."""
+        entry = self._local(scope, key)
+        return None if entry is None else (entry, entry.generation)
+
     def _learn(self, scope: str, generation: int) -> None:
-        if self._live.is_set() and generation > self._generations.get(scope, -1):
+        if self._up and generation > self._generations.get(scope, -1):
             self._generations[scope] = generation
 
     def get(self, scope: str, key: str) -> tuple[Any, int]:
@@ -273,6 +280,7 @@ class TieredBackend:
             self._apply_pattern(rest[0])
 
     def _drop_all(self) -> None:
+        self._up = False
         self._live.clear()
         self._epoch += 1
         self.local.clear()
@@ -291,6 +299,7 @@ class TieredBackend:
                     if message["type"] == "subscribe":
                         self._drop_all()
                         self._live.set()
+                        self._up = True
                     elif message["type"] == "message":
                         self._apply(message["data"])
             except Exception as error:
