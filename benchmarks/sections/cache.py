@@ -186,9 +186,9 @@ class _Checked:
         return await self._fn(item)
 
 
-redis_hit.add("resilience_kit", "resilience-kit")(_cached_case(_ours("RedisBackend")))
-memory_hit.add("resilience_kit", "resilience-kit")(_cached_case(_ours("MemoryBackend")))
-memory_hit.add("resilience_kit two-tier (L1 hit)", "resilience-kit")(
+redis_hit.add("resilience_kit", "resilience-kit-py")(_cached_case(_ours("RedisBackend")))
+memory_hit.add("resilience_kit", "resilience-kit-py")(_cached_case(_ours("MemoryBackend")))
+memory_hit.add("resilience_kit two-tier (L1 hit)", "resilience-kit-py")(
     _cached_case(_ours("TieredBackend"))
 )
 
@@ -245,7 +245,7 @@ def _dict_lookup_sync(ctx: Context) -> Prepared:
     return Prepared(op, returns=VALUE)
 
 
-@redis_hit_sync.add("resilience_kit", "resilience-kit")
+@redis_hit_sync.add("resilience_kit", "resilience-kit-py")
 def _ours_redis_sync(ctx: Context) -> Prepared:
     def build(ctx: Context, fn: Any) -> Any:
         cached = ours("resilience_kit.cache", "cached")
@@ -270,7 +270,7 @@ def _ours_redis_sync(ctx: Context) -> Prepared:
     return _sync_case(build)(ctx)
 
 
-@memory_hit_sync.add("resilience_kit", "resilience-kit")
+@memory_hit_sync.add("resilience_kit", "resilience-kit-py")
 def _ours_memory_sync(ctx: Context) -> Prepared:
     def build(ctx: Context, fn: Any) -> Any:
         cached = ours("resilience_kit.cache", "cached")

@@ -2,8 +2,8 @@
 
 Keys are built from a canonical, type-tagged encoding of the bound arguments (never their
 ``str()``), values are stored with a faithful serializer behind a small header, every backend
-failure is a miss, and a miss is computed once per key however many callers arrive. See the
-[cache guide](cache.md) for the key scheme, invalidation, serializers and outage behaviour.
+failure is a miss, and a miss is computed once per key however many callers arrive. The cache
+guide (`docs/cache.md`) covers the key scheme, invalidation, serializers and outage behaviour.
 """
 
 from __future__ import annotations
