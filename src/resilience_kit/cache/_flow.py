@@ -1,6 +1,6 @@
 """What a cached call does: look up, serve fresh or stale, or compute once and store.
 
-One :class:`Spec` per decorated function holds its settings; the sync and async paths below are
+One `Spec` per decorated function holds its settings; the sync and async paths below are
 twins that differ only where they wait or do I/O. Every backend failure is counted and taken as
 a miss; only the user's own errors (and `TypeError` for an unencodable result) reach the
 caller.
