@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import gc
 import logging
+import sys
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -403,6 +405,48 @@ def test_a_trio_style_cancellation_is_never_retried(sleeps: Sleeps) -> None:
     assert len(fn.__wrapped__.calls) == 1
     with pytest.raises(ConfigurationError, match="Cancelled, which is never retried"):
         RetryPolicy(retry_on=(Cancelled,))
+
+
+@pytest.mark.parametrize(
+    "never", [asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit]
+)
+def test_a_group_holding_a_never_retried_error_is_never_retried(
+    sleeps: Sleeps, never: type[BaseException]
+) -> None:
+    # A task group (anyio's, trio's, or one's own) reports a cancellation or an interrupt
+    # inside a BaseExceptionGroup: retry_on=(BaseException,) must not retry that either.
+    Group: Any = _group_class()
+    policy = RetryPolicy(
+        name="everything",
+        attempts=5,
+        min_wait=0,
+        max_wait=0,
+        retry_on=(BaseException,),
+        on_exhausted="return_default",
+    )
+    nested = Group("outer", [ValueError("x"), Group("inner", [never()])])
+    fn = retry(policy, sleep=sleeps.sleep)(returns_in_turn(nested, "unreached"))
+    with pytest.raises(Group) as caught:
+        fn()
+    assert caught.value is nested
+    assert len(fn.__wrapped__.calls) == 1
+    fn = retry(policy, sleep=sleeps.sleep)(
+        returns_in_turn(LibraryTimeout(), Group("g", [never()]), "unreached")
+    )
+    with pytest.raises(Group):
+        fn()
+    assert len(fn.__wrapped__.calls) == 2
+    # A group of other BaseExceptions is retried as retry_on says.
+    fn = retry(policy, sleep=sleeps.sleep)(returns_in_turn(Group("g", [LibraryTimeout()]), "done"))
+    assert fn() == "done"
+
+
+def _group_class() -> type[BaseException]:
+    if sys.version_info >= (3, 11):
+        return cast("type[BaseException]", builtins.BaseExceptionGroup)
+    from exceptiongroup import BaseExceptionGroup  # Python 3.10: pytest's dependency
+
+    return cast("type[BaseException]", BaseExceptionGroup)
 
 
 @pytest.mark.parametrize(
