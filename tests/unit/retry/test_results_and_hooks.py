@@ -23,6 +23,7 @@ from resilience_kit import (
     RetryPolicy,
     RetryStats,
     reset_retry_stats,
+    resilient,
     retry,
     retry_stats,
 )
@@ -31,6 +32,7 @@ from resilience_kit.retry import (
     retryable_http_response,
     transient_error,
 )
+from resilience_kit.testing import FakeClock, use_clock
 
 
 @dataclasses.dataclass
@@ -491,6 +493,41 @@ def test_the_interactive_preset_rides_out_a_blip_within_a_few_seconds(sleeps: Sl
         retry(INTERACTIVE, sleep=sleeps.sleep, clock=sleeps.clock)(down)()
     assert sleeps.clock.monotonic() - start <= INTERACTIVE.deadline + 1.5  # type: ignore[operator]
     assert slow_failures == 2
+
+
+@pytest.mark.parametrize("retry_after", [None, 0.4])
+async def test_interactive_with_a_timeout_gives_up_within_its_deadline(
+    retry_after: float | None,
+) -> None:
+    # The docs' recipe, resilient(retry=INTERACTIVE, timeout=1.0), against a dependency that
+    # hangs: "gives up on an outage within 3 s in all". Every attempt times out at 1 s; the
+    # last one may only use what is left of the deadline (it took the full second, ending
+    # at 3.5 s).
+    clock = FakeClock()
+    calls = 0
+    policy = INTERACTIVE.replace(retry_after=lambda outcome, now: retry_after)
+
+    with use_clock(clock):
+
+        @resilient(retry=policy, timeout=1.0)
+        async def hangs() -> str:
+            nonlocal calls
+            calls += 1
+            await clock.async_sleep(60)
+            return "never"
+
+        with pytest.raises(TimeoutError):
+            await hangs()
+        assert calls == 3
+        assert clock.monotonic() <= INTERACTIVE.deadline  # type: ignore[operator]
+
+        # A call that does not hang keeps the whole per-attempt timeout.
+        @resilient(retry=INTERACTIVE, timeout=1.0)
+        async def slow_but_in_time() -> str:
+            await clock.async_sleep(0.9)
+            return "ok"
+
+        assert await slow_but_in_time() == "ok"
 
 
 def test_transient_error_is_any_presets_rule() -> None:
