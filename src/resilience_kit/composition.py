@@ -29,7 +29,7 @@ from typing_extensions import ParamSpec
 
 from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
-from resilience_kit._timeout import _time_limited
+from resilience_kit._timeout import _on_driven_clock, _on_loop_clock, _Schedule, _time_limited
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer
 from resilience_kit.clock import Clock, default_clock
@@ -297,14 +297,20 @@ def _time_limited_within(
     clock: Clock,
 ) -> Callable[..., Awaitable[Any]]:
     """`fn` limited to `limit` seconds, or less when the call's deadline ends sooner."""
-    full = _time_limited(fn, limit)
     monotonic = clock.monotonic
 
     async def attempt(*args: Any, **kwargs: Any) -> Any:
+        # `_time_limited`'s call with a limit that changes from call to call (inlined: an
+        # extra coroutine per attempt would cost more than the rest of this wrapper).
         left = call_ends.get() - monotonic()
-        if left >= limit:
-            return await full(*args, **kwargs)
-        return await _time_limited(fn, max(left, 0.0))(*args, **kwargs)
+        cut = limit if left >= limit else max(left, 0.0)
+        in_use = default_clock()
+        schedule: _Schedule | None = getattr(in_use, "_schedule", None)
+        if schedule is not None:
+            return await _on_driven_clock(
+                fn, args, kwargs, limit=cut, clock=in_use, schedule=schedule
+            )
+        return await _on_loop_clock(fn, args, kwargs, cut)
 
     adopt_metadata(attempt, fn)
     return attempt
