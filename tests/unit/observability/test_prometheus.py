@@ -1,0 +1,346 @@
+"""The Prometheus collector: what a scrape shows, read at scrape time only."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from resilience_kit import CircuitBreaker, CircuitOpenError, ConfigurationError
+from resilience_kit import prometheus as rk_prometheus
+from resilience_kit.health import HealthChecker, check_breaker
+from resilience_kit.prometheus import Histogram, MetricFamily
+from resilience_kit.retry import reset_retry_stats, retry
+from resilience_kit.testing import no_waits
+
+pytestmark = pytest.mark.usefixtures("breakers")
+
+
+@pytest.fixture
+def registry() -> Iterator[CollectorRegistry]:
+    registry = CollectorRegistry()
+    collector = rk_prometheus.register(registry=registry)
+    yield registry
+    rk_prometheus.unregister(collector, registry=registry)
+
+
+def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of a scrape, parsed by prometheus-client's own text parser."""
+    text = generate_latest(registry).decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str, **labels: str
+) -> float:
+    return samples[name, tuple(sorted(labels.items()))]
+
+
+def test_breaker_state_calls_rejections_and_transitions(registry: CollectorRegistry) -> None:
+    breaker = CircuitBreaker("prom-payments", failure_threshold=2, recovery_timeout=60)
+    breaker.call(lambda: 1)
+    for _ in range(2):
+        with pytest.raises(ZeroDivisionError):
+            breaker.call(lambda: 1 / 0)
+    with pytest.raises(CircuitOpenError):
+        breaker.call(lambda: 1)
+    samples = scrape(registry)
+    states = {
+        state: value(samples, "resilience_kit_breaker_state", breaker="prom-payments", state=state)
+        for state in ("CLOSED", "OPEN", "HALF_OPEN", "FORCED_OPEN", "DISABLED")
+    }
+    assert states == {"CLOSED": 0, "OPEN": 1, "HALF_OPEN": 0, "FORCED_OPEN": 0, "DISABLED": 0}
+    calls = "resilience_kit_breaker_calls_total"
+    assert value(samples, calls, breaker="prom-payments", outcome="success") == 1
+    assert value(samples, calls, breaker="prom-payments", outcome="failure") == 2
+    assert value(samples, calls, breaker="prom-payments", outcome="ignored") == 0
+    assert (
+        value(samples, "resilience_kit_breaker_rejected_calls_total", breaker="prom-payments") == 1
+    )
+    transitions = "resilience_kit_breaker_transitions_total"
+    assert value(samples, transitions, breaker="prom-payments", to_state="OPEN") == 1
+    breaker.reset()
+    breaker.force_open()
+    breaker.reset()
+    samples = scrape(registry)
+    assert value(samples, transitions, breaker="prom-payments", to_state="CLOSED") == 2
+    assert value(samples, transitions, breaker="prom-payments", to_state="FORCED_OPEN") == 1
+
+
+def test_ignored_errors_are_their_own_outcome(registry: CollectorRegistry) -> None:
+    breaker = CircuitBreaker("prom-ignored", ignore=(KeyError,))
+    with pytest.raises(KeyError):
+        breaker.call({}.__getitem__, "missing")
+    samples = scrape(registry)
+    calls = "resilience_kit_breaker_calls_total"
+    assert value(samples, calls, breaker="prom-ignored", outcome="ignored") == 1
+    assert value(samples, calls, breaker="prom-ignored", outcome="failure") == 0
+
+
+def test_retry_figures_per_policy(registry: CollectorRegistry) -> None:
+    reset_retry_stats()
+    attempts = []
+
+    @retry("database", name="prom-db", attempts=3, min_wait=0, max_wait=0)
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 2:
+            raise ConnectionError("reset")
+        return "ok"
+
+    @retry("database", name="prom-down", attempts=2, min_wait=0, max_wait=0)
+    def down() -> None:
+        raise ConnectionError("refused")
+
+    with no_waits():
+        flaky()
+        with pytest.raises(ConnectionError):
+            down()
+    samples = scrape(registry)
+    expected = {
+        ("prom-db", "calls"): 1,
+        ("prom-db", "attempts"): 2,
+        ("prom-db", "retries"): 1,
+        ("prom-db", "successes_after_retry"): 1,
+        ("prom-db", "exhausted"): 0,
+        ("prom-down", "attempts"): 2,
+        ("prom-down", "exhausted"): 1,
+    }
+    for (policy, figure), number in expected.items():
+        assert value(samples, f"resilience_kit_retry_{figure}_total", policy=policy) == number
+
+
+async def test_last_health_results_without_running_a_check(registry: CollectorRegistry) -> None:
+    breaker = CircuitBreaker("prom-health")
+    runs = []
+
+    def counted() -> bool:
+        runs.append(1)
+        return True
+
+    checker = HealthChecker({"upstream": check_breaker(breaker), "counted": counted}, cache_ttl=0)
+    assert "resilience_kit_health_status" not in {name for name, _ in scrape(registry)}
+    breaker.force_open()
+    await checker.check_all()
+    samples = scrape(registry)
+    scrape(registry)
+    assert len(runs) == 1, "a scrape never runs a check"
+    status = "resilience_kit_health_check_status"
+    assert value(samples, status, check="upstream", status="unhealthy") == 1
+    assert value(samples, status, check="upstream", status="healthy") == 0
+    assert value(samples, status, check="counted", status="healthy") == 1
+    assert value(samples, "resilience_kit_health_status", status="unhealthy") == 1
+    assert value(samples, "resilience_kit_health_check_response_time_seconds", check="counted") < 1
+
+
+def test_namespace_and_sources() -> None:
+    registry = CollectorRegistry()
+    collector = rk_prometheus.register(registry=registry, namespace="shop", sources=["breakers"])
+    try:
+        breaker = CircuitBreaker("prom-namespaced")
+        names = {name for name, _ in scrape(registry)}
+        assert "shop_breaker_state" in names
+        assert not any(name.startswith("shop_retry") for name in names)
+        assert not any(name.startswith("resilience_kit") for name in names)
+        assert breaker.name == "prom-namespaced"
+    finally:
+        rk_prometheus.unregister(collector, registry=registry)
+    bare = CollectorRegistry()
+    collector = rk_prometheus.register(registry=bare, namespace="")
+    try:
+        assert any(name == "breaker_state" for name, _ in scrape(bare))
+    finally:
+        rk_prometheus.unregister(collector, registry=bare)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "parameter"),
+    [
+        ({"namespace": "not valid"}, "namespace"),
+        ({"namespace": "9lives"}, "namespace"),
+        ({"sources": ["nope"]}, "sources"),
+        ({"multiprocess_dir": "/nonexistent/resilience_kit"}, "multiprocess_dir"),
+    ],
+)
+def test_bad_arguments_are_refused(kwargs: dict[str, object], parameter: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        rk_prometheus.register(registry=CollectorRegistry(), **kwargs)  # type: ignore[arg-type]
+    assert caught.value.parameter == parameter
+
+
+def test_one_collector_per_registry(registry: CollectorRegistry) -> None:
+    with pytest.raises(ConfigurationError, match="registry must not hold"):
+        rk_prometheus.register(registry=registry)
+
+
+def test_a_source_plugs_in_and_is_read_only_at_scrape_time(registry: CollectorRegistry) -> None:
+    reads = []
+
+    def cache_source() -> list[MetricFamily]:
+        reads.append(1)
+        hits = MetricFamily("cache_hits", "counter", "Cache hits.", ("prefix",))
+        hits.add(7.0, "users")
+        duration = MetricFamily(
+            "query_duration_seconds", "histogram", "Query durations.", ("engine",)
+        )
+        duration.add(Histogram(((0.1, 3.0), (1.0, 5.0), (float("inf"), 6.0)), 2.5, 6.0), "main")
+        return [hits, duration]
+
+    rk_prometheus.add_source("test-cache", cache_source)
+    try:
+        with pytest.raises(ConfigurationError, match="already added"):
+            rk_prometheus.add_source("test-cache", cache_source)
+        breaker = CircuitBreaker("prom-hot-path")
+        for _ in range(100):
+            breaker.call(lambda: 1)
+        assert reads == []
+        samples = scrape(registry)
+        assert reads == [1]
+        assert value(samples, "resilience_kit_cache_hits_total", prefix="users") == 7
+        bucket = "resilience_kit_query_duration_seconds_bucket"
+        assert value(samples, bucket, engine="main", le="0.1") == 3
+        assert value(samples, bucket, engine="main", le="+Inf") == 6
+        assert value(samples, "resilience_kit_query_duration_seconds_sum", engine="main") == 2.5
+        names = [metric.name for metric in rk_prometheus.exported_metrics()]
+        assert "resilience_kit_query_duration_seconds" in names
+    finally:
+        rk_prometheus.remove_source("test-cache")
+    assert "test-cache" not in rk_prometheus.source_names()
+
+
+def test_a_broken_source_never_breaks_the_scrape(
+    registry: CollectorRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> list[MetricFamily]:
+        raise RuntimeError("boom")
+
+    rk_prometheus.add_source("test-broken", broken)
+    try:
+        breaker = CircuitBreaker("prom-survivor")
+        samples = scrape(registry)
+        assert breaker.name == "prom-survivor"
+    finally:
+        rk_prometheus.remove_source("test-broken")
+    assert value(samples, "resilience_kit_metrics_source_up", source="test-broken") == 0
+    assert value(samples, "resilience_kit_metrics_source_up", source="breakers") == 1
+    assert value(samples, "resilience_kit_breaker_state", breaker="prom-survivor", state="CLOSED")
+    assert "metrics source 'test-broken' failed" in caplog.text
+
+
+def test_exported_metrics_follow_the_naming_conventions() -> None:
+    metrics = rk_prometheus.exported_metrics()
+    names = [metric.name for metric in metrics]
+    assert len(names) == len(set(names))
+    for metric in metrics:
+        assert metric.name.startswith("resilience_kit_")
+        assert not metric.name.endswith("_total"), "counters get _total in the text format only"
+        assert not metric.name.endswith(("_count", "_sum", "_bucket"))
+        assert metric.help.endswith(".")
+        assert "key" not in metric.labels
+        assert "sql" not in metric.labels
+    assert "resilience_kit_breaker_calls" in names
+    calls = next(m for m in metrics if m.name == "resilience_kit_breaker_calls")
+    assert calls.sample_names == ("resilience_kit_breaker_calls_total",)
+
+
+def _promtool() -> str:
+    found = shutil.which("promtool")
+    if found is None:
+        if os.environ.get("RESILIENCE_KIT_REQUIRE_SERVICES") == "1":
+            pytest.fail("promtool is missing (Debian package 'prometheus'); .ci/run installs it")
+        pytest.skip("promtool is missing (Debian package 'prometheus')")
+    return found
+
+
+def test_promtool_accepts_a_real_scrape(registry: CollectorRegistry, tmp_path: Path) -> None:
+    promtool = _promtool()
+    breaker = CircuitBreaker("prom-lint", failure_threshold=1)
+    with pytest.raises(ZeroDivisionError):
+        breaker.call(lambda: 1 / 0)
+
+    @retry("database", name="prom-lint", attempts=1)
+    def once() -> int:
+        return 1
+
+    once()
+    HealthChecker({"ok": lambda: True}).check_all_sync()
+
+    def histogram_source() -> list[MetricFamily]:
+        family = MetricFamily("lint_duration_seconds", "histogram", "Durations.", ("engine",))
+        family.add(Histogram(((0.5, 1.0), (float("inf"), 2.0)), 1.5, 2.0), "main")
+        return [family]
+
+    rk_prometheus.add_source("test-histogram", histogram_source)
+    try:
+        text = generate_latest(registry)
+    finally:
+        rk_prometheus.remove_source("test-histogram")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text, capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stderr.decode() + result.stdout.decode()
+    assert result.stdout.decode() + result.stderr.decode() == ""
+
+
+def test_multiprocess_snapshots_merge(tmp_path: Path) -> None:
+    """Other workers' snapshots: counters add up (an exited worker's too), gauges of live
+    workers take the maximum, an exited worker's gauges no longer count."""
+    registry = CollectorRegistry()
+    collector = rk_prometheus.register(
+        registry=registry, multiprocess_dir=tmp_path, snapshot_interval=60
+    )
+    try:
+        breaker = CircuitBreaker("prom-mp")
+        breaker.call(lambda: 1)
+
+        def other(pid: int, live: bool, successes: float, open_: float) -> None:
+            families = [
+                {
+                    "name": "breaker_state",
+                    "kind": "gauge",
+                    "help": "1 for the state the circuit breaker is in, 0 for the others.",
+                    "labels": ["breaker", "state"],
+                    "merge": "max",
+                    "samples": [[["prom-mp", "OPEN"], open_], [["prom-mp", "CLOSED"], 1 - open_]],
+                },
+                {
+                    "name": "breaker_calls",
+                    "kind": "counter",
+                    "help": "Calls that ran through the breaker, by outcome.",
+                    "labels": ["breaker", "outcome"],
+                    "merge": "sum",
+                    "samples": [[["prom-mp", "success"], successes]],
+                },
+            ]
+            data = {"pid": pid, "written": 1.0, "live": live, "families": families}
+            (tmp_path / f"resilience_kit_{pid}.json").write_text(json.dumps(data))
+
+        other(os.getppid(), True, 10, 0)  # the test runner's parent: alive
+        other(2**22 + 7, True, 5, 1)  # no such process: exited without a final snapshot
+        samples = scrape(registry)
+        calls = "resilience_kit_breaker_calls_total"
+        assert value(samples, calls, breaker="prom-mp", outcome="success") == 16
+        state = "resilience_kit_breaker_state"
+        assert value(samples, state, breaker="prom-mp", state="OPEN") == 0
+        other(os.getppid(), True, 10, 1)
+        samples = scrape(registry)
+        assert value(samples, state, breaker="prom-mp", state="OPEN") == 1
+        assert value(samples, state, breaker="prom-mp", state="CLOSED") == 1
+        (tmp_path / "resilience_kit_garbage.json").write_text("{not json")
+        assert value(scrape(registry), calls, breaker="prom-mp", outcome="success") == 16
+        own = tmp_path / f"resilience_kit_{os.getpid()}.json"
+        assert json.loads(own.read_text())["live"] is True
+    finally:
+        rk_prometheus.unregister(collector, registry=registry)
+    assert json.loads(own.read_text())["live"] is False, "closing writes a final snapshot"
