@@ -37,35 +37,62 @@ _PREFIX = "resilience_kit_"
 _SUFFIX = ".json"
 
 
-def _encode(family: MetricFamily) -> dict[str, Any]:
-    samples = [
-        [list(labels), {"b": value.buckets, "s": value.sum, "c": value.count}]
-        if isinstance(value, Histogram)
-        else [list(labels), value]
-        for labels, value in family.samples
-    ]
-    return {
-        "name": family.name,
-        "kind": family.kind,
-        "help": family.help,
-        "labels": list(family.labels),
-        "merge": family.merge,
-        "samples": samples,
-    }
+class _Strings(dict[str, int]):
+    """Label value -> its index in the snapshot's table of strings (each written once)."""
+
+    def __missing__(self, value: str) -> int:
+        index = self[value] = len(self)
+        return index
 
 
-def _decode(data: dict[str, Any]) -> MetricFamily:
-    samples = [
-        (
-            tuple(labels),
-            Histogram(tuple((float(b), float(c)) for b, c in value["b"]), value["s"], value["c"])
-            if isinstance(value, dict)
-            else float(value),
+def _encode(families: list[MetricFamily]) -> tuple[list[str], list[dict[str, Any]]]:
+    # Label values are written once, in a table, and samples refer to them by index: a
+    # thousand breakers' names would otherwise be parsed nine times each at every scrape.
+    strings = _Strings()
+    encoded = []
+    for family in families:
+        keys = [strings[value] for labels, _ in family.samples for value in labels]
+        values = [
+            [value.buckets, value.sum, value.count] if isinstance(value, Histogram) else value
+            for _, value in family.samples
+        ]
+        encoded.append(
+            {
+                "name": family.name,
+                "kind": family.kind,
+                "help": family.help,
+                "labels": list(family.labels),
+                "merge": family.merge,
+                "keys": keys,
+                "values": values,
+            }
         )
-        for labels, value in data["samples"]
-    ]
+    return list(strings), encoded
+
+
+def _decode(strings: list[str], data: dict[str, Any]) -> MetricFamily:
+    width = len(data["labels"])
+    keys, values = data["keys"], data["values"]
+    lookup = strings.__getitem__
+    if width:
+        columns = [map(lookup, keys[column::width]) for column in range(width)]
+        labels: list[tuple[str, ...]] = list(zip(*columns, strict=True))
+    else:
+        labels = [()] * len(values)
+    if data["kind"] == "histogram":
+        values = [
+            Histogram(tuple((float(b), float(c)) for b, c in buckets), float(total), float(count))
+            for buckets, total, count in values
+        ]
+    if len(labels) != len(values):
+        raise ValueError(f"family {data['name']!r}: {len(labels)} label sets, {len(values)} values")
     return MetricFamily(
-        data["name"], data["kind"], data["help"], tuple(data["labels"]), samples, data["merge"]
+        data["name"],
+        data["kind"],
+        data["help"],
+        tuple(data["labels"]),
+        list(zip(labels, values, strict=True)),
+        data["merge"],
     )
 
 
@@ -92,16 +119,18 @@ class Snapshot:
 
 
 def read_snapshots(directory: Path, *, exclude_pid: int | None = None) -> list[Snapshot]:
-    """Every readable snapshot in ``directory`` except ``exclude_pid``'s."""
+    """Every readable snapshot in ``directory`` except the live one of ``exclude_pid``."""
     found = []
+    own = f"{_PREFIX}{exclude_pid}{_SUFFIX}"
     for path in directory.glob(f"{_PREFIX}*{_SUFFIX}"):
+        if path.name == own:
+            continue
         try:
             data = json.loads(path.read_text())
             pid = int(data["pid"])
-            if pid == exclude_pid and data.get("live", True):
-                continue
-            families = [_decode(each) for each in data["families"]]
-        except (OSError, ValueError, KeyError, TypeError) as error:
+            strings = data["strings"]
+            families = [_decode(strings, each) for each in data["families"]]
+        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
             _logger.warning("skipping unreadable metrics snapshot %s: %s", path, error)
             continue
         alive = bool(data.get("live", True)) and _alive(pid)
@@ -116,53 +145,80 @@ def _add_histograms(a: Histogram, b: Histogram) -> Histogram:
     return Histogram(buckets, a.sum + b.sum, a.count + b.count)
 
 
-def merge_families(own: list[MetricFamily], others: Iterable[Snapshot]) -> list[MetricFamily]:
-    """``own`` (the scraping worker's live families) merged with the other workers' snapshots."""
-    order: list[str] = []
-    merged: dict[str, MetricFamily] = {}
-    values: dict[str, dict[tuple[str, ...], Any]] = {}
-    newest: dict[tuple[str, tuple[str, ...]], float] = {}
-    now = time.time()
+class _Merged:
+    """One family's samples being merged: label sets and values in two parallel lists."""
 
-    def take(family: MetricFamily, written: float, alive: bool) -> None:
-        if family.name not in merged:
-            order.append(family.name)
-            merged[family.name] = MetricFamily(
-                family.name, family.kind, family.help, family.labels, [], family.merge
-            )
-            values[family.name] = {}
-        table = values[family.name]
-        policy = merged[family.name].merge
+    __slots__ = ("family", "index", "keys", "values", "written")
+
+    def __init__(self, family: MetricFamily, written: float) -> None:
+        self.family = family
+        self.keys = [labels for labels, _ in family.samples]
+        self.values = [value for _, value in family.samples]
+        self.written = [written] * len(self.keys)
+        self.index: dict[tuple[str, ...], int] | None = None
+
+    def add(self, family: MetricFamily, written: float, alive: bool) -> None:
+        policy = self.family.merge
         if policy != "sum" and not alive:
             return
-        for labels, value in family.samples:
-            if labels not in table:
-                table[labels] = value
-                newest[family.name, labels] = written
-            elif policy == "sum":
-                current = table[labels]
-                table[labels] = (
+        keys = [labels for labels, _ in family.samples]
+        values = [value for _, value in family.samples]
+        if keys == self.keys and policy != "latest" and family.kind != "histogram":
+            # The usual case: every worker has the same breakers and policies, in the same
+            # order, so the samples line up and combine pairwise.
+            combine = (lambda a, b: a + b) if policy == "sum" else max
+            self.values = list(map(combine, self.values, values))
+            return
+        if self.index is None:
+            self.index = {labels: position for position, labels in enumerate(self.keys)}
+        for labels, value in zip(keys, values, strict=True):
+            position = self.index.get(labels)
+            if position is None:
+                self.index[labels] = len(self.keys)
+                self.keys.append(labels)
+                self.values.append(value)
+                self.written.append(written)
+                continue
+            current = self.values[position]
+            if policy == "sum":
+                self.values[position] = (
                     _add_histograms(current, value)
                     if isinstance(current, Histogram) and isinstance(value, Histogram)
                     else current + value
                 )
             elif policy == "max":
-                table[labels] = max(table[labels], value)
-            elif written > newest[family.name, labels]:
-                table[labels] = value
-                newest[family.name, labels] = written
+                self.values[position] = max(current, value)
+            elif written > self.written[position]:
+                self.values[position] = value
+                self.written[position] = written
 
+    def result(self) -> MetricFamily:
+        family = self.family
+        samples = list(zip(self.keys, self.values, strict=True))
+        return MetricFamily(
+            family.name, family.kind, family.help, family.labels, samples, family.merge
+        )
+
+
+def merge_families(own: list[MetricFamily], others: Iterable[Snapshot]) -> list[MetricFamily]:
+    """``own`` (the scraping worker's live families) merged with the other workers' snapshots.
+
+    Each family combines as its ``merge`` says; an exited worker's snapshot adds only to the
+    ``"sum"`` families.
+    """
+    merged: dict[str, _Merged] = {}
+    now = time.time()
     for family in own:
-        take(family, now, True)
+        merged[family.name] = _Merged(family, now)
     for snapshot in others:
         for family in snapshot.families:
-            take(family, snapshot.written, snapshot.alive)
-    result = []
-    for name in order:
-        family = merged[name]
-        family.samples = sorted(values[name].items())
-        result.append(family)
-    return result
+            current = merged.get(family.name)
+            if current is None:
+                if family.merge == "sum" or snapshot.alive:
+                    merged[family.name] = _Merged(family, snapshot.written)
+            else:
+                current.add(family, snapshot.written, snapshot.alive)
+    return [each.result() for each in merged.values()]
 
 
 class SnapshotWriter:
@@ -223,11 +279,13 @@ class SnapshotWriter:
     def write(self, *, final: bool = False) -> None:
         """Write one snapshot now (``final``: the process is exiting)."""
         try:
+            strings, families = _encode(self.collect())
             data = {
                 "pid": os.getpid(),
                 "written": time.time(),
                 "live": not final,
-                "families": [_encode(family) for family in self.collect()],
+                "strings": strings,
+                "families": families,
             }
             handle, temporary = tempfile.mkstemp(
                 dir=self.directory, prefix=".resilience_kit-", suffix=".tmp"

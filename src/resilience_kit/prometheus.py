@@ -18,6 +18,7 @@ Nothing on a breaker's or a retry's hot path touches Prometheus: the collector a
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import threading
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from resilience_kit._exposition import format_value, render
 from resilience_kit._metrics import (
     Histogram,
     MetricFamily,
@@ -53,6 +55,7 @@ __all__ = [
     "Source",
     "add_source",
     "exported_metrics",
+    "generate_latest",
     "register",
     "remove_source",
     "source_names",
@@ -77,12 +80,6 @@ def _full_name(namespace: str, name: str) -> str:
     return f"{namespace}_{name}" if namespace else name
 
 
-def _bound(value: float) -> str:
-    if value == float("inf"):
-        return "+Inf"
-    return repr(float(value))
-
-
 def _to_prometheus(family: MetricFamily, namespace: str) -> Metric:
     from prometheus_client.metrics_core import Metric
     from prometheus_client.samples import Sample
@@ -97,7 +94,7 @@ def _to_prometheus(family: MetricFamily, namespace: str) -> Metric:
         for values, value in family.samples:
             base = dict(zip(labels, values, strict=True))
             for bound, count in value.buckets:
-                samples.append(Sample(f"{name}_bucket", {**base, "le": _bound(bound)}, count))
+                samples.append(Sample(f"{name}_bucket", {**base, "le": format_value(bound)}, count))
             samples.append(Sample(f"{name}_count", base, value.count))
             samples.append(Sample(f"{name}_sum", base, value.sum))
     else:
@@ -181,9 +178,15 @@ class ResilienceCollector:
 
     def collect(self) -> Iterator[Metric]:
         """Called by prometheus-client at each scrape."""
+        if _rendering_directly.get():
+            return  # generate_latest() below writes our part itself
         namespace = self.namespace
         for family in self.families():
             yield _to_prometheus(family, namespace)
+
+    def render(self) -> str:
+        """The figures a scrape shows now, in the Prometheus text format."""
+        return render(self.families(), self.namespace)
 
     def describe(self) -> list[Metric]:
         """Nothing: registering must not read every primitive (prometheus-client would)."""
@@ -266,6 +269,34 @@ def unregister(
             del _registered[registry]
             registry.unregister(collector)
     collector.close()
+
+
+_rendering_directly = contextvars.ContextVar("rk_rendering_directly", default=False)
+
+
+def generate_latest(registry: CollectorRegistry | None = None) -> bytes:
+    """prometheus-client's ``generate_latest``, several times faster on our part of the scrape.
+
+    The registry's other collectors are rendered by prometheus-client as usual; the
+    resilience_kit collector registered in it writes its own lines (the same bytes the client
+    would write, without its per-line overhead). The routes in
+    [resilience_kit.integrations][resilience_kit.integrations] serve this.
+    """
+    from prometheus_client import generate_latest as client_generate_latest
+
+    if registry is None:
+        from prometheus_client import REGISTRY
+
+        registry = REGISTRY
+    collector = _registered.get(registry)
+    if collector is None:
+        return client_generate_latest(registry)
+    token = _rendering_directly.set(True)
+    try:
+        rest = client_generate_latest(registry)
+    finally:
+        _rendering_directly.reset(token)
+    return rest + collector.render().encode()
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from resilience_kit import CircuitBreaker, CircuitOpenError, ConfigurationError
 from resilience_kit import prometheus as rk_prometheus
+from resilience_kit._snapshots import _encode
 from resilience_kit.health import HealthChecker, check_breaker
 from resilience_kit.prometheus import Histogram, MetricFamily
 from resilience_kit.retry import reset_retry_stats, retry
@@ -305,25 +306,20 @@ def test_multiprocess_snapshots_merge(tmp_path: Path) -> None:
         breaker.call(lambda: 1)
 
         def other(pid: int, live: bool, successes: float, open_: float) -> None:
-            families = [
-                {
-                    "name": "breaker_state",
-                    "kind": "gauge",
-                    "help": "1 for the state the circuit breaker is in, 0 for the others.",
-                    "labels": ["breaker", "state"],
-                    "merge": "max",
-                    "samples": [[["prom-mp", "OPEN"], open_], [["prom-mp", "CLOSED"], 1 - open_]],
-                },
-                {
-                    "name": "breaker_calls",
-                    "kind": "counter",
-                    "help": "Calls that ran through the breaker, by outcome.",
-                    "labels": ["breaker", "outcome"],
-                    "merge": "sum",
-                    "samples": [[["prom-mp", "success"], successes]],
-                },
-            ]
-            data = {"pid": pid, "written": 1.0, "live": live, "families": families}
+            state = MetricFamily("breaker_state", "gauge", "State.", ("breaker", "state"))
+            state.merge = "max"
+            state.add(open_, "prom-mp", "OPEN")
+            state.add(1 - open_, "prom-mp", "CLOSED")
+            calls = MetricFamily("breaker_calls", "counter", "Calls.", ("breaker", "outcome"))
+            calls.add(successes, "prom-mp", "success")
+            strings, families = _encode([state, calls])
+            data = {
+                "pid": pid,
+                "written": 1.0,
+                "live": live,
+                "strings": strings,
+                "families": families,
+            }
             (tmp_path / f"resilience_kit_{pid}.json").write_text(json.dumps(data))
 
         other(os.getppid(), True, 10, 0)  # the test runner's parent: alive
@@ -344,3 +340,96 @@ def test_multiprocess_snapshots_merge(tmp_path: Path) -> None:
     finally:
         rk_prometheus.unregister(collector, registry=registry)
     assert json.loads(own.read_text())["live"] is False, "closing writes a final snapshot"
+
+
+def test_direct_rendering_is_byte_for_byte_the_clients(registry: CollectorRegistry) -> None:
+    from prometheus_client import Counter
+
+    user_counter = Counter("shop_orders", "Orders.", ["kind"], registry=registry)
+    user_counter.labels("paid").inc(3)
+    odd = CircuitBreaker('prom "quoted" \\ back\nline')
+    odd.call(lambda: 1)
+    many = [CircuitBreaker(f"prom-render-{i}") for i in range(20)]
+    many[3].force_open()
+
+    def source() -> list[MetricFamily]:
+        wide = MetricFamily(
+            "render_wide", "gauge", "Three labels\\ and a\nnewline.", ("z", "a", "m")
+        )
+        wide.add(1e7, "z1", "a1", "m1")
+        wide.add(float("nan"), "z2", "a2", "m2")
+        wide.add(-2.5e-9, "z3", "a3", "m3")
+        bare = MetricFamily("render_bare", "counter", "No labels.")
+        bare.add(12345678.0)
+        hist = MetricFamily("render_seconds", "histogram", "Durations.", ("zone", "engine"))
+        buckets = ((0.005, 1.0), (2.5, 3.0), (1e7, 4.0), (float("inf"), 5.0))
+        hist.add(Histogram(buckets, 3.25, 5.0), "eu", "main")
+        return [wide, bare, hist]
+
+    rk_prometheus.add_source("test-render", source)
+    try:
+        ours = rk_prometheus.generate_latest(registry)
+        theirs = generate_latest(registry)
+    finally:
+        rk_prometheus.remove_source("test-render")
+    # The same families, byte for byte; ours come after the registry's other collectors.
+    assert sorted(ours.split(b"# HELP ")) == sorted(theirs.split(b"# HELP "))
+    assert ours.startswith(b"# HELP shop_orders_total")
+    assert b'breaker="prom \\"quoted\\" \\\\ back\\nline"' in ours
+    assert len(many) == 20
+    assert odd.name.startswith("prom")
+
+
+def test_generate_latest_without_our_collector_is_the_clients() -> None:
+    from prometheus_client import Gauge
+
+    plain = CollectorRegistry()
+    Gauge("alone", "Alone.", registry=plain).set(2)
+    assert rk_prometheus.generate_latest(plain) == generate_latest(plain)
+
+
+def test_merging_unaligned_snapshots_histograms_and_latest_values() -> None:
+    from resilience_kit._snapshots import Snapshot, merge_families
+
+    def family(name: str, merge: str, *samples: tuple[tuple[str, ...], object]) -> MetricFamily:
+        kind = "histogram" if name == "hist" else "counter" if merge == "sum" else "gauge"
+        made = MetricFamily(name, kind, "Help.", ("breaker",), merge=merge)  # type: ignore[arg-type]
+        made.samples = list(samples)
+        return made
+
+    def hist(sum_: float, *counts: float) -> Histogram:
+        return Histogram(((1.0, counts[0]), (float("inf"), counts[1])), sum_, counts[1])
+
+    own = [
+        family("calls", "sum", (("a",), 1.0), (("b",), 2.0)),
+        family("state", "max", (("a",), 0.0)),
+        family("health", "latest", (("a",), 1.0)),
+        family("hist", "sum", (("a",), hist(1.0, 1, 2))),
+    ]
+    newer = Snapshot(
+        11,
+        written=2e10,
+        alive=True,
+        families=[
+            family("calls", "sum", (("b",), 10.0), (("c",), 5.0)),
+            family("state", "max", (("a",), 1.0)),
+            family("health", "latest", (("a",), 0.0)),
+            family("hist", "sum", (("a",), hist(2.0, 3, 4))),
+        ],
+    )
+    exited = Snapshot(
+        12,
+        written=1.0,
+        alive=False,
+        families=[
+            family("calls", "sum", (("a",), 100.0)),
+            family("state", "max", (("z",), 1.0)),
+            family("only_gauge", "max", (("a",), 1.0)),
+        ],
+    )
+    merged = {f.name: dict(f.samples) for f in merge_families(own, [newer, exited])}
+    assert merged["calls"] == {("a",): 101.0, ("b",): 12.0, ("c",): 5.0}
+    assert merged["state"] == {("a",): 1.0}
+    assert merged["health"] == {("a",): 0.0}, "the newest snapshot wins"
+    assert merged["hist"][("a",)] == hist(3.0, 4, 6)
+    assert "only_gauge" not in merged
