@@ -226,14 +226,16 @@ def health_families() -> list[MetricFamily]:
     module = sys.modules.get("resilience_kit.health")
     if module is None:
         return [status, response, overall]
-    results: dict[str, Any] = {}
+    stamped: dict[str, tuple[float, Any]] = {}
     report = None
     for checker in module.checkers():
-        results.update(checker.last_results())
+        for name, (when, result) in checker._stamped_results().items():
+            if name not in stamped or when > stamped[name][0]:
+                stamped[name] = (when, result)
         last = checker.last_report
         if last is not None and (report is None or last.timestamp > report.timestamp):
             report = last
-    for name, result in sorted(results.items()):
+    for name, (_, result) in sorted(stamped.items()):
         for each in _HEALTH_STATES:
             status.add(1.0 if result.status.value == each else 0.0, name, each)
         response.add(result.response_time_ms / 1000, name)

@@ -230,7 +230,7 @@ class HealthChecker:
         self._busy_threads: dict[str, tuple[float, concurrent.futures.Future[Any]]] = {}
         self._lock = threading.Lock()
         self._last: HealthReport | None = None
-        self._latest: dict[str, CheckResult] = {}
+        self._latest: dict[str, tuple[float, CheckResult]] = {}
         with _checkers_lock:
             _checkers.add(self)
 
@@ -253,6 +253,11 @@ class HealthChecker:
     def last_results(self) -> dict[str, CheckResult]:
         """The most recent result of each check that has run, from any probe (metrics read
         this: a scrape never runs a check)."""
+        return {name: result for name, (_, result) in self._latest.items()}
+
+    def _stamped_results(self) -> dict[str, tuple[float, CheckResult]]:
+        """[last_results][resilience_kit.health.HealthChecker.last_results] with the time of
+        each (for the metrics, which take the newest result of a name across checkers)."""
         return dict(self._latest)
 
     def _now(self) -> float:
@@ -310,7 +315,7 @@ class HealthChecker:
             raise
         future.set_result(report)
         self._cached[critical_only] = (self._now(), report)
-        self._latest.update(report.checks)
+        self._latest.update((name, (report.timestamp, r)) for name, r in report.checks.items())
         if not critical_only:
             self._last = report
         return report
