@@ -42,7 +42,7 @@ import pytest
 from resilience_kit._transitions import _recorder, _Session
 from resilience_kit.breaker import CircuitBreaker, CircuitState
 from resilience_kit.breaker import breakers as _live_breakers
-from resilience_kit.breaker._breaker import use_clock_everywhere
+from resilience_kit.breaker._clocks import use_clock_everywhere
 from resilience_kit.breaker._registry import every_breaker
 from resilience_kit.clock import default_clock
 
