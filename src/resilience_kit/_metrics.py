@@ -188,7 +188,7 @@ def retry_families() -> list[MetricFamily]:
     ]
     # Nothing decorated yet if the retry layer was never imported: do not import it (and
     # tenacity) for a scrape.
-    module = sys.modules.get("resilience_kit._retry")
+    module = sys.modules.get("resilience_kit._retry.stats")
     if module is None:
         return families
     for policy, stats in sorted(module.retry_stats().items()):
