@@ -226,7 +226,7 @@ class HealthChecker:
         self._clock = clock
         self._async = {name: is_async_callable(check) for name, check in self._checks.items()}
         self._cached: dict[bool, tuple[float, HealthReport]] = {}
-        self._running: dict[bool, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+        self._running: dict[bool, tuple[asyncio.AbstractEventLoop, asyncio.Task[HealthReport]]] = {}
         self._busy_threads: dict[str, tuple[float, concurrent.futures.Future[Any]]] = {}
         self._lock = threading.Lock()
         self._last: HealthReport | None = None
@@ -302,18 +302,16 @@ class HealthChecker:
             return cached[1]
         loop = asyncio.get_running_loop()
         running = self._running.get(critical_only)
-        if running is not None and running[0] is loop and not running[1].done():
-            report: HealthReport = await asyncio.shield(running[1])
-            return report
-        future: asyncio.Future[Any] = loop.create_future()
-        self._running[critical_only] = (loop, future)
-        try:
-            report = await self._run(critical_only)
-        except BaseException as error:
-            future.set_exception(error)
-            future.exception()  # retrieved: no "never retrieved" warning when nobody waits
-            raise
-        future.set_result(report)
+        if running is None or running[0] is not loop or running[1].done():
+            # A task of its own, not the caller's: a probe whose client goes away (and is
+            # cancelled) leaves the run going for the other probes waiting on it.
+            task = loop.create_task(self._run_and_keep(critical_only))
+            self._running[critical_only] = running = (loop, task)
+        report: HealthReport = await asyncio.shield(running[1])
+        return report
+
+    async def _run_and_keep(self, critical_only: bool) -> HealthReport:
+        report = await self._run(critical_only)
         self._cached[critical_only] = (self._now(), report)
         self._latest.update((name, (report.timestamp, r)) for name, r in report.checks.items())
         if not critical_only:

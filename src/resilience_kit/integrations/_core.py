@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import hashlib
 import hmac
+import importlib
 import inspect
 import json
 import math
@@ -119,14 +120,22 @@ def error_reply(error: BaseException, statuses: Mapping[type[BaseException], int
 
 
 def default_statuses() -> dict[type[BaseException], int]:
-    """CircuitOpenError -> 503, plus the load-control errors where they exist."""
-    from resilience_kit import errors
-
+    """CircuitOpenError -> 503, plus the load-control errors (a rate limit -> 429, a full
+    bulkhead -> 503) wherever the library defines them."""
     statuses: dict[type[BaseException], int] = {CircuitOpenError: 503}
-    for name, status in (("RateLimitedError", 429), ("BulkheadFullError", 503)):
-        kind = getattr(errors, name, None)
-        if isinstance(kind, type) and issubclass(kind, ResilienceError):
-            statuses[kind] = status
+    for module_name in (
+        "resilience_kit.errors",
+        "resilience_kit.ratelimit",
+        "resilience_kit.bulkhead",
+    ):
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            continue  # that primitive does not exist in this version
+        for name, status in (("RateLimitedError", 429), ("BulkheadFullError", 503)):
+            kind = getattr(module, name, None)
+            if isinstance(kind, type) and issubclass(kind, ResilienceError):
+                statuses[kind] = status
     return statuses
 
 

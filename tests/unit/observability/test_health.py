@@ -349,3 +349,24 @@ async def test_check_redis_with_fakeredis_sync_and_async() -> None:
     report = await HealthChecker({"sync": sync_check, "async": async_check}).check_all()
     assert report.status is HealthStatus.HEALTHY
     await async_client.aclose()
+
+
+async def test_a_cancelled_probe_leaves_the_shared_run_to_the_others() -> None:
+    calls = []
+
+    async def slow() -> bool:
+        calls.append(1)
+        await asyncio.sleep(0.1)
+        return True
+
+    checker = HealthChecker({"slow": slow}, cache_ttl=0)
+    first = asyncio.create_task(checker.check_all())
+    await asyncio.sleep(0.01)
+    second = asyncio.create_task(checker.check_all())
+    await asyncio.sleep(0.01)
+    first.cancel()
+    report = await second
+    assert report.checks["slow"].healthy
+    assert len(calls) == 1
+    with pytest.raises(asyncio.CancelledError):
+        await first
