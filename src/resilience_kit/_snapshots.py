@@ -9,7 +9,8 @@ says. Files are written atomically (a temporary file, then a rename), so a reade
 half a snapshot.
 
 A worker that has exited leaves its file: its counters still count (a sum must never go down
-when a worker is recycled), its gauges no longer do. Empty the directory when the server
+when a worker is recycled), its gauges no longer do; the workers fold such files into one
+archive (see [compact][resilience_kit._snapshots.compact]). Empty the directory when the server
 starts, as prometheus-client requires for its own files.
 """
 
@@ -30,11 +31,12 @@ from typing import Any
 
 from resilience_kit._metrics import Histogram, MetricFamily
 
-__all__ = ["SnapshotWriter", "merge_families", "read_snapshots"]
+__all__ = ["ARCHIVE", "SnapshotWriter", "compact", "merge_families", "read_snapshots"]
 
 _logger = logging.getLogger("resilience_kit.metrics")
 _PREFIX = "resilience_kit_"
 _SUFFIX = ".json"
+ARCHIVE = f"{_PREFIX}archive{_SUFFIX}"
 
 
 class _Strings(dict[str, int]):
@@ -109,33 +111,131 @@ def _alive(pid: int) -> bool:
 class Snapshot:
     """One worker's snapshot as read from disk."""
 
-    __slots__ = ("alive", "families", "pid", "written")
+    __slots__ = ("alive", "families", "path", "pid", "written")
 
-    def __init__(self, pid: int, written: float, alive: bool, families: list[MetricFamily]):
+    def __init__(
+        self,
+        pid: int,
+        written: float,
+        alive: bool,
+        families: list[MetricFamily],
+        path: Path | None = None,
+    ) -> None:
         self.pid = pid
         self.written = written
         self.alive = alive
         self.families = families
+        self.path = path
+
+
+def _load(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None  # compacted away by another worker since the directory was listed
+    except (OSError, ValueError) as error:
+        _logger.warning("skipping unreadable metrics snapshot %s: %s", path, error)
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def read_snapshots(directory: Path, *, exclude_pid: int | None = None) -> list[Snapshot]:
-    """Every readable snapshot in ``directory`` except the live one of ``exclude_pid``."""
+    """Every readable snapshot in ``directory`` except the live one of ``exclude_pid``.
+
+    Files the archive says it has absorbed are skipped (they are being deleted).
+    """
+    archive = _load(directory / ARCHIVE)
+    absorbed = set(archive.get("absorbed", ())) if archive is not None else set()
     found = []
     own = f"{_PREFIX}{exclude_pid}{_SUFFIX}"
-    for path in directory.glob(f"{_PREFIX}*{_SUFFIX}"):
-        if path.name == own:
+    for path in sorted(directory.glob(f"{_PREFIX}*{_SUFFIX}")):
+        if path.name == own or path.name in absorbed:
+            continue
+        data = archive if path.name == ARCHIVE else _load(path)
+        if data is None:
             continue
         try:
-            data = json.loads(path.read_text())
             pid = int(data["pid"])
             strings = data["strings"]
             families = [_decode(strings, each) for each in data["families"]]
-        except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+            written = float(data["written"])
+        except (ValueError, KeyError, TypeError, IndexError) as error:
             _logger.warning("skipping unreadable metrics snapshot %s: %s", path, error)
             continue
         alive = bool(data.get("live", True)) and _alive(pid)
-        found.append(Snapshot(pid, float(data["written"]), alive, families))
+        found.append(Snapshot(pid, written, alive, families, path))
     return found
+
+
+def _dead_by_name(directory: Path) -> int:
+    """How many snapshot files belong to exited workers, judged by name (nothing is parsed)."""
+    dead = 0
+    for path in directory.glob(f"{_PREFIX}*{_SUFFIX}"):
+        stem = path.name[len(_PREFIX) : -len(_SUFFIX)]
+        if stem == "archive":
+            continue
+        pid, retired, _ = stem.partition("-")
+        if retired or not pid.isdigit() or not _alive(int(pid)):
+            dead += 1
+    return dead
+
+
+def compact(directory: Path) -> None:
+    """Fold the snapshots of exited workers into one archive file.
+
+    A server that recycles its workers (gunicorn's ``max_requests``) would otherwise leave one
+    file per exited worker, each read at every scrape. Only their counters matter (their gauges
+    no longer count), so they are summed into ``resilience_kit_archive.json``. The archive lists
+    the files it absorbed before they are deleted, so a crash in between never counts them twice.
+    One worker compacts at a time (an exclusive lock on a file in the directory); on a platform
+    without ``fcntl`` nothing is compacted.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    with (directory / ".resilience_kit.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return  # another worker is compacting
+        try:
+            dead = [s for s in read_snapshots(directory) if not s.alive and s.path is not None]
+            if len(dead) < 2:
+                return
+            previous = _load(directory / ARCHIVE) or {}
+            still_there = [
+                name for name in previous.get("absorbed", ()) if (directory / name).exists()
+            ]
+            merged = merge_families([], dead)
+            names = [s.path.name for s in dead if s.path is not None and s.path.name != ARCHIVE]
+            strings, families = _encode(merged)
+            data = {
+                "pid": 0,
+                "written": time.time(),
+                "live": False,
+                "absorbed": sorted({*still_there, *names}),
+                "strings": strings,
+                "families": families,
+            }
+            _write_atomically(directory, directory / ARCHIVE, data)
+            for name in [*still_there, *names]:
+                with contextlib.suppress(FileNotFoundError):
+                    (directory / name).unlink()
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_atomically(directory: Path, path: Path, data: dict[str, Any]) -> None:
+    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".resilience_kit-", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            json.dump(data, stream, separators=(",", ":"))
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 def _add_histograms(a: Histogram, b: Histogram) -> Histogram:
@@ -273,6 +373,11 @@ class SnapshotWriter:
     def _run(self) -> None:
         while True:
             self.write()
+            try:
+                if _dead_by_name(self.directory) >= 2:
+                    compact(self.directory)
+            except Exception:
+                _logger.exception("could not compact the metrics snapshots in %s", self.directory)
             if self._stop.wait(self.interval):
                 return
 
@@ -287,12 +392,7 @@ class SnapshotWriter:
                 "strings": strings,
                 "families": families,
             }
-            handle, temporary = tempfile.mkstemp(
-                dir=self.directory, prefix=".resilience_kit-", suffix=".tmp"
-            )
-            with os.fdopen(handle, "w") as stream:
-                json.dump(data, stream, separators=(",", ":"))
-            os.replace(temporary, self.path)
+            _write_atomically(self.directory, self.path, data)
         except Exception:
             _logger.exception("could not write the metrics snapshot to %s", self.directory)
 

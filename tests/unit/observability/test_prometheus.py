@@ -434,3 +434,50 @@ def test_merging_unaligned_snapshots_histograms_and_latest_values() -> None:
     assert merged["health"] == {("a",): 0.0}, "the newest snapshot wins"
     assert merged["hist"][("a",)] == hist(3.0, 4, 6)
     assert "only_gauge" not in merged
+
+
+def test_exited_workers_snapshots_are_compacted_into_one_archive(tmp_path: Path) -> None:
+    from resilience_kit._snapshots import ARCHIVE, compact, merge_families, read_snapshots
+
+    dead_pids = iter(range(2**22 + 100, 2**22 + 200))  # above any pid_max in use: no process
+
+    def dead_worker(successes: float, *, name: str | None = None) -> str:
+        pid = next(dead_pids)
+        calls = MetricFamily("breaker_calls", "counter", "Calls.", ("breaker", "outcome"))
+        calls.add(successes, "prom-compact", "success")
+        state = MetricFamily("breaker_state", "gauge", "State.", ("breaker", "state"))
+        state.merge = "max"
+        state.add(1.0, "prom-compact", "OPEN")
+        strings, families = _encode([calls, state])
+        data = {"pid": pid, "written": 1.0, "live": False, "strings": strings, "families": families}
+        file_name = name or f"resilience_kit_{pid}.json"
+        (tmp_path / file_name).write_text(json.dumps(data))
+        return file_name
+
+    def total() -> dict[str, dict[tuple[str, ...], float]]:
+        merged = merge_families([], read_snapshots(tmp_path))
+        return {family.name: dict(family.samples) for family in merged}
+
+    for successes in (1, 2, 3, 4):
+        dead_worker(successes)
+    dead_worker(10, name="resilience_kit_12345-99.json")  # a pid's previous owner, retired
+    before = total()
+    assert before["breaker_calls"] == {("prom-compact", "success"): 20}
+    assert "breaker_state" not in before, "exited workers' gauges do not count"
+    compact(tmp_path)
+    assert sorted(p.name for p in tmp_path.glob("resilience_kit_*.json")) == [ARCHIVE]
+    assert total() == before
+    dead_worker(5)
+    late = dead_worker(6)
+    compact(tmp_path)
+    assert total()["breaker_calls"] == {("prom-compact", "success"): 31}
+    # A crash between writing the archive and deleting what it absorbed never counts twice.
+    archive = json.loads((tmp_path / ARCHIVE).read_text())
+    (tmp_path / late).write_text(json.dumps({**archive, "pid": 2**22 + 300}))
+    archive["absorbed"] = [late]
+    (tmp_path / ARCHIVE).write_text(json.dumps(archive))
+    assert total()["breaker_calls"] == {("prom-compact", "success"): 31}
+    dead_worker(7)
+    compact(tmp_path)
+    assert total()["breaker_calls"] == {("prom-compact", "success"): 38}
+    assert sorted(p.name for p in tmp_path.glob("resilience_kit_*.json")) == [ARCHIVE]
