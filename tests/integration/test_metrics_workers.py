@@ -129,3 +129,49 @@ def test_one_scrape_merges_every_worker_and_keeps_an_exited_workers_counters(
         "the replacement worker, with the killed worker's counters kept",
     )
     assert victim not in worker_pids(samples)
+
+
+FORKING_SERVER = """
+import json, os, sys, time, warnings
+from prometheus_client import CollectorRegistry
+from resilience_kit import CircuitBreaker, prometheus
+
+registry = CollectorRegistry()
+# Registered before the fork, as a server that imports the app first (gunicorn --preload).
+prometheus.register(registry=registry, multiprocess_dir=sys.argv[1], snapshot_interval=0.1)
+shared = CircuitBreaker("forked-shared")
+children = []
+for _ in range(3):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork with threads (3.12+)
+        pid = os.fork()
+    if pid == 0:
+        for _ in range(5):
+            shared.call(lambda: None)
+        time.sleep(0.5)  # the child's own writer thread snapshots it meanwhile
+        os._exit(0)
+    children.append(pid)
+for pid in children:
+    os.waitpid(pid, 0)
+shared.call(lambda: None)
+text = prometheus.generate_latest(registry).decode()
+line = 'resilience_kit_breaker_calls_total{breaker="forked-shared",outcome="success"}'
+print(json.dumps([l for l in text.splitlines() if l.startswith(line)]))
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_registered_before_the_fork_every_child_writes_its_own_snapshot(tmp_path: Path) -> None:
+    import json
+
+    result = subprocess.run(
+        [sys.executable, "-c", FORKING_SERVER, str(tmp_path)],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+    lines = json.loads(result.stdout.decode().strip().splitlines()[-1])
+    assert lines == [
+        'resilience_kit_breaker_calls_total{breaker="forked-shared",outcome="success"} 16.0'
+    ], "3 children x 5 calls, exited, plus the parent's own call"
