@@ -245,9 +245,38 @@ def health_families() -> list[MetricFamily]:
     return [status, response, overall]
 
 
+_CACHE_FIGURES = (
+    ("cache_hits", "hits", "Calls answered from the cache with a fresh value."),
+    ("cache_misses", "misses", "Calls that ran the function (or waited for the caller that did)."),
+    ("cache_errors", "errors", "Backend failures and undecodable entries, each taken as a miss."),
+    (
+        "cache_stale_hits",
+        "stale",
+        "Calls answered with a stale value while one caller refreshed it.",
+    ),
+)
+
+
+def cache_families() -> list[MetricFamily]:
+    """Hits, misses, errors and stale serves per cache prefix, from ``cache_stats()``."""
+    families = [
+        MetricFamily(name, "counter", text, ("prefix",)) for name, _, text in _CACHE_FIGURES
+    ]
+    # Nothing cached if the cache module was never imported: do not import it for a scrape.
+    module = sys.modules.get("resilience_kit.cache")
+    stats = getattr(module, "cache_stats", None)
+    if stats is None:
+        return families
+    for prefix, figures in sorted(stats().prefixes.items()):
+        for family, (_, attribute, _) in zip(families, _CACHE_FIGURES, strict=True):
+            family.add(float(getattr(figures, attribute)), prefix)
+    return families
+
+
 _sources: dict[str, Source] = {
     "breakers": breaker_families,
     "retry": retry_families,
+    "cache": cache_families,
     "health": health_families,
 }
 _sources_lock = threading.Lock()

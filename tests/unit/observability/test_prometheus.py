@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -481,3 +482,43 @@ def test_exited_workers_snapshots_are_compacted_into_one_archive(tmp_path: Path)
     compact(tmp_path)
     assert total()["breaker_calls"] == {("prom-compact", "success"): 38}
     assert sorted(p.name for p in tmp_path.glob("resilience_kit_*.json")) == [ARCHIVE]
+
+
+def test_cache_figures_per_prefix_from_cache_stats(
+    registry: CollectorRegistry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache source reads ``cache_stats()`` as API.md defines it (a stand-in module here,
+    until the cache package is on this branch)."""
+    import types
+    from dataclasses import dataclass, field
+
+    @dataclass(frozen=True)
+    class PrefixStats:
+        hits: int = 0
+        misses: int = 0
+        errors: int = 0
+        stale: int = 0
+        hit_rate: float = 0.0
+
+    @dataclass(frozen=True)
+    class CacheStats:
+        hits: int = 0
+        misses: int = 0
+        errors: int = 0
+        stale: int = 0
+        hit_rate: float = 0.0
+        prefixes: dict[str, PrefixStats] = field(default_factory=dict)
+
+    samples = scrape(registry)
+    assert not any(name.startswith("resilience_kit_cache") for name, _ in samples)
+    stand_in = types.ModuleType("resilience_kit.cache")
+    stand_in.cache_stats = lambda: CacheStats(  # type: ignore[attr-defined]
+        prefixes={"users": PrefixStats(8, 2, 1, 3, 0.8), "orders": PrefixStats(0, 4)}
+    )
+    monkeypatch.setitem(sys.modules, "resilience_kit.cache", stand_in)
+    samples = scrape(registry)
+    assert value(samples, "resilience_kit_cache_hits_total", prefix="users") == 8
+    assert value(samples, "resilience_kit_cache_misses_total", prefix="users") == 2
+    assert value(samples, "resilience_kit_cache_errors_total", prefix="users") == 1
+    assert value(samples, "resilience_kit_cache_stale_hits_total", prefix="users") == 3
+    assert value(samples, "resilience_kit_cache_misses_total", prefix="orders") == 4
