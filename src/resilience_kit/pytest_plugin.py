@@ -288,8 +288,10 @@ def fake_clock() -> Iterator[FakeClock]:
     test (say a module-level breaker first imported inside it), the clock that was the
     default before the test. Retries created during the test (and anything else that reads
     :func:`~resilience_kit.clock.default_clock` when it is built) run on it too, and chaos
-    latency advances it instead of sleeping; when the test ends the clock itself goes on in
-    real time, so such a retry sleeps for real in later tests.
+    latency advances it instead of sleeping; timeouts (``resilient(timeout=...)``,
+    ``resilience_kit.timeout``) measure on it, so advancing it past a limit ends the call with
+    ``TimeoutError``. When the test ends the clock itself goes on in real time, so such a retry
+    sleeps for real in later tests.
     """
     from resilience_kit.testing import FakeClock, use_clock
 

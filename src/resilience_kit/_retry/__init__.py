@@ -15,15 +15,17 @@ builds a tenacity loop, seeded with that first failure as attempt 1.
 from __future__ import annotations
 
 from resilience_kit._retry.decorator import _decorate, retry
-from resilience_kit._retry.policy import RetryPolicy
+from resilience_kit._retry.policy import RetryEvent, RetryPolicy
 from resilience_kit._retry.presets import (
     BEST_EFFORT,
     DATABASE,
     EXTERNAL_API,
+    INTERACTIVE,
     INTERNAL_API,
     PRESETS,
     REDIS,
     _resolve,
+    transient_error,
 )
 from resilience_kit._retry.sleeps import _NO_WAITS
 from resilience_kit._retry.stats import RetryStats, reset_retry_stats, retry_stats
@@ -32,9 +34,11 @@ __all__ = [
     "BEST_EFFORT",
     "DATABASE",
     "EXTERNAL_API",
+    "INTERACTIVE",
     "INTERNAL_API",
     "PRESETS",
     "REDIS",
+    "RetryEvent",
     "RetryPolicy",
     "RetryStats",
     "_NO_WAITS",
@@ -43,4 +47,5 @@ __all__ = [
     "reset_retry_stats",
     "retry",
     "retry_stats",
+    "transient_error",
 ]

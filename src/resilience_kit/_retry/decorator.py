@@ -47,54 +47,114 @@ def _decorate(
     clock = default_clock() if clock is None else clock
     retrier = _Retrier(policy, clock)
     sync_sleep, async_sleep = _sleepers(clock, sleep)
-    count_call = retrier.count_call
-    takes_over = retrier.takes_over
-    monotonic = clock.monotonic
-    # Reading the clock costs ~40 ns; only a deadline needs the start time.
-    timed = policy.deadline is not None
-
     if is_async_callable(fn):
         async_fn = cast(Callable[..., Awaitable[Any]], fn)
-        async_pause = _pause_async(async_sleep)
-
-        async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-            count_call()
-            start = monotonic() if timed else 0.0
-            try:
-                return await async_fn(*args, **kwargs)
-            except Exception as error:
-                verdict = takes_over(error)
-                if verdict is None:
-                    raise
-                first = error
-            # Outside the except block, so later attempts do not see `first` as the
-            # exception being handled (it would become their __context__).
-            run = _Run(retrier, first, verdict, start)
-            return await _retry_async(run, async_pause, async_fn, args, kwargs)
-
-        return cast(Callable[P, R], _wraps(async_wrapper, fn))
-
+        return cast(Callable[P, R], _wraps(_async_form(async_fn, retrier, async_sleep), fn))
     if inspect.iscoroutinefunction(sync_sleep):
         raise ConfigurationError(
             f"sleep must be a plain function for a plain def, got {sleep!r}",
             parameter="sleep",
             value=sleep,
         )
-    sync_pause = _pause_sync(sync_sleep)
+    if inspect.iscoroutinefunction(policy.on_retry):
+        raise ConfigurationError(
+            f"on_retry must be a plain function for the plain def "
+            f"{getattr(fn, '__qualname__', fn)!r}, got the coroutine function "
+            f"{policy.on_retry!r}: nothing would await it",
+            parameter="on_retry",
+            value=policy.on_retry,
+        )
+    return cast(Callable[P, R], _wraps(_sync_form(fn, retrier, sync_sleep), fn))
+
+
+# Each form has a twin that also judges the result: a policy without retry_if_result keeps a
+# first attempt that returns the function's result straight away. The locals are bound once,
+# at decoration: the first attempt pays for nothing else.
+
+
+def _async_form(
+    async_fn: Callable[..., Awaitable[Any]], retrier: _Retrier, sleep: Callable[[float], Any]
+) -> Callable[..., Awaitable[Any]]:
+    count_call, takes_over = retrier.count_call, retrier.takes_over
+    judge, catch = retrier.judge_result, retrier.catch
+    monotonic = retrier.clock.monotonic
+    # Reading the clock costs ~40 ns; only a deadline needs the start time.
+    timed = retrier.policy.deadline is not None
+    async_pause = _pause_async(sleep)
+
+    async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
+        count_call()
+        start = monotonic() if timed else 0.0
+        try:
+            return await async_fn(*args, **kwargs)
+        except catch as error:
+            verdict = takes_over(error)
+            if verdict is None:
+                raise
+            first = error
+        # Outside the except block, so later attempts do not see `first` as the
+        # exception being handled (it would become their __context__).
+        run = _Run(retrier, start, error=first, verdict=verdict)
+        return await _retry_async(run, async_pause, async_fn, args, kwargs)
+
+    async def async_judging_wrapper(*args: Any, **kwargs: Any) -> Any:
+        count_call()
+        start = monotonic() if timed else 0.0
+        try:
+            result = await async_fn(*args, **kwargs)
+        except catch as error:
+            verdict = takes_over(error)
+            if verdict is None:
+                raise
+            run = _Run(retrier, start, error=error, verdict=verdict)
+        else:
+            if not judge(result):  # type: ignore[misc]  # set for this form
+                return result
+            run = _Run(retrier, start, result=result)
+        return await _retry_async(run, async_pause, async_fn, args, kwargs)
+
+    return async_wrapper if judge is None else async_judging_wrapper
+
+
+def _sync_form(
+    fn: Callable[..., Any], retrier: _Retrier, sleep: Callable[[float], Any]
+) -> Callable[..., Any]:
+    count_call, takes_over = retrier.count_call, retrier.takes_over
+    judge, catch = retrier.judge_result, retrier.catch
+    monotonic = retrier.clock.monotonic
+    timed = retrier.policy.deadline is not None
+    sync_pause = _pause_sync(sleep)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         count_call()
         start = monotonic() if timed else 0.0
         try:
             return fn(*args, **kwargs)
-        except Exception as error:
+        except catch as error:
             verdict = takes_over(error)
             if verdict is None:
                 raise
             first = error
-        return _retry_sync(_Run(retrier, first, verdict, start), sync_pause, fn, args, kwargs)
+        run = _Run(retrier, start, error=first, verdict=verdict)
+        return _retry_sync(run, sync_pause, fn, args, kwargs)
 
-    return cast(Callable[P, R], _wraps(wrapper, fn))
+    def judging_wrapper(*args: Any, **kwargs: Any) -> Any:
+        count_call()
+        start = monotonic() if timed else 0.0
+        try:
+            result = fn(*args, **kwargs)
+        except catch as error:
+            verdict = takes_over(error)
+            if verdict is None:
+                raise
+            run = _Run(retrier, start, error=error, verdict=verdict)
+        else:
+            if not judge(result):  # type: ignore[misc]  # set for this form
+                return result
+            run = _Run(retrier, start, result=result)
+        return _retry_sync(run, sync_pause, fn, args, kwargs)
+
+    return wrapper if judge is None else judging_wrapper
 
 
 def _wraps(wrapper: Callable[..., Any], fn: object) -> Callable[..., Any]:

@@ -7,18 +7,19 @@ the sleep are awaited in :func:`_retry_async`.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import math
 import numbers
 import operator
 import types
 from collections.abc import Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import tenacity
 
 from resilience_kit._redact import redact
 from resilience_kit._retry.log import _LOGGER, _error_text, _hook_failed
-from resilience_kit._retry.policy import RetryPolicy
+from resilience_kit._retry.policy import NEVER_RETRIED, RetryEvent, RetryPolicy, _is_cancellation
 from resilience_kit._retry.stats import _counters_for
 from resilience_kit.clock import Clock
 
@@ -36,10 +37,12 @@ class _Retrier:
 
     __slots__ = (
         "base_wait",
+        "catch",
         "clock",
         "count_call",
         "counters",
         "idle",
+        "judge_result",
         "policy",
         "reserve",
         "returns_default",
@@ -51,6 +54,14 @@ class _Retrier:
         self.counters = _counters_for(policy.name)
         self.count_call = self.counters.calls.__next__
         self.returns_default = policy.on_exhausted == "return_default"
+        # What the wrappers catch: BaseException only when the policy names one (a library's
+        # own BaseException timeout); `verdict` still lets cancellation and the like through.
+        self.catch: type[BaseException] = (
+            Exception
+            if all(issubclass(cls, Exception) for cls in (*policy.retry_on, *policy.give_up_on))
+            else BaseException
+        )
+        self.judge_result = None if policy.retry_if_result is None else self._judge_result
         self.reserve = 0.0 if policy.deadline is None else policy.deadline * _DEADLINE_RESERVE
         base: tenacity.wait.wait_base
         if policy.wait == "fixed":
@@ -83,7 +94,11 @@ class _Retrier:
         """What to do with an attempt's error; runs ``retry_if`` at most once per error."""
         policy = self.policy
         if not isinstance(error, Exception):
-            return _PROPAGATE
+            if isinstance(error, NEVER_RETRIED) or _is_cancellation(type(error)):
+                return _PROPAGATE
+            if isinstance(error, policy.give_up_on):
+                return _GIVE_UP
+            return _RETRY if isinstance(error, policy.retry_on) else _PROPAGATE
         if isinstance(error, policy.give_up_on):
             return _GIVE_UP
         if isinstance(error, policy.retry_on):
@@ -96,6 +111,16 @@ class _Retrier:
                 _hook_failed(policy, "retry_if", hook_error, "not retrying")
         return _PROPAGATE
 
+    def _judge_result(self, result: Any) -> bool:
+        """Whether ``retry_if_result`` retries ``result``; False if it raised (logged)."""
+        policy = self.policy
+        predicate = cast("Callable[[Any], bool]", policy.retry_if_result)
+        try:
+            return bool(predicate(result))
+        except Exception as hook_error:
+            _hook_failed(policy, "retry_if_result", hook_error, "returning the result")
+            return False
+
     def takes_over(self, error: BaseException) -> int | None:
         """The verdict on a first attempt's error if the retry loop handles it, else None."""
         verdict = self.verdict(error)
@@ -103,14 +128,15 @@ class _Retrier:
             return verdict
         return None
 
-    def hint(self, error: BaseException) -> float:
-        """The wait ``retry_after`` asks for (0 if none), or 0 if it raised or answered junk."""
+    def hint(self, outcome: object) -> float:
+        """The wait ``retry_after`` asks for after an error (or a retried result): 0 if none,
+        or if it raised or answered junk."""
         policy = self.policy
         if policy.retry_after is None:
             return 0.0
         try:
             # Typed as an answer the hook promised; checked as anything it may return.
-            answer: object = policy.retry_after(error, self.clock.wall())
+            answer: object = policy.retry_after(outcome, self.clock.wall())
         except Exception as hook_error:
             _hook_failed(policy, "retry_after", hook_error, "using the backoff wait")
             return 0.0
@@ -175,20 +201,23 @@ def _controller() -> tenacity.Retrying:
 class _Run(tenacity.RetryCallState):
     """One call's retries after its first attempt failed: tenacity's state for it, and ours.
 
-    Each failed attempt goes through tenacity's loop step, :meth:`tenacity.Retrying.iter`,
-    which asks the retry, stop and wait callbacks and either ends the loop or returns the
-    sleep. The loops below drive those steps themselves instead of iterating a ``Retrying``:
-    a success ends the call at once, and the step tenacity takes before each attempt (it only
-    runs the ``before`` hook, unused here) is skipped, about 1.3 µs per attempt. :meth:`plan`
-    decides before each step, so the clock and ``retry_after`` are read once per attempt
-    whatever order tenacity asks ``stop`` and ``wait`` in. One synchronous controller serves
-    ``async def`` too: only the function and the sleep are awaited, so the steps need none of
+    An attempt fails by raising an error the policy retries, or by returning a result that
+    ``retry_if_result`` retries. Each failed attempt goes through tenacity's loop step,
+    :meth:`tenacity.Retrying.iter`, which asks the retry, stop and wait callbacks and either
+    ends the loop or returns the sleep. The loops below drive those steps themselves instead
+    of iterating a ``Retrying``: a success ends the call at once, and the step tenacity takes
+    before each attempt (it only runs the ``before`` hook, unused here) is skipped, about
+    1.3 µs per attempt. :meth:`plan` decides before each step, so the clock and
+    ``retry_after`` are read once per attempt whatever order tenacity asks ``stop`` and
+    ``wait`` in. One synchronous controller serves ``async def`` too: only the function, the
+    sleep and an async ``on_retry`` are awaited, so the steps need none of
     ``AsyncRetrying``'s coroutine wrapping of every callback.
     """
 
     __slots__ = (
         "error",
         "last_wait",
+        "result",
         "retrier",
         "sleep_for",
         "start",
@@ -197,22 +226,37 @@ class _Run(tenacity.RetryCallState):
     )
 
     def __init__(
-        self, retrier: _Retrier, first: Exception, first_verdict: int, start: float
+        self,
+        retrier: _Retrier,
+        start: float,
+        *,
+        error: BaseException | None = None,
+        verdict: int = _RETRY,
+        result: Any = None,
     ) -> None:
         # Never the call's function or arguments: tenacity's state is all the callbacks see.
         super().__init__(retrier.controller(), fn=None, args=(), kwargs={})
         self.retrier = retrier
         self.start = start
-        self.error = first  # the latest attempt's error
-        self.verdict = first_verdict  # and what the policy makes of it
+        self.error = error  # the latest attempt's error, None if it returned `result`
+        self.result = result
+        self.verdict = verdict  # what the policy makes of the latest attempt
         self.stopping = False
         self.sleep_for = 0.0
         self.last_wait = False  # a wait was cut short by the deadline: no retry after it
-        if first_verdict == _RETRY:
+        if verdict == _RETRY:
             # A loop step updates the controller's statistics: begin() sets them up, as every
             # tenacity call does.
             self.retry_object.begin()
-            self.set_exception((type(first), first, first.__traceback__))
+            self._record()
+
+    def _record(self) -> None:
+        """Give tenacity the latest attempt's outcome (its loop step needs one)."""
+        error = self.error
+        if error is None:
+            self.set_result(self.result)
+        else:
+            self.set_exception((type(error), error, error.__traceback__))
 
     def remaining(self) -> float:
         deadline = self.retrier.policy.deadline
@@ -229,7 +273,8 @@ class _Run(tenacity.RetryCallState):
             return
         seconds = float(retrier.base_wait(self))
         if policy.retry_after is not None:
-            seconds = max(seconds, retrier.hint(self.error))
+            outcome = self.result if self.error is None else self.error
+            seconds = max(seconds, retrier.hint(outcome))
         seconds = min(seconds, policy.max_wait)
         if policy.deadline is not None:
             budget = self.remaining() - retrier.reserve
@@ -240,15 +285,43 @@ class _Run(tenacity.RetryCallState):
         self.stopping, self.sleep_for = False, max(0.0, seconds)
 
     def next_wait(self) -> float | None:
-        """After a retryable failure: the wait before the next attempt, or None to stop."""
+        """After a failed attempt: the wait before the next one, or None to stop.
+
+        The caller then runs :meth:`announce` (the ``on_retry`` hook) and waits.
+        """
         self.plan()
         step = self.retry_object.iter(self)
         if not isinstance(step, tenacity.DoSleep):
             return None
         wait = float(step)
         self.log_wait(wait)
-        self.prepare_for_next_attempt()
         return wait
+
+    def announce(self, wait: float) -> Awaitable[object] | None:
+        """Call ``on_retry`` about the attempt that just failed; then count the next attempt.
+
+        Returns what an async hook returned, for an async call to await (see :func:`_settle`);
+        a hook that raises is logged and the call goes on.
+        """
+        policy = self.retrier.policy
+        hook = policy.on_retry
+        if hook is None:
+            self.prepare_for_next_attempt()
+            return None
+        event = RetryEvent(
+            policy=policy,
+            attempt=self.attempt_number,
+            wait=wait,
+            error=self.error,
+            result=self.result,
+        )
+        answer: object = None
+        try:
+            answer = hook(event)
+        except Exception as hook_error:
+            _hook_failed(policy, "on_retry", hook_error, "retrying all the same")
+        self.prepare_for_next_attempt()
+        return answer if inspect.isawaitable(answer) else None
 
     def attempt_starts(self) -> None:
         next(self.retrier.counters.retries)
@@ -258,10 +331,30 @@ class _Run(tenacity.RetryCallState):
         if not _LOGGER.isEnabledFor(policy.log_level):
             return
         error = self.error
-        error_type = type(error).__name__
         # A broken log handler must not break the call. (Not contextlib.suppress: a try costs
         # nothing, the context manager a quarter of a microsecond per attempt.)
-        try:  # noqa: SIM105
+        try:
+            if error is None:
+                # Only the result's type: a result may hold anything, secrets included.
+                result_type = type(self.result).__name__
+                _LOGGER.log(
+                    policy.log_level,
+                    "retry policy %r: attempt %d of %d returned a %s that retry_if_result "
+                    "retries; retrying in %.3fs",
+                    policy.name,
+                    self.attempt_number,
+                    policy.attempts,
+                    result_type,
+                    wait,
+                    extra={
+                        "retry_policy": policy.name,
+                        "retry_attempt": self.attempt_number,
+                        "retry_wait": wait,
+                        "result_type": result_type,
+                    },
+                )
+                return
+            error_type = type(error).__name__
             _LOGGER.log(
                 policy.log_level,
                 "retry policy %r: attempt %d of %d failed with %s: %s; retrying in %.3fs",
@@ -281,13 +374,22 @@ class _Run(tenacity.RetryCallState):
         except Exception:  # noqa: S110
             pass
 
-    def failed(self, error: Exception) -> bool:
+    def failed(self, error: BaseException) -> bool:
         """Judge a later attempt's error: True if retryable (then recorded for tenacity)."""
-        self.error = error
+        self.error, self.result = error, None
         self.verdict = verdict = self.retrier.verdict(error)
         if verdict != _RETRY:
             return False
-        self.set_exception((type(error), error, error.__traceback__))
+        self._record()
+        return True
+
+    def returned(self, result: Any) -> bool:
+        """Judge a later attempt's result: True if ``retry_if_result`` retries it."""
+        judge = self.retrier.judge_result
+        if judge is None or not judge(result):
+            return False
+        self.error, self.result, self.verdict = None, result, _RETRY
+        self._record()
         return True
 
     def succeeded(self, result: Any) -> Any:
@@ -298,10 +400,13 @@ class _Run(tenacity.RetryCallState):
         """``(error to raise, None)`` or ``(None, the value to return)`` once retrying ended.
 
         The latest error is either not retried (its verdict says why) or the last one of a
-        run with no attempt or time left.
+        run with no attempt or time left; a retried result is returned when none is left.
         """
         retrier = self.retrier
         error = self.error
+        if error is None:
+            next(retrier.counters.exhausted)
+            return None, self.result
         if self.verdict == _GIVE_UP:
             if retrier.returns_default:
                 self._log_default(error, "gave up at once")
@@ -329,6 +434,29 @@ class _Run(tenacity.RetryCallState):
             )
 
 
+def _dropped(run: _Run, answer: Awaitable[object]) -> None:
+    """An ``on_retry`` of a plain def returned an awaitable: nobody can await it."""
+    close = getattr(answer, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()  # a coroutine never awaited would warn at garbage collection
+    with contextlib.suppress(Exception):
+        _LOGGER.error(
+            "on_retry of policy %r returned an awaitable for a plain (sync) function; it was "
+            "not awaited",
+            run.retrier.policy.name,
+            extra={"retry_policy": run.retrier.policy.name},
+        )
+
+
+async def _settle(run: _Run, answer: Awaitable[object]) -> None:
+    """Await what an async ``on_retry`` returned; its error is logged, never the call's."""
+    try:
+        await answer
+    except Exception as hook_error:
+        _hook_failed(run.retrier.policy, "on_retry", hook_error, "retrying all the same")
+
+
 # The two loops differ only in ``await``. The error a call ends with is raised here, from the
 # loop, with its traceback cut to the function's frames (see _attempt_traceback).
 
@@ -340,18 +468,22 @@ def _retry_sync(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
+    catch = run.retrier.catch
     try:
         if run.verdict == _RETRY:
             while (wait := run.next_wait()) is not None:
+                if (answer := run.announce(wait)) is not None:
+                    _dropped(run, answer)
                 pause(wait)
                 run.attempt_starts()
                 try:
                     result = fn(*args, **kwargs)
-                except Exception as error:
+                except catch as error:
                     if not run.failed(error):
                         break
                 else:
-                    return run.succeeded(result)
+                    if not run.returned(result):
+                        return run.succeeded(result)
     finally:
         run.retrier.give_back(run.retry_object)
     raised, value = run.conclude()
@@ -367,18 +499,22 @@ async def _retry_async(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> Any:
+    catch = run.retrier.catch
     try:
         if run.verdict == _RETRY:
             while (wait := run.next_wait()) is not None:
+                if (answer := run.announce(wait)) is not None:
+                    await _settle(run, answer)
                 await pause(wait)
                 run.attempt_starts()
                 try:
                     result = await fn(*args, **kwargs)
-                except Exception as error:
+                except catch as error:
                     if not run.failed(error):
                         break
                 else:
-                    return run.succeeded(result)
+                    if not run.returned(result):
+                        return run.succeeded(result)
     finally:
         run.retrier.give_back(run.retry_object)
     raised, value = run.conclude()

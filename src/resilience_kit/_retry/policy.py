@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import functools
 import json
@@ -20,6 +21,26 @@ from resilience_kit._validation import (
 )
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
+NEVER_RETRIED: Final[tuple[type[BaseException], ...]] = (
+    asyncio.CancelledError,
+    KeyboardInterrupt,
+    SystemExit,
+    GeneratorExit,
+)
+"""Never retried, whatever a policy lists (trio's ``Cancelled`` neither: see _is_cancellation)."""
+
+
+def _is_cancellation(cls: type[BaseException]) -> bool:
+    """Whether ``cls`` is another async library's cancellation (trio's, which anyio uses too).
+
+    Recognised by name, so that trio need not be imported (or installed).
+    """
+    return any(
+        base.__name__ == "Cancelled" and base.__module__.partition(".")[0] == "trio"
+        for base in cls.__mro__
+    )
+
+
 WaitKind = Literal["exponential", "fixed", "random_exponential"]
 OnExhausted = Literal["raise", "return_default"]
 _WAIT_KINDS: Final = ("exponential", "fixed", "random_exponential")
@@ -35,42 +56,57 @@ class RetryPolicy:
 
     An error raised by the call is looked up in this order:
 
-    1. ``give_up_on`` (which always contains :class:`~resilience_kit.CircuitOpenError`): the
-       policy stops at once and ``on_exhausted`` decides the outcome.
-    2. ``retry_on`` or ``retry_if``: retried until ``attempts`` or ``deadline`` run out, then
-       ``on_exhausted`` decides.
-    3. Anything else propagates untouched after the attempt that raised it.
+    1. Cancellation (`asyncio.CancelledError`, trio's `Cancelled`), `KeyboardInterrupt`,
+       `SystemExit` and `GeneratorExit` propagate at once, whatever the policy lists.
+    2. `give_up_on` (which always contains [CircuitOpenError][resilience_kit.CircuitOpenError]):
+       the policy stops at once and `on_exhausted` decides the outcome.
+    3. `retry_on` or `retry_if`: retried until `attempts` or `deadline` run out, then
+       `on_exhausted` decides.
+    4. Anything else propagates untouched after the attempt that raised it.
 
-    ``KeyboardInterrupt``, ``SystemExit``, ``asyncio.CancelledError`` and every other
-    ``BaseException`` that is not an ``Exception`` always propagate at once.
+    A result the call returns is retried when `retry_if_result` says so; when no attempt or
+    time is left, the last result is returned (whatever `on_exhausted` says: that is about
+    errors).
 
     Attributes:
         attempts: Total attempts, the first included (>= 1).
-        wait: ``"exponential"`` waits ``multiplier * 2 ** (n - 1)`` seconds after attempt
-            ``n``, clamped to ``[min_wait, max_wait]`` (tenacity's ``wait_exponential``);
-            ``"fixed"`` waits ``min_wait``; ``"random_exponential"`` waits a uniform random
+        wait: `"exponential"` waits `multiplier * 2 ** (n - 1)` seconds after attempt
+            `n`, clamped to `[min_wait, max_wait]` (tenacity's `wait_exponential`);
+            `"fixed"` waits `min_wait`; `"random_exponential"` waits a uniform random
             time up to the exponential value ("full jitter").
         min_wait: Shortest wait in seconds (>= 0).
-        max_wait: Longest wait in seconds (>= ``min_wait``); caps jitter and ``Retry-After``.
+        max_wait: Longest wait in seconds (>= `min_wait`); caps jitter and `Retry-After`.
         multiplier: Scale of the exponential waits (> 0).
         jitter: Up to this many seconds of uniform random time added to each wait (>= 0).
         deadline: Total seconds for all attempts and waits (> 0), or None. The final attempt
             is guaranteed 1% of it: no wait ends later than 99% of the deadline (the last one
             is shortened to end there, and the attempt after it is the last), and the retries
             stop once less than 1% is left.
-        retry_on: Exception classes to retry (subclasses of ``Exception``).
-        give_up_on: Exception classes never retried, even if ``retry_on`` matches them.
-        on_exhausted: ``"raise"`` re-raises the last attempt's exception unchanged;
-            ``"return_default"`` returns ``default`` instead.
-        default: What ``"return_default"`` returns.
+        retry_on: Exception classes to retry: any `BaseException` subclasses (a library's own
+            `BaseException` timeout, say), except the never-retried ones of step 1, which are
+            refused here.
+        give_up_on: Exception classes never retried, even if `retry_on` matches them.
+        on_exhausted: `"raise"` re-raises the last attempt's exception unchanged;
+            `"return_default"` returns `default` instead.
+        default: What `"return_default"` returns.
         log_level: Level of the log record written before each wait.
-        name: Key of this policy's figures in :func:`retry_stats`, and shown in logs.
+        name: Key of this policy's figures in [retry_stats][resilience_kit.retry_stats], and
+            shown in logs.
         retry_if: Also retry an error for which this returns True (for errors recognised by
             their attributes rather than their class).
-        retry_after: Reads a server-requested delay from an error: called with the error and
-            the current wall-clock time, returns seconds or None. The wait is at least that
-            long, still capped by ``max_wait`` and ``deadline``. An answer that is not a
-            finite real number >= 0, or an exception, is logged and ignored.
+        retry_after: Reads a server-requested delay: called with the error (or, for a retry
+            `retry_if_result` asked for, the result) and the current wall-clock time, returns
+            seconds or None. The wait is at least that long, still capped by `max_wait` and
+            `deadline`. An answer that is not a finite real number >= 0, or an exception, is
+            logged and ignored.
+        retry_if_result: Retry when this returns True for the call's result (an HTTP response
+            with status 429 or 503 that was not raised, say:
+            [retryable_http_response][resilience_kit.retry.retryable_http_response]). If it
+            raises, that is logged and the result is returned.
+        on_retry: Called before each wait with a
+            [RetryEvent][resilience_kit.retry.RetryEvent] (tenacity's `before_sleep`): for
+            metrics, tracing, or a log of your own. May be a coroutine function for an
+            `async def`. If it raises, that is logged and the call goes on.
     """
 
     attempts: int = 3
@@ -87,7 +123,9 @@ class RetryPolicy:
     log_level: int = logging.WARNING
     name: str = "custom"
     retry_if: Callable[[BaseException], bool] | None = None
-    retry_after: Callable[[BaseException, float], float | None] | None = None
+    retry_after: Callable[[Any, float], float | None] | None = None
+    retry_if_result: Callable[[Any], bool] | None = None
+    on_retry: Callable[[RetryEvent], object] | None = None
 
     def __post_init__(self) -> None:
         check_int("attempts", self.attempts, minimum=1)
@@ -106,10 +144,11 @@ class RetryPolicy:
             )
         retry_on = check_exception_types("retry_on", self.retry_on)
         for cls in retry_on:
-            if not issubclass(cls, Exception):
+            if issubclass(cls, NEVER_RETRIED) or _is_cancellation(cls):
                 raise ConfigurationError(
-                    "retry_on must be subclasses of Exception (KeyboardInterrupt, SystemExit "
-                    f"and CancelledError are never retried), got {self.retry_on!r}",
+                    f"retry_on lists {cls.__qualname__}, which is never retried (cancellation, "
+                    "KeyboardInterrupt, SystemExit and GeneratorExit always propagate), got "
+                    f"{self.retry_on!r}",
                     parameter="retry_on",
                     value=self.retry_on,
                 )
@@ -129,6 +168,8 @@ class RetryPolicy:
             )
         check_callable("retry_if", self.retry_if)
         check_callable("retry_after", self.retry_after)
+        check_callable("retry_if_result", self.retry_if_result)
+        check_callable("on_retry", self.on_retry)
 
     def replace(self, **changes: Any) -> RetryPolicy:
         """Return a copy with ``changes`` applied (and validated).
@@ -160,7 +201,8 @@ class RetryPolicy:
         ``_MULTIPLIER``, ``_JITTER``, ``_DEADLINE`` (a number or ``none``), ``_RETRY_ON`` and
         ``_GIVE_UP_ON`` (comma-separated import paths such as ``builtins.OSError``),
         ``_ON_EXHAUSTED``, ``_DEFAULT`` (JSON), ``_LOG_LEVEL`` (a name or a number), ``_NAME``,
-        ``_RETRY_IF`` and ``_RETRY_AFTER`` (import paths of callables). Unset or blank
+        ``_RETRY_IF``, ``_RETRY_AFTER``, ``_RETRY_IF_RESULT`` and ``_ON_RETRY`` (import paths of
+        callables). Unset or blank
         variables keep ``base``'s value.
 
         Args:
@@ -189,6 +231,26 @@ class RetryPolicy:
             return base.replace(**changes)
         except ConfigurationError as error:
             raise _blame_variables(error, base, raw_values) from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True, kw_only=True)
+class RetryEvent:
+    """What a policy's `on_retry` hook is told before each wait.
+
+    Attributes:
+        policy: The [RetryPolicy][resilience_kit.retry.RetryPolicy] retrying.
+        attempt: The attempt that just failed, counting from 1.
+        wait: Seconds the call now waits before the next attempt (the wait that
+            [no_waits][resilience_kit.testing.no_waits] skips, too).
+        error: The exception that attempt raised, or None if its result was retried.
+        result: The result `retry_if_result` retried, or None if the attempt raised.
+    """
+
+    policy: RetryPolicy
+    attempt: int
+    wait: float
+    error: BaseException | None
+    result: Any = None
 
 
 def _blame_variables(
@@ -275,4 +337,6 @@ _ENV_PARSERS: Final[dict[str, Callable[[str, str], Any]]] = {
     "name": lambda variable, raw: raw,
     "retry_if": _parse_callable,
     "retry_after": _parse_callable,
+    "retry_if_result": _parse_callable,
+    "on_retry": _parse_callable,
 }

@@ -87,12 +87,53 @@ BEST_EFFORT: Final = RetryPolicy(
 )
 """Side work that must never fail the caller: 2 attempts, 0.5 s apart, then returns None."""
 
+
+def transient_error(error: BaseException) -> bool:
+    """Whether an error is worth retrying by any of the other presets' rules.
+
+    [retryable_http_error][resilience_kit.retry.retryable_http_error],
+    [transient_database_error][resilience_kit.retry.transient_database_error] or
+    [transient_redis_error][resilience_kit.retry.transient_redis_error].
+    """
+    return (
+        retryable_http_error(error)
+        or transient_database_error(error)
+        or transient_redis_error(error)
+    )
+
+
+INTERACTIVE: Final = RetryPolicy(
+    name="interactive",
+    attempts=3,
+    wait="exponential",
+    multiplier=0.1,
+    min_wait=0.1,
+    max_wait=0.5,
+    jitter=0.1,
+    deadline=3.0,
+    retry_on=(),
+    retry_if=transient_error,
+    retry_after=retry_after_from_response,
+    on_exhausted="raise",
+)
+"""Calls made while a user waits (a request handler): at most 3 attempts within 3 s in all,
+waits 0.1 s then 0.2 s plus up to 0.1 s of jitter, a ``Retry-After`` honoured up to 0.5 s;
+retries what the other presets retry (HTTP 408/429/5xx, connection errors and timeouts,
+transient database and Redis errors), then re-raises.
+
+The other presets wait 2 to 30 s between attempts: right for background work, far too long
+for someone looking at a spinner. Here a blip is ridden out in a fraction of a second and an
+outage fails fast, so the handler can answer (or fall back) while the user is still there. Give
+each attempt a timeout of its own (`resilient(timeout=...)`, about 1 s) so that one slow
+attempt cannot use up the whole deadline."""
+
 PRESETS: Final[Mapping[str, RetryPolicy]] = {
     "database": DATABASE,
     "redis": REDIS,
     "external_api": EXTERNAL_API,
     "internal_api": INTERNAL_API,
     "best_effort": BEST_EFFORT,
+    "interactive": INTERACTIVE,
 }
 """The presets by the names ``@retry("...")`` accepts."""
 
