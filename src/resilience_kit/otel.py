@@ -14,9 +14,9 @@ otel.instrument()  # the global MeterProvider; or instrument(meter_provider=...)
 - Span events, on the span current where it happens: ``resilience_kit.breaker.transition``
   (attributes ``breaker.name``, ``breaker.from``, ``breaker.to``, ``breaker.cause``) and
   ``resilience_kit.retry`` before each retry's wait (``retry.policy``, ``retry.attempt``,
-  ``retry.wait_s``, ``error.type``). The retry events come from the records the retry layer
-  logs on the ``resilience_kit.retry`` logger, so they follow its level (``WARNING`` by
-  default, the policies' ``log_level``).
+  ``retry.wait_s``, and ``error.type`` or, for a retried result, ``retry.result_type``). The
+  retry events come from the records the retry layer logs on the ``resilience_kit.retry``
+  logger, so they follow its level (``WARNING`` by default, the policies' ``log_level``).
 
 Needs the ``otel`` extra (``opentelemetry-api``); an SDK and an exporter are yours to choose.
 """
@@ -67,15 +67,17 @@ class _SpanEvents(logging.Handler):
 
         span = trace.get_current_span()
         if span.is_recording():
-            span.add_event(
-                "resilience_kit.retry",
-                {
-                    "retry.policy": str(getattr(record, "retry_policy", "")),
-                    "retry.attempt": int(attempt),
-                    "retry.wait_s": float(getattr(record, "retry_wait", 0.0)),
-                    "error.type": str(getattr(record, "error_type", "")),
-                },
-            )
+            attributes: dict[str, str | int | float] = {
+                "retry.policy": str(getattr(record, "retry_policy", "")),
+                "retry.attempt": int(attempt),
+                "retry.wait_s": float(getattr(record, "retry_wait", 0.0)),
+            }
+            # A failed attempt names its error's type, a retried result its own type.
+            for field, key in (("error_type", "error.type"), ("result_type", "retry.result_type")):
+                value = getattr(record, field, None)
+                if value is not None:
+                    attributes[key] = str(value)
+            span.add_event("resilience_kit.retry", attributes)
 
 
 class Instrumentation:

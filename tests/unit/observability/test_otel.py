@@ -139,3 +139,25 @@ def test_transitions_and_retries_are_span_events() -> None:
     with tracer.start_as_current_span("after"):
         breaker.reset()
     assert exporter.get_finished_spans()[-1].events == ()
+
+
+def test_a_retried_result_is_a_span_event_with_its_type() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    instrumentation = otel.instrument(meter_provider=MeterProvider(), span_events=True)
+    answers = iter([503, 503, 200])
+
+    @retry("external_api", name="otel-result", attempts=3, retry_if_result=lambda r: r == 503)
+    def fetch() -> int:
+        return next(answers)
+
+    try:
+        with provider.get_tracer("test").start_as_current_span("request"), no_waits():
+            assert fetch() == 200
+    finally:
+        instrumentation.close()
+    (span,) = exporter.get_finished_spans()
+    events = [dict(e.attributes or {}) for e in span.events if e.name == "resilience_kit.retry"]
+    assert [e["retry.result_type"] for e in events] == ["int", "int"]
+    assert all("error.type" not in e for e in events)
