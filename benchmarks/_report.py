@@ -16,7 +16,7 @@ from benchmarks._harness import CaseResult, GroupResult, RunSettings, SectionRes
 from benchmarks._svg import fmt_ns
 
 DISTRIBUTIONS = (
-    "resilience-kit",
+    "resilience-kit-py",
     "pybreaker",
     "circuitbreaker",
     "purgatory",
@@ -87,11 +87,11 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    if out["resilience-kit"] == "not installed":
+    if out["resilience-kit-py"] == "not installed":
         try:
             import resilience_kit
 
-            out["resilience-kit"] = f"{resilience_kit.__version__} (source tree)"
+            out["resilience-kit-py"] = f"{resilience_kit.__version__} (source tree)"
         except ImportError:
             pass
     return out
@@ -172,7 +172,7 @@ def group_table(group: GroupResult) -> list[str]:
     ]
     for case in group.cases:
         label = f"{case.label} (baseline)" if case.baseline else case.label
-        if case.library == "resilience-kit":
+        if case.library == "resilience-kit-py":
             label = f"**{label}**"
         if not case.timed:
             rows.append(f"| {label} | {_cell(_status(case))} | | | | |")
@@ -214,7 +214,7 @@ def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
             else:
                 library = case.library
                 cells.append(_cell("unavailable" if case.status == "unavailable" else "**FAILED**"))
-        name = f"**{label}**" if library == "resilience-kit" else label
+        name = f"**{label}**" if library == "resilience-kit-py" else label
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 

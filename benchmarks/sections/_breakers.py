@@ -140,8 +140,8 @@ def _aiobreaker(ctx: Context, threshold: int, timeout: float) -> Built:
     return Built(breaker, aiobreaker.CircuitBreakerError, state)
 
 
-OURS = Adapter("resilience_kit", "resilience-kit", _ours)
-OURS_REDIS = Adapter("resilience_kit + RedisStorage", "resilience-kit", _ours_redis)
+OURS = Adapter("resilience_kit", "resilience-kit-py", _ours)
+OURS_REDIS = Adapter("resilience_kit + RedisStorage", "resilience-kit-py", _ours_redis)
 PYBREAKER = Adapter("pybreaker", "pybreaker", _pybreaker, asynchronous=False)
 PYBREAKER_REDIS = Adapter(
     "pybreaker + Redis storage", "pybreaker", _pybreaker_redis, asynchronous=False

@@ -52,7 +52,7 @@ def _plain(ctx: Context) -> Prepared:
 
 # Declared before OpenTelemetry: its instrumentor also wraps sqlalchemy.create_engine, and an
 # engine created after it would carry its listeners too.
-@statement.add("resilience_kit", "resilience-kit")
+@statement.add("resilience_kit", "resilience-kit-py")
 def _ours(ctx: Context) -> Prepared:
     install_query_monitor = ours("resilience_kit.sql", "install_query_monitor")
     engine, connection, select = _engine_and_connection()

@@ -73,10 +73,14 @@ def timeout(
             or an async generator function (a thread cannot be interrupted safely: use a
             breaker's `slow_call_threshold` to count slow calls as failures).
 
-    Example:
-        >>> import resilience_kit
-        >>> @resilience_kit.timeout(2.5)
-        ... async def fetch_quote(symbol: str) -> float: ...
+    Examples:
+        ```python
+        import resilience_kit
+
+
+        @resilience_kit.timeout(2.5)
+        async def fetch_quote(symbol: str) -> float: ...
+        ```
     """
     limit = check_number("seconds", seconds, minimum=0, min_inclusive=False)
     if clock is not None and not callable(getattr(clock, "monotonic", None)):

@@ -49,11 +49,12 @@ def resilient(
     """Guard a function with a breaker, retries, a per-attempt timeout and a fallback.
 
     Args:
-        breaker: A :class:`~resilience_kit.CircuitBreaker` guarding each attempt, or None.
+        breaker: A [`CircuitBreaker`][resilience_kit.CircuitBreaker] guarding each attempt, or None.
             If it has a ``fallback`` of its own, that fallback does not answer single
             attempts here (the failure is retried first); it answers the final outcome
             instead, unless this decorator's ``fallback`` is given, which wins.
-        retry: A :class:`~resilience_kit.RetryPolicy` or a preset name, or None for one attempt.
+        retry: A [`RetryPolicy`][resilience_kit.RetryPolicy] or a preset name, or None for one
+            attempt.
         timeout: Seconds each attempt of an ``async def`` may take (> 0); a slower attempt
             is cancelled and raises the built-in ``TimeoutError`` on every Python version
             (on 3.10 too, where ``asyncio.TimeoutError`` is another class), which the breaker
@@ -76,13 +77,26 @@ def resilient(
             is not a ``CircuitBreaker``, a non-callable ``fallback``, or a coroutine
             ``fallback`` for a plain ``def``.
 
-    Example:
-        >>> from resilience_kit import CircuitBreaker
-        >>> llm = CircuitBreaker("llm-doc")
-        >>> @resilient(breaker=llm, retry="external_api", timeout=20,
-        ...            fallback=lambda prompt, error: "The assistant is busy, try again.")
-        ... async def complete(prompt: str) -> str: ...
-        >>> llm.unregister()
+    Examples:
+        ```python
+        from resilience_kit import resilient
+
+        from resilience_kit import CircuitBreaker
+
+        llm = CircuitBreaker("llm-doc")
+
+
+        @resilient(
+            breaker=llm,
+            retry="external_api",
+            timeout=20,
+            fallback=lambda prompt, error: "The assistant is busy, try again.",
+        )
+        async def complete(prompt: str) -> str: ...
+
+
+        llm.unregister()
+        ```
     """
     if breaker is not None and not isinstance(breaker, CircuitBreaker):
         raise ConfigurationError(

@@ -3,7 +3,10 @@
 ```python
 from resilience_kit import otel
 
-otel.instrument()  # the global MeterProvider; or instrument(meter_provider=...)
+instrumentation = (
+    otel.instrument()
+)  # the global MeterProvider; or meter_provider=...
+instrumentation.close()  # when you want it undone (tests)
 ```
 
 - Metrics: one observable instrument per figure the

@@ -69,7 +69,7 @@ __all__ = [
 
 
 class _CallableModule(types.ModuleType):
-    """This module's type: calling the module calls :func:`retry`."""
+    """This module's type: calling the module calls [`retry()`][resilience_kit.retry.retry]."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return retry(*args, **kwargs)

@@ -1,12 +1,13 @@
 """Helpers for testing code that uses resilience_kit.
 
-:class:`FakeClock` is a clock that moves only when told to, accepted everywhere a clock is.
-:func:`use_clock` makes it the default for every primitive created inside a block, so a test
-can drive a breaker's recovery timeout without sleeping. :func:`no_waits` makes retries run
-their attempts back to back. :func:`record_transitions` and
-:func:`assert_transitions` check the states a breaker went through, and :func:`force_state`
-puts one into a state. The pytest plugin (``resilience_kit.pytest_plugin``) builds its fixtures
-on these; nothing here imports pytest.
+[`FakeClock`][resilience_kit.testing.FakeClock] is a clock that moves only when told to, accepted
+everywhere a clock is. [`use_clock()`][resilience_kit.testing.use_clock] makes it the default for
+every primitive created inside a block, so a test can drive a breaker's recovery timeout without
+sleeping. [`no_waits()`][resilience_kit.testing.no_waits] makes retries run their attempts back to
+back. [`record_transitions()`][resilience_kit.testing.record_transitions] and
+[`assert_transitions()`][resilience_kit.testing.assert_transitions] check the states a breaker went
+through, and [`force_state()`][resilience_kit.testing.force_state] puts one into a state. The pytest
+plugin (``resilience_kit.pytest_plugin``) builds its fixtures on these; nothing here imports pytest.
 """
 
 from __future__ import annotations
@@ -54,11 +55,14 @@ class FakeClock:
     [advance][resilience_kit.testing.FakeClock.advance] that reaches it ends the attempt with
     `TimeoutError`, whichever thread or task advances.
 
-    Example:
-        >>> clock = FakeClock()
-        >>> clock.advance(30)
-        >>> clock.monotonic()
-        30.0
+    Examples:
+        ```python
+        from resilience_kit.testing import FakeClock
+
+        clock = FakeClock()
+        clock.advance(30)
+        assert clock.monotonic() == 30.0
+        ```
     """
 
     __slots__ = ("_deadlines", "_follow", "_lock", "_now", "_serial", "_wall_offset")
@@ -223,10 +227,15 @@ def no_waits() -> Iterator[None]:
     wait that was skipped); only the sleeping goes. Blocks may nest and overlap across threads:
     sleeps resume when the last one ends.
 
-    Example:
-        >>> from resilience_kit import retry
-        >>> with no_waits():
-        ...     pass  # a @retry("database") function here retries without sleeping
+    Examples:
+        ```python
+        from resilience_kit.testing import no_waits
+
+        from resilience_kit import retry
+
+        with no_waits():
+            pass  # a @retry("database") function here retries without sleeping
+        ```
     """
     _NO_WAITS.enter()
     try:
@@ -240,10 +249,11 @@ def force_state(breaker: CircuitBreaker, state: str | CircuitState) -> None:
 
     ``"OPEN"`` has just opened, for its base recovery timeout by its own clock; ``"HALF_OPEN"``
     has just let that timeout pass, so the next call is a trial. ``"CLOSED"``,
-    ``"FORCED_OPEN"`` and ``"DISABLED"`` are :meth:`~CircuitBreaker.reset`,
-    :meth:`~CircuitBreaker.force_open` and :meth:`~CircuitBreaker.disable` from a fresh start.
-    Listeners hear one transition, caused by ``"force_state('OPEN')"`` (say); no failure is
-    counted and the totals are kept.
+    ``"FORCED_OPEN"`` and ``"DISABLED"`` are [`reset()`][resilience_kit.CircuitBreaker.reset],
+    [`force_open()`][resilience_kit.CircuitBreaker.force_open] and
+    [`disable()`][resilience_kit.CircuitBreaker.disable] from a fresh start. Listeners hear one
+    transition, caused by ``"force_state('OPEN')"`` (say); no failure is counted and the totals are
+    kept.
 
     Raises:
         ConfigurationError: ``state`` is not a state name.

@@ -198,23 +198,30 @@ def retry(
     tenacity runs the retries after a retryable failure.
 
     Args:
-        policy_or_preset: A :class:`RetryPolicy` or a preset name: ``"database"``,
-            ``"redis"``, ``"external_api"``, ``"internal_api"``, ``"best_effort"``.
-        clock: Where the deadline reads the time; :func:`resilience_kit.clock.default_clock`
-            at decoration if None.
+        policy_or_preset: A [`RetryPolicy`][resilience_kit.RetryPolicy] or a preset name:
+            ``"database"``, ``"redis"``, ``"external_api"``, ``"internal_api"``, ``"best_effort"``.
+        clock: Where the deadline reads the time;
+            [`resilience_kit.clock.default_clock()`][resilience_kit.clock.default_clock] at
+            decoration if None.
         sleep: Replaces the sleeping between attempts (a coroutine function is fine for an
             ``async def``). If None: the clock's own ``sleep``/``async_sleep`` when it has them
-            (so a :class:`~resilience_kit.testing.FakeClock` advances instead of blocking),
-            else :func:`time.sleep` / :func:`asyncio.sleep`.
-        **overrides: :class:`RetryPolicy` fields replacing the policy's, e.g. ``attempts=5``.
+            (so a [`FakeClock`][resilience_kit.testing.FakeClock] advances instead of blocking),
+            else `time.sleep()` / `asyncio.sleep()`.
+        **overrides: [`RetryPolicy`][resilience_kit.RetryPolicy] fields replacing the policy's, e.g.
+            ``attempts=5``.
 
     Raises:
         ConfigurationError: An unknown preset, an unknown or out-of-range override, or a
             generator function to decorate.
 
-    Example:
-        >>> @retry("database", attempts=5)
-        ... def load_profile(user_id: int) -> dict[str, object]: ...
+    Examples:
+        ```python
+        from resilience_kit.retry import retry
+
+
+        @retry("database", attempts=5)
+        def load_profile(user_id: int) -> dict[str, object]: ...
+        ```
     """
     if isinstance(policy_or_preset, (staticmethod, classmethod)) or (
         callable(policy_or_preset) and not isinstance(policy_or_preset, (RetryPolicy, str))

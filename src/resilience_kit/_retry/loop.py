@@ -1,7 +1,7 @@
 """The retry loop: after a first attempt failed, tenacity's steps decide each wait.
 
 The core is shared by sync and async and knows nothing about asyncio: only the function and
-the sleep are awaited in :func:`_retry_async`.
+the sleep are awaited in `_retry_async()`.
 """
 
 from __future__ import annotations
@@ -180,14 +180,14 @@ _WAIT: Final = operator.attrgetter("sleep_for")
 
 
 def _controller() -> tenacity.Retrying:
-    """A tenacity controller whose callbacks read what :meth:`_Run.plan` decided.
+    """A tenacity controller whose callbacks read what `_Run.plan()` decided.
 
     tenacity copies its controller for every call: the controller keeps a loop step's working
     state (the actions it queues, its statistics) in a ``threading.local``, which keeps threads
     apart but not two calls in one thread (two tasks, or a call made by a signal handler or a
     finalizer in the middle of a step). Building one per failed call costs 2 to 4 µs, the
     controller and its thread-local state being set up again; so each decorated function keeps
-    idle ones instead (:meth:`_Retrier.controller`), and no two calls ever hold the same one.
+    idle ones instead (`_Retrier.controller()`), and no two calls ever hold the same one.
     """
     return tenacity.Retrying(
         stop=_STOP,
@@ -203,11 +203,11 @@ class _Run(tenacity.RetryCallState):
 
     An attempt fails by raising an error the policy retries, or by returning a result that
     ``retry_if_result`` retries. Each failed attempt goes through tenacity's loop step,
-    :meth:`tenacity.Retrying.iter`, which asks the retry, stop and wait callbacks and either
+    `tenacity.Retrying.iter()`, which asks the retry, stop and wait callbacks and either
     ends the loop or returns the sleep. The loops below drive those steps themselves instead
     of iterating a ``Retrying``: a success ends the call at once, and the step tenacity takes
     before each attempt (it only runs the ``before`` hook, unused here) is skipped, about
-    1.3 µs per attempt. :meth:`plan` decides before each step, so the clock and
+    1.3 µs per attempt. `plan()` decides before each step, so the clock and
     ``retry_after`` are read once per attempt whatever order tenacity asks ``stop`` and
     ``wait`` in. One synchronous controller serves ``async def`` too: only the function, the
     sleep and an async ``on_retry`` are awaited, so the steps need none of
@@ -287,7 +287,7 @@ class _Run(tenacity.RetryCallState):
     def next_wait(self) -> float | None:
         """After a failed attempt: the wait before the next one, or None to stop.
 
-        The caller then runs :meth:`announce` (the ``on_retry`` hook) and waits.
+        The caller then runs `announce()` (the ``on_retry`` hook) and waits.
         """
         self.plan()
         step = self.retry_object.iter(self)
@@ -300,7 +300,7 @@ class _Run(tenacity.RetryCallState):
     def announce(self, wait: float) -> Awaitable[object] | None:
         """Call ``on_retry`` about the attempt that just failed; then count the next attempt.
 
-        Returns what an async hook returned, for an async call to await (see :func:`_settle`);
+        Returns what an async hook returned, for an async call to await (see `_settle()`);
         a hook that raises is logged and the call goes on.
         """
         policy = self.retrier.policy

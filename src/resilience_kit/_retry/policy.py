@@ -104,7 +104,7 @@ class RetryPolicy:
             [retryable_http_response][resilience_kit.retry.retryable_http_response]). If it
             raises, that is logged and the result is returned.
         on_retry: Called before each wait with a
-            [RetryEvent][resilience_kit.retry.RetryEvent] (tenacity's `before_sleep`): for
+            [RetryEvent][resilience_kit.RetryEvent] (tenacity's `before_sleep`): for
             metrics, tracing, or a log of your own. May be a coroutine function for an
             `async def`. If it raises, that is logged and the call goes on.
     """
@@ -174,9 +174,12 @@ class RetryPolicy:
     def replace(self, **changes: Any) -> RetryPolicy:
         """Return a copy with ``changes`` applied (and validated).
 
-        Example:
-            >>> DATABASE.replace(attempts=5).attempts
-            5
+        Examples:
+            ```python
+            from resilience_kit import DATABASE
+
+            assert DATABASE.replace(attempts=5).attempts == 5
+            ```
         """
         unknown = sorted(set(changes) - _FIELD_NAMES)
         if unknown:
@@ -238,7 +241,7 @@ class RetryEvent:
     """What a policy's `on_retry` hook is told before each wait.
 
     Attributes:
-        policy: The [RetryPolicy][resilience_kit.retry.RetryPolicy] retrying.
+        policy: The [RetryPolicy][resilience_kit.RetryPolicy] retrying.
         attempt: The attempt that just failed, counting from 1.
         wait: Seconds the call now waits before the next attempt (the wait that
             [no_waits][resilience_kit.testing.no_waits] skips, too).

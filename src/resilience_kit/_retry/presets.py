@@ -44,7 +44,8 @@ REDIS: Final = RetryPolicy(
 
 This constant holds the defaults. Decorating with it (``@retry(REDIS)``) or with its name
 (``@retry("redis")``) applies the ``REDIS_RETRY_*`` environment variables read at that moment;
-a bad value raises :class:`~resilience_kit.ConfigurationError` naming the variable there."""
+a bad value raises [`ConfigurationError`][resilience_kit.ConfigurationError] naming the variable
+there."""
 
 _REDIS_ENV_PREFIX: Final = "REDIS_RETRY"
 

@@ -1,4 +1,4 @@
-"""The [`CircuitBreaker`][resilience_kit.breaker.CircuitBreaker]: call forms, outcomes, control.
+"""The [`CircuitBreaker`][resilience_kit.CircuitBreaker]: call forms, outcomes, control.
 
 The decisions live in ``_machine``; this module adapts calls to it. The sync and async forms
 share every step except the ``await``: admission (``_admit``), outcome handling
@@ -103,7 +103,7 @@ class CircuitBreaker:
 
     CLOSED counts failures; enough of them (``failure_threshold`` in a row, or a
     ``failure_rate`` over ``window``) open it. OPEN rejects calls with
-    :class:`~resilience_kit.CircuitOpenError` (or answers with ``fallback``) for
+    [`CircuitOpenError`][resilience_kit.CircuitOpenError] (or answers with ``fallback``) for
     ``recovery_timeout`` seconds, then HALF_OPEN admits ``half_open_max_calls`` trial calls at
     a time: ``success_threshold`` successes close it, one failure re-opens it (for twice as
     long, up to ``max_recovery_timeout``, when that is set).
@@ -130,25 +130,35 @@ class CircuitBreaker:
         fallback: Called with the call's arguments when a call is rejected or raises a
             recorded failure, and its value returned instead; it also gets the exception as
             ``error=`` if it declares a parameter of that name.
-        storage: Where the state lives; a private :class:`MemoryStorage` by default.
+        storage: Where the state lives; a private [`MemoryStorage`][resilience_kit.MemoryStorage] by
+            default.
         clock: The clock for timeouts and durations; ``default_clock()`` at construction.
-        listeners: :class:`BreakerListener` objects.
+        listeners: [`BreakerListener`][resilience_kit.BreakerListener] objects.
 
     Raises:
         ConfigurationError: A parameter is outside its range, or ``name`` is taken.
 
-    Example:
-        >>> redis_guard = CircuitBreaker(
-        ...     "redis-doc", failure_threshold=3, recovery_timeout=30, fallback=lambda *a, **k: None
-        ... )
-        >>> @redis_guard
-        ... def get(key: str) -> str | None:
-        ...     raise ConnectionError("redis is down")
-        >>> all(get("k") is None for _ in range(4))  # three failures, then rejected
-        True
-        >>> str(redis_guard.state)
-        'OPEN'
-        >>> redis_guard.unregister()
+    Examples:
+        ```python
+        from resilience_kit import CircuitBreaker
+
+        redis_guard = CircuitBreaker(
+            "redis-doc",
+            failure_threshold=3,
+            recovery_timeout=30,
+            fallback=lambda *a, **k: None,
+        )
+
+
+        @redis_guard
+        def get(key: str) -> str | None:
+            raise ConnectionError("redis is down")
+
+
+        assert all(get("k") is None for _ in range(4))  # three failures, then rejected
+        assert str(redis_guard.state) == "OPEN"
+        redis_guard.unregister()
+        ```
     """
 
     __slots__ = (
@@ -210,14 +220,15 @@ class CircuitBreaker:
     ) -> CircuitBreaker:
         """A breaker that shares its circuit with every other ``shared`` breaker of that name.
 
-        Breakers created this way with one ``storage`` (a process-wide :class:`MemoryStorage`
-        when none is given) see one state and one set of totals, while each keeps its own
-        ``fallback``, listeners and error classification. Their state settings must match.
+        Breakers created this way with one ``storage`` (a process-wide
+        [`MemoryStorage`][resilience_kit.MemoryStorage] when none is given) see one state and one
+        set of totals, while each keeps its own ``fallback``, listeners and error classification.
+        Their state settings must match.
 
         Args:
             name: The circuit's name.
             storage: The storage they share.
-            **config: The :class:`CircuitBreaker` keyword arguments.
+            **config: The [`CircuitBreaker`][resilience_kit.CircuitBreaker] keyword arguments.
 
         Raises:
             ConfigurationError: ``name`` is used by a breaker that is not shared through
@@ -275,7 +286,7 @@ class CircuitBreaker:
         """Guard ``fn`` (a def or an async def, a function or a method) with this breaker.
 
         Async callables are recognised as such when ``fn`` is an ``async def``, a
-        :func:`functools.partial` of one, or an object whose class has ``async def __call__``;
+        `functools.partial()` of one, or an object whose class has ``async def __call__``;
         the wrapper is then an ``async def``. It keeps ``fn``'s signature and metadata
         (``functools.wraps``; a partial or a callable object lends its function's or its
         class's name).
@@ -401,7 +412,8 @@ class CircuitBreaker:
     # -- context manager ------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        """Admit the block as one call (raises :class:`CircuitOpenError` when rejected).
+        """Admit the block as one call (raises [`CircuitOpenError`][resilience_kit.CircuitOpenError]
+        when rejected).
 
         ``fallback`` does not apply to blocks: there is no return value to replace.
         """
@@ -479,7 +491,7 @@ class CircuitBreaker:
         """After a change to the machine, under the lock: refresh the gate, queue a transition.
 
         ``kind`` (one of the ``TIME``... constants) and ``detail`` say what changed it. The
-        transition is delivered by :meth:`_deliver` once the lock is released; the facts its
+        transition is delivered by `_deliver()` once the lock is released; the facts its
         cause is told from are taken now, while they are still true.
         """
         machine = self._machine
@@ -529,7 +541,8 @@ class CircuitBreaker:
         return error
 
     def _reject(self, now: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Turn a call away: the fallback's answer, or raise :class:`CircuitOpenError`."""
+        """Turn a call away: the fallback's answer, or raise
+        [`CircuitOpenError`][resilience_kit.CircuitOpenError]."""
         error = self._rejection(now)
         if self._fallback is None:
             raise error
@@ -688,11 +701,13 @@ class CircuitBreaker:
         return self._ignore
 
     def force_open(self) -> None:
-        """Reject every call until :meth:`reset` (``retry_after`` is 0: no time will open it)."""
+        """Reject every call until [`reset()`][resilience_kit.CircuitBreaker.reset] (``retry_after``
+        is 0: no time will open it)."""
         self._control(lambda machine: machine.force_open(self._monotonic()), "force_open()")
 
     def disable(self) -> None:
-        """Let every call through and open for nothing until :meth:`reset`; totals still count."""
+        """Let every call through and open for nothing until
+        [`reset()`][resilience_kit.CircuitBreaker.reset]; totals still count."""
         self._control(lambda machine: machine.disable(), "disable()")
 
     def reset(self) -> None:
@@ -706,12 +721,15 @@ class CircuitBreaker:
     def _force_state(self, state: CircuitState) -> None:
         """Start afresh in ``state``, as if the breaker had got there itself (for tests).
 
-        Private but stable: :func:`resilience_kit.testing.force_state` and the pytest plugin's
-        ``breaker_state`` marker use it. OPEN has just opened, for the base recovery timeout by
-        the breaker's clock; HALF_OPEN admits a trial call next; CLOSED, FORCED_OPEN and
-        DISABLED are :meth:`reset`, :meth:`force_open` and :meth:`disable` from a fresh start.
-        It is one transition for listeners, caused by ``"force_state('OPEN')"`` (say); totals
-        are kept, and no failure is counted.
+        Private but stable:
+        [`resilience_kit.testing.force_state()`][resilience_kit.testing.force_state] and the pytest
+        plugin's ``breaker_state`` marker use it. OPEN has just opened, for the base recovery
+        timeout by the breaker's clock; HALF_OPEN admits a trial call next; CLOSED, FORCED_OPEN and
+        DISABLED are [`reset()`][resilience_kit.CircuitBreaker.reset],
+        [`force_open()`][resilience_kit.CircuitBreaker.force_open] and
+        [`disable()`][resilience_kit.CircuitBreaker.disable] from a fresh start. It is one
+        transition for listeners, caused by ``"force_state('OPEN')"`` (say); totals are kept, and no
+        failure is counted.
         """
         target = CircuitState(state)
         now = self._monotonic()
@@ -732,10 +750,11 @@ class CircuitBreaker:
     def _reset_totals(self) -> None:
         """Count the lifetime totals (``total_*``) from zero again (for tests).
 
-        Private but stable: the pytest plugin's ``breakers`` fixture uses it. :meth:`reset`
-        keeps the totals on purpose (monitoring expects counters never to go down); a test
-        wants a breaker as fresh as a new one. The counters themselves run on (decorated
-        functions hold them), so this moves the zero the snapshot subtracts.
+        Private but stable: the pytest plugin's ``breakers`` fixture uses it.
+        [`reset()`][resilience_kit.CircuitBreaker.reset] keeps the totals on purpose (monitoring
+        expects counters never to go down); a test wants a breaker as fresh as a new one. The
+        counters themselves run on (decorated functions hold them), so this moves the zero the
+        snapshot subtracts.
         """
         cell = self._cell
         with self._lock:
@@ -760,7 +779,7 @@ class CircuitBreaker:
     def _use_clock(self, clock: Clock, *, rebase: bool = True) -> Clock:
         """Switch to ``clock`` from now on, and return the clock used so far (for tests).
 
-        Private but stable: :func:`use_clock_everywhere` (the pytest plugin's ``fake_clock``)
+        Private but stable: `use_clock_everywhere()` (the pytest plugin's ``fake_clock``)
         uses it. With ``rebase``, every stored time of the state is moved onto the new clock,
         so what is left of a recovery timeout and the ages of outcomes in the rate window stay
         the same; breakers sharing one state rebase it once. Decorated functions hold the
@@ -786,7 +805,8 @@ class CircuitBreaker:
         return snapshot(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """:meth:`stats` as a JSON-able dict; adds ``total_blocked`` (= ``total_rejected``).
+        """[`stats()`][resilience_kit.CircuitBreaker.stats] as a JSON-able dict; adds
+        ``total_blocked`` (= ``total_rejected``).
 
         ``state`` is the upper-case name; rates are fractions in [0, 1]; times are epoch seconds.
         """

@@ -79,7 +79,7 @@ global_listeners: list[tuple[Any, Callable[..., object], bool]] = []
 def add_global_listener(listener: Any) -> None:
     """Call ``listener.on_state_change(breaker, old, new)`` on every breaker's transitions.
 
-    As for a [`BreakerListener`][resilience_kit.breaker.BreakerListener], the method also gets
+    As for a [`BreakerListener`][resilience_kit.BreakerListener], the method also gets
     ``cause=`` (what caused the transition, in words) if it declares a parameter of that name.
     This is the process-wide hook the test recorder uses; it costs nothing until a breaker
     changes state.

@@ -1,4 +1,4 @@
-"""What a breaker reports: the frozen [`BreakerStats`][resilience_kit.breaker.BreakerStats]."""
+"""What a breaker reports: the frozen [`BreakerStats`][resilience_kit.BreakerStats]."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = ["BreakerStats", "snapshot"]
 @dataclass(frozen=True, slots=True)
 class BreakerStats:
     """A snapshot of one breaker, as
-    [`CircuitBreaker.stats`][resilience_kit.breaker.CircuitBreaker.stats] returns it.
+    [`CircuitBreaker.stats`][resilience_kit.CircuitBreaker.stats] returns it.
 
     Attributes:
         name: The breaker's name.
@@ -31,7 +31,7 @@ class BreakerStats:
         total_successes: Calls that counted as successes.
         total_failures: Calls that counted as failures.
         total_rejected: Calls rejected without running (shown as ``total_blocked`` by
-            [`to_dict`][resilience_kit.breaker.CircuitBreaker.to_dict]).
+            [`to_dict`][resilience_kit.CircuitBreaker.to_dict]).
         failure_rate: The share of failures in the rate window (rate policy), or among all
             recorded outcomes (consecutive policy); 0.0 before any.
         success_rate: ``total_successes / (total_successes + total_failures)``; 1.0 before any.

@@ -8,7 +8,9 @@ from resilience_kit.health import HealthChecker
 from resilience_kit.integrations.asgi import ResilienceApp
 
 checker = HealthChecker({"ok": lambda: True})
-app = ResilienceApp(checker=checker, metrics=False)  # /health, /health/ready, /health/live
+app = ResilienceApp(
+    checker=checker, metrics=False
+)  # /health, /health/ready, /health/live
 ```
 
 Wrapping your own app, it answers its own paths and hands every other request on; errors a

@@ -4,7 +4,10 @@
 from fastapi import FastAPI
 
 from resilience_kit.health import HealthChecker
-from resilience_kit.integrations.fastapi import health_router, install_exception_handlers
+from resilience_kit.integrations.fastapi import (
+    health_router,
+    install_exception_handlers,
+)
 
 app = FastAPI()
 app.include_router(health_router(HealthChecker({"ok": lambda: True})))

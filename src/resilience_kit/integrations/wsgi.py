@@ -1,4 +1,4 @@
-"""The WSGI twin of [resilience_kit.integrations.asgi][resilience_kit.integrations.asgi].
+"""The WSGI twin of [ResilienceApp][resilience_kit.integrations.asgi.ResilienceApp].
 
 For Flask, Django or any WSGI server, without a dependency:
 
