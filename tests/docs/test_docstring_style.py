@@ -35,6 +35,7 @@ PUBLIC_MODULES = (
     "resilience_kit.testing",
     "resilience_kit.chaos",
     "resilience_kit.pytest_plugin",
+    "resilience_kit.sql",
     "resilience_kit.health",
     "resilience_kit.prometheus",
     "resilience_kit.otel",
