@@ -273,10 +273,17 @@ def cache_families() -> list[MetricFamily]:
     return families
 
 
+def _sql_families() -> list[MetricFamily]:
+    from resilience_kit._sql_metrics import sql_families
+
+    return sql_families()
+
+
 _sources: dict[str, Source] = {
     "breakers": breaker_families,
     "retry": retry_families,
     "cache": cache_families,
+    "sql": _sql_families,
     "health": health_families,
 }
 _sources_lock = threading.Lock()

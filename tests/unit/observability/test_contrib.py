@@ -63,7 +63,7 @@ def test_the_alert_rules_use_only_exported_metrics() -> None:
 def test_the_dashboard_has_the_panels_the_issue_asks_for() -> None:
     titles = {panel["title"] for panel in json.loads(DASHBOARD.read_text())["panels"]}
     wanted = ("Breaker state", "Transitions by state entered", "Rejection rate", "Retry rate")
-    for title in (*wanted, "Cache hit rate"):
+    for title in (*wanted, "Cache hit rate", "Slow-query share", "Query p95", "Pool saturation"):
         assert title in titles
 
 

@@ -8,7 +8,7 @@ from resilience_kit.prometheus import exported_metrics, source_names
 
 PAGE = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
 START, END = "<!-- metrics-table:start -->", "<!-- metrics-table:end -->"
-BUILT_IN = ("breakers", "retry", "cache", "health")
+BUILT_IN = ("breakers", "retry", "cache", "sql", "health")
 
 
 def metrics_table() -> str:
