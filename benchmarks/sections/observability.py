@@ -16,27 +16,31 @@ from benchmarks.sections._common import expect, ours
 
 BREAKERS = 1_000
 POLICIES = 20
+STATEMENTS = 1_000
 
 SECTION = Section(
     "observability",
     "Metrics: one Prometheus scrape",
     f"One `resilience_kit.prometheus.generate_latest(registry)` (what the integrations' "
     f"`/metrics` routes serve): the whole text a Prometheus server receives, with "
-    f"{BREAKERS:,} breakers (one of them open) and {POLICIES} retry policies registered. The "
+    f"{BREAKERS:,} breakers (one of them open), {POLICIES} retry policies and a query monitor "
+    f"holding {STATEMENTS:,} statements (one engine: the statements are summed into its "
+    "histogram, never one series each) registered. The "
     "baseline scrapes an empty registry. resilience_kit reads every breaker and policy at "
     "scrape time (nothing on the hot path); the prometheus-client row keeps the same series in "
     "labelled `Gauge`/`Counter` children that the hot path would update, and only renders them "
     "here. *3 workers*: the scraping worker also merges two other workers' snapshot files "
-    "(multi-process mode). A per-engine query histogram and per-prefix cache figures join the "
-    "scrape as those primitives land. The *client's generate_latest* group renders the same "
-    "collector through prometheus-client's generic writer (`start_http_server`, "
-    "`make_asgi_app`).",
+    "(multi-process mode). Per-prefix cache figures join the scrape when the cache lands. "
+    "The *client's generate_latest* group renders the same collector through "
+    "prometheus-client's generic writer (`start_http_server`, `make_asgi_app`).",
     order=90,
-    requires=("resilience_kit.prometheus",),
+    requires=("resilience_kit.prometheus", "resilience_kit.sql"),
     rounds_factor=0.2,
 )
 
-single = SECTION.group("scrape_1000", f"Scrape, {BREAKERS:,} breakers", SyncLoop())
+single = SECTION.group(
+    "scrape_1000", f"Scrape, {BREAKERS:,} breakers, {STATEMENTS:,} statements", SyncLoop()
+)
 client = SECTION.group(
     "scrape_1000_client", f"Scrape, {BREAKERS:,} breakers, client's generate_latest", SyncLoop()
 )
@@ -47,7 +51,7 @@ SECTION.target(
     "scrape_1000",
     "resilience_kit collector",
     50_000_000,
-    f"a scrape of {BREAKERS:,} breakers in under 50 ms",
+    f"a scrape of {BREAKERS:,} breakers and {STATEMENTS:,} statements in under 50 ms",
 )
 
 
@@ -65,6 +69,20 @@ def _empty(ctx: Context) -> Prepared:
     return Prepared(lambda: len(generate_latest(registry)), returns=0)
 
 
+def _statements(run: int) -> tuple[Any, Any]:
+    """An SQLite engine whose query monitor holds STATEMENTS distinct statements."""
+    import sqlalchemy as sa
+
+    install_query_monitor = ours("resilience_kit.sql", "install_query_monitor")
+    engine = sa.create_engine("sqlite://", logging_name=f"bench-obs-{run}")
+    monitor = install_query_monitor(engine, max_statements=STATEMENTS)
+    with engine.connect() as connection:
+        for index in range(STATEMENTS):
+            connection.execute(sa.text(f"SELECT 1 AS column_{index}"))
+    expect(monitor.stats().statements == STATEMENTS, f"the monitor should hold {STATEMENTS:,}")
+    return engine, monitor
+
+
 def _population(ctx: Context) -> tuple[list[Any], Callable[[], None]]:
     """BREAKERS breakers (the first one open) and POLICIES policies that have run once."""
     breaker_class = ours("resilience_kit.breaker", "CircuitBreaker")
@@ -76,8 +94,11 @@ def _population(ctx: Context) -> tuple[list[Any], Callable[[], None]]:
     built[0].force_open()
     for index in range(POLICIES):
         retry("best_effort", name=f"bench-obs-{index}", attempts=1)(lambda: None)()
+    engine, monitor = _statements(run)
 
     def close() -> None:
+        monitor.remove()
+        engine.dispose()
         for breaker in built:
             breaker.unregister()
         built.clear()
