@@ -54,7 +54,10 @@ def services(
     import sqlalchemy as sa
     from prometheus_client import CollectorRegistry
 
+    from resilience_kit.sql import install_query_monitor
+
     engine = sa.create_engine(database_url)
+    monitor = install_query_monitor(engine)
     client = redis.Redis.from_url(redis_url, socket_timeout=2)
     breaker = CircuitBreaker("uvicorn-upstream")
     checker = HealthChecker(
@@ -68,7 +71,9 @@ def services(
     registry = CollectorRegistry()
     collector = rk_prometheus.register(registry=registry)
     checker.registry = registry  # type: ignore[attr-defined]
+    checker.db_metrics = monitor.to_dict  # type: ignore[attr-defined]
     yield checker, breaker
+    monitor.remove()
     rk_prometheus.unregister(collector, registry=registry)
     breaker.unregister()
     client.close()
@@ -88,14 +93,20 @@ def build_fastapi(checker: HealthChecker) -> Any:
     app = FastAPI()
     app.include_router(health_router(checker))
     app.include_router(metrics_router(registry=checker.registry))  # type: ignore[attr-defined]
-    app.include_router(admin_router(token=TOKEN))
+    app.include_router(admin_router(token=TOKEN, db_metrics=checker.db_metrics))  # type: ignore[attr-defined]
     install_exception_handlers(app)
     return app
 
 
 def build_asgi(checker: HealthChecker) -> Any:
     registry = checker.registry  # type: ignore[attr-defined]
-    return ResilienceApp(checker=checker, registry=registry, admin=True, token=TOKEN)
+    return ResilienceApp(
+        checker=checker,
+        registry=registry,
+        admin=True,
+        token=TOKEN,
+        db_metrics=checker.db_metrics,  # type: ignore[attr-defined]
+    )
 
 
 @pytest.mark.parametrize("build", [build_fastapi, build_asgi], ids=["fastapi", "asgi"])
@@ -132,6 +143,10 @@ def test_endpoints_over_http(services: tuple[HealthChecker, CircuitBreaker], bui
                 'resilience_kit_health_check_status{check="upstream",status="unhealthy"} 1.0'
                 in (metrics.text)
             )
+            database = http.get("/admin/db_metrics", headers=auth).json()["db_metrics"]
+            assert database["total_queries"] >= 1, "the postgres health check's SELECT 1"
+            assert http.get("/admin/db_metrics").status_code == 401
+            assert "resilience_kit_db_queries_total{engine=" in metrics.text
             assert http.post("/admin/breakers/uvicorn-upstream/reset", headers=auth).is_success
             assert http.get("/health").status_code == 200
 
