@@ -324,7 +324,9 @@ async def test_check_callable_sync_and_async() -> None:
 async def test_check_sqlalchemy_on_sqlite() -> None:
     import sqlalchemy as sa
 
-    engine = sa.create_engine("sqlite://")
+    # NullPool: the check's worker thread closes its connection (a thread-bound SQLite pool
+    # would leave it open to the garbage collector).
+    engine = sa.create_engine("sqlite://", poolclass=sa.pool.NullPool)
     try:
         report = await HealthChecker({"db": check_sqlalchemy(engine)}).check_all()
         assert report.checks["db"].healthy
