@@ -31,6 +31,7 @@ from resilience_kit._retry import RetryPolicy, _decorate, _resolve
 from resilience_kit._timeout import _time_limited
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer
+from resilience_kit.breaker._fallback import check_fits
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
 __all__ = ["resilient"]
@@ -171,6 +172,7 @@ class _Layers:
                 parameter="fallback",
                 value=self.fallback,
             )
+        check_fits(self.fallback, fn, passes_error=self.passes_error, owner="resilient()")
         if is_async_callable(fn):
             return cast("Callable[P, R]", self._async(cast("Callable[..., Awaitable[Any]]", fn)))
         if self.timeout is not None:
