@@ -17,29 +17,33 @@ from benchmarks.sections._common import expect, ours
 BREAKERS = 1_000
 POLICIES = 20
 STATEMENTS = 1_000
+PREFIXES = 100
 
 SECTION = Section(
     "observability",
     "Metrics: one Prometheus scrape",
     f"One `resilience_kit.prometheus.generate_latest(registry)` (what the integrations' "
     f"`/metrics` routes serve): the whole text a Prometheus server receives, with "
-    f"{BREAKERS:,} breakers (one of them open), {POLICIES} retry policies and a query monitor "
+    f"{BREAKERS:,} breakers (one of them open), {POLICIES} retry policies, {PREFIXES} cache "
+    f"prefixes and a query monitor "
     f"holding {STATEMENTS:,} statements (one engine: the statements are summed into its "
     "histogram, never one series each) registered. The "
     "baseline scrapes an empty registry. resilience_kit reads every breaker and policy at "
     "scrape time (nothing on the hot path); the prometheus-client row keeps the same series in "
     "labelled `Gauge`/`Counter` children that the hot path would update, and only renders them "
     "here. *3 workers*: the scraping worker also merges two other workers' snapshot files "
-    "(multi-process mode). Per-prefix cache figures join the scrape when the cache lands. "
+    "(multi-process mode). "
     "The *client's generate_latest* group renders the same collector through "
     "prometheus-client's generic writer (`start_http_server`, `make_asgi_app`).",
     order=90,
-    requires=("resilience_kit.prometheus", "resilience_kit.sql"),
+    requires=("resilience_kit.prometheus", "resilience_kit.sql", "resilience_kit.cache"),
     rounds_factor=0.2,
 )
 
 single = SECTION.group(
-    "scrape_1000", f"Scrape, {BREAKERS:,} breakers, {STATEMENTS:,} statements", SyncLoop()
+    "scrape_1000",
+    f"Scrape, {BREAKERS:,} breakers, {PREFIXES} prefixes, {STATEMENTS:,} statements",
+    SyncLoop(),
 )
 client = SECTION.group(
     "scrape_1000_client", f"Scrape, {BREAKERS:,} breakers, client's generate_latest", SyncLoop()
@@ -51,7 +55,8 @@ SECTION.target(
     "scrape_1000",
     "resilience_kit collector",
     50_000_000,
-    f"a scrape of {BREAKERS:,} breakers and {STATEMENTS:,} statements in under 50 ms",
+    f"a scrape of {BREAKERS:,} breakers, {PREFIXES} cache prefixes and {STATEMENTS:,} "
+    "statements in under 50 ms",
 )
 
 
@@ -83,6 +88,23 @@ def _statements(run: int) -> tuple[Any, Any]:
     return engine, monitor
 
 
+def _prefixes(run: int) -> list[Any]:
+    """PREFIXES cached functions, each with one miss and one hit."""
+    cached = ours("resilience_kit.cache", "cached")
+    backend = ours("resilience_kit.cache", "MemoryBackend")()
+    functions = []
+    for index in range(PREFIXES):
+
+        def load(item: int) -> int:
+            return item
+
+        function = cached(f"bench-obs-{run}-{index}", ttl=3600, backend=backend)(load)
+        function(1)
+        function(1)
+        functions.append(function)
+    return functions
+
+
 def _population(ctx: Context) -> tuple[list[Any], Callable[[], None]]:
     """BREAKERS breakers (the first one open) and POLICIES policies that have run once."""
     breaker_class = ours("resilience_kit.breaker", "CircuitBreaker")
@@ -95,8 +117,10 @@ def _population(ctx: Context) -> tuple[list[Any], Callable[[], None]]:
     for index in range(POLICIES):
         retry("best_effort", name=f"bench-obs-{index}", attempts=1)(lambda: None)()
     engine, monitor = _statements(run)
+    caches = _prefixes(run)
 
     def close() -> None:
+        caches.clear()
         monitor.remove()
         engine.dispose()
         for breaker in built:

@@ -522,3 +522,24 @@ def test_cache_figures_per_prefix_from_cache_stats(
     assert value(samples, "resilience_kit_cache_errors_total", prefix="users") == 1
     assert value(samples, "resilience_kit_cache_stale_hits_total", prefix="users") == 3
     assert value(samples, "resilience_kit_cache_misses_total", prefix="orders") == 4
+
+
+def test_real_cached_functions_per_prefix(registry: CollectorRegistry) -> None:
+    from resilience_kit.cache import MemoryBackend, cached, reset_cache_stats
+
+    reset_cache_stats()
+    backend = MemoryBackend()
+
+    @cached("prom-users", ttl=60, backend=backend)
+    def user(user_id: int) -> dict[str, int]:
+        return {"id": user_id}
+
+    user(1)
+    user(1)
+    user(1)
+    user(2)
+    samples = scrape(registry)
+    assert value(samples, "resilience_kit_cache_hits_total", prefix="prom-users") == 2
+    assert value(samples, "resilience_kit_cache_misses_total", prefix="prom-users") == 2
+    assert value(samples, "resilience_kit_cache_errors_total", prefix="prom-users") == 0
+    assert value(samples, "resilience_kit_cache_stale_hits_total", prefix="prom-users") == 0
