@@ -21,6 +21,7 @@ DISTRIBUTIONS = (
     "circuitbreaker",
     "purgatory",
     "aiobreaker",
+    "pyresilience",
     "tenacity",
     "stamina",
     "backoff",
