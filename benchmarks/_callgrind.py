@@ -71,6 +71,17 @@ def find_valgrind(path: str | None = None) -> str:
     )
 
 
+def valgrind_version(valgrind: str) -> str:
+    """``valgrind --version``'s answer (``valgrind-3.19.0``), or ``"unknown"``."""
+    try:
+        done = subprocess.run(
+            [valgrind, "--version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() or "unknown"
+
+
 def parse_dump(text: str) -> int:
     """The instructions executed (``Ir``) in one callgrind dump.
 
@@ -153,7 +164,13 @@ class Dumps:
 
 
 def command(
-    valgrind: str, out_file: Path, record: Path, sections: Sequence[str], calls: int, quick: bool
+    valgrind: str,
+    *,
+    out_file: Path,
+    record: Path,
+    sections: Sequence[str],
+    calls: int,
+    quick: bool,
 ) -> list[str]:
     """The child's command line: the counting child under callgrind with the markers."""
     return [
@@ -209,27 +226,28 @@ def count(
             keys = [section.key for section in bucket]
             out_file = Path(tmp) / f"callgrind.{index}.out"
             record = Path(tmp) / f"record.{index}.json"
-            argv = command(valgrind, out_file, record, keys, calls, quick)
-            log(f"counting instructions under callgrind: {', '.join(keys)}")
-            process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-                argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            errors = Path(tmp) / f"stderr.{index}.txt"
+            argv = command(
+                valgrind, out_file=out_file, record=record, sections=keys, calls=calls, quick=quick
             )
-            children.append((keys, record, process))
-        for keys, record, process in children:
-            output, _ = process.communicate()
-            for line in output.splitlines():
-                log(f"  [{keys[0]}…] {line}" if len(keys) > 1 else f"  [{keys[0]}] {line}")
+            log(f"counting instructions under callgrind: {', '.join(keys)}")
+            with errors.open("w", encoding="utf-8") as stderr:
+                # The children print their progress straight to our stdout, a line at a time.
+                process = subprocess.Popen(argv, cwd=ROOT, env=env, stderr=stderr)
+            children.append((keys, record, errors, process))
+        for keys, record, errors, process in children:
+            process.wait()
             try:
                 data = json.loads(record.read_text(encoding="utf-8"))
             except (OSError, ValueError) as exc:
-                tail = " | ".join(output.strip().splitlines()[-5:])
+                lines = errors.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+                tail = " | ".join(lines[-5:])
                 error = (
                     f"the callgrind run exited with status {process.returncode} and no record "
                     f"({exc.__class__.__name__}): {tail or 'no output'}"
                 )
                 data = {"sections": [{"key": key, "errors": [error], "groups": []} for key in keys]}
-            for section in data["sections"]:
-                records[section["key"]] = section
+            records.update({section["key"]: section for section in data["sections"]})
     return records
 
 
@@ -252,15 +270,16 @@ def case_record(case: CaseResult) -> dict[str, Any]:
         "baseline": case.baseline,
         "status": case.status,
     }
-    for key, value in (("reason", case.reason), ("not_built", case.not_built), ("note", case.note)):
-        if value:
-            out[key] = value
+    texts = {"reason": case.reason, "not_built": case.not_built, "note": case.note}
+    out.update({key: value for key, value in texts.items() if value})
     if case.instructions is not None:
         out.update(instructions=case.instructions, calls=case.instruction_calls)
     return out
 
 
-def as_results(sections: Sequence[Section], records: dict[str, dict[str, Any]]) -> list[SectionResult]:
+def as_results(
+    sections: Sequence[Section], records: dict[str, dict[str, Any]]
+) -> list[SectionResult]:
     """The results of a counting-only run, from the children's records."""
     results = []
     for section in sections:

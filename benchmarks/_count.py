@@ -30,7 +30,6 @@ from benchmarks._harness import (
 )
 from benchmarks.sections import load_sections
 
-
 PROBE = 10
 """Calls of the first, sizing loop."""
 BUDGET = 20_000_000

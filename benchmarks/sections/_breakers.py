@@ -166,7 +166,7 @@ def pyresilience_built(ctx: Context, **options: Any) -> Built:
     wrapped: list[Any] = []
 
     def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        guarded = pyresilience.resilient(**options)(fn)
+        guarded: Callable[..., Any] = pyresilience.resilient(**options)(fn)
         wrapped.append(guarded)
         return guarded
 

@@ -38,7 +38,7 @@ fallback_sync = SECTION.group("fallback_sync", "OPEN, sync, answered by fallback
 fallback_async = SECTION.group("fallback_async", "OPEN, async, answered by fallback", AsyncLoop())
 
 FALLBACK = ("fallback",)
-PASS_THROUGH = "pass-through decorator"
+WRAPPER_ONLY = "pass-through decorator"
 OURS_FALLBACK = "resilience_kit, fallback"
 
 
@@ -80,7 +80,7 @@ def _plain_aanswer(ctx: Context) -> Prepared:
     return Prepared(_aanswer, returns=FALLBACK)
 
 
-@closed_sync.add(PASS_THROUGH, "reference")
+@closed_sync.add(WRAPPER_ONLY, "reference")
 def _pass_through(ctx: Context) -> Prepared:
     @functools.wraps(work)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -89,7 +89,7 @@ def _pass_through(ctx: Context) -> Prepared:
     return Prepared(wrapper, returns=RESULT)
 
 
-@closed_async.add(PASS_THROUGH, "reference")
+@closed_async.add(WRAPPER_ONLY, "reference")
 def _apass_through(ctx: Context) -> Prepared:
     @functools.wraps(awork)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -209,7 +209,7 @@ for group, kind in (("closed_sync", "sync"), ("closed_async", "async")):
     SECTION.instruction_target(
         f"failure_rate window ≤ 2.5x a pass-through decorator, {kind} (added instructions)",
         case=(group, b.OURS_RATE.label),
-        reference=(group, PASS_THROUGH),
+        reference=(group, WRAPPER_ONLY),
         max_ratio=2.5,
     )
 for fallback_group, open_group, kind in (

@@ -35,8 +35,8 @@ SECTION = Section(
     "as each library ships it (the root logger has a `NullHandler`, so records are built and "
     "handled, not printed): resilience_kit and stamina log a WARNING before each wait, backoff "
     "logs each wait at INFO (its logger's own level) and the give-up at ERROR, tenacity and "
-    "pyresilience (without listeners) log nothing. The `log_level=DEBUG` row is resilience_kit with its retry log below the root "
-    "logger's level.",
+    "pyresilience (without listeners) log nothing. The `log_level=DEBUG` row is resilience_kit "
+    "with its retry log below the root logger's level.",
     order=60,
     requires=("resilience_kit.retry",),
     chart="lines",
