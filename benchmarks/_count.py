@@ -60,9 +60,12 @@ def count_group(
                     continue
                 try:
                     workers = group.kind.workers
-                    probe_calls = round_up(PROBE, workers)
-                    probe = dumps.measure(entry.timer, probe_calls)
-                    n = calls_for(probe, probe_calls, calls, workers)
+                    if ctx.quick:  # a smoke check: no sizing loop
+                        n = round_up(calls, workers)
+                    else:
+                        probe_calls = round_up(PROBE, workers)
+                        probe = dumps.measure(entry.timer, probe_calls)
+                        n = calls_for(probe, probe_calls, calls, workers)
                     entry.timer(n)  # warm-up, as a timed run makes
                     first = dumps.measure(entry.timer, n)
                     second = dumps.measure(entry.timer, 2 * n)
