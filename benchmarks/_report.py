@@ -391,7 +391,7 @@ def render_markdown(
         '!!! note "Generated from one run"',
         f"    Produced by `nox -s bench` on {info.started:%Y-%m-%d %H:%M} UTC in "
         f"{info.seconds / 60:.1f} minutes ({what}"
-        + (f"; counting took {info.count_seconds / 60:.1f}" if counted else "")
+        + (f"; counting took {info.count_seconds / 60:.1f} of them" if counted else "")
         + "): every library in the same process and the same run. "
         "Ratios to a baseline measured in the same round are the result; absolute times are "
         "only this machine's.",
