@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+import shutil
+import tarfile
+import tempfile
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.10.9"
@@ -12,6 +18,24 @@ nox.options.error_on_missing_interpreters = True
 nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
+
+# Served with the site, never from a CDN: the docs sessions unpack these from their npm packages
+# (npm checks the package's integrity; the digest pins the file). Mermaid draws the diagrams;
+# iframe-worker lets the search run in a page opened from disk.
+VENDORED = (
+    (
+        "mermaid@11.12.3",
+        "package/dist/mermaid.min.js",
+        Path("docs/assets/javascripts/mermaid.min.js"),
+        "71dc54e481779b526de5e615c2eb00c99fa5acb75da9c5524d02e333d2fda89a",
+    ),
+    (
+        "iframe-worker@1.0.4",
+        "package/shim/index.js",
+        Path("docs/assets/javascripts/iframe-worker-shim.js"),
+        "e8e412dbcfea9b7e31b5ffa288d7b6035915e714c542f4176a0cdbe262fc9609",
+    ),
+)
 
 
 def group(name: str) -> list[str]:
@@ -41,11 +65,59 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict", "src")
 
 
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def vendor_scripts(session: nox.Session) -> None:
+    """Put the site's third-party scripts into docs/assets (from npm, once per version)."""
+    for spec, member, target, digest in VENDORED:
+        if target.exists() and _sha256(target.read_bytes()) == digest:
+            continue
+        if shutil.which("npm") is None:
+            session.error(f"npm is needed once to unpack {spec} for the docs (apt-get install npm)")
+        with tempfile.TemporaryDirectory() as tmp:
+            session.run(
+                "npm", "pack", spec, "--pack-destination", tmp, "--silent",
+                external=True, silent=True,
+            )  # fmt: skip
+            (tarball,) = Path(tmp).glob("*.tgz")
+            with tarfile.open(tarball) as tar:
+                extracted = tar.extractfile(member)
+                data = extracted.read() if extracted else b""
+        if _sha256(data) != digest:
+            session.error(f"{spec}: {member} is not the file this project pinned")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+        session.log(f"{spec}: {member} unpacked into {target}")
+
+
+def build_site(session: nox.Session) -> None:
+    """Zensical builds the site from mkdocs.yml into site/; --strict: a warning fails it."""
+    vendor_scripts(session)
+    session.run("zensical", "build", "--strict", "--clean")
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation site in strict mode (a broken reference fails it)."""
+    """Build the documentation site in strict mode (a broken reference or link fails it)."""
     session.install("-e", ".[all]", *group("docs"))
-    session.run("mkdocs", "build", "--strict", *session.posargs, env={"NO_MKDOCS_2_WARNING": "1"})
+    build_site(session)
+
+
+@nox.session(name="docs_check")
+def docs_check(session: nox.Session) -> None:
+    """Build the site, then open every page from disk in headless Chromium.
+
+    Fails on a console error, a broken link or anchor, a raw Sphinx role or a collapsed
+    ``>>>`` example in the rendered text, or a diagram that did not render; saves screenshots
+    of the home page and the breaker pages under site/_screenshots/. Needs Debian's chromium
+    (``/usr/bin/chromium``, or set ``CHROMIUM``); Playwright drives it, no browser is
+    downloaded.
+    """
+    session.install("-e", ".[all]", *group("docs-check"))
+    build_site(session)
+    session.run("python", "tests/docs/site_check.py", "site", *session.posargs)
 
 
 @nox.session

@@ -76,7 +76,7 @@ Timer = Callable[[int], float]
 _UNSET: Any = object()
 
 
-OURS = "resilience-kit"
+OURS = "resilience-kit-py"
 """The ``library`` of the cases that measure resilience_kit itself."""
 
 

@@ -23,7 +23,7 @@ from benchmarks._harness import (
 from benchmarks._svg import fmt_ns
 
 DISTRIBUTIONS = (
-    "resilience-kit",
+    "resilience-kit-py",
     "pybreaker",
     "circuitbreaker",
     "purgatory",
@@ -98,11 +98,11 @@ def versions() -> dict[str, str]:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             out[name] = "not installed"
-    if out["resilience-kit"] == "not installed":
+    if out["resilience-kit-py"] == "not installed":
         try:
             import resilience_kit
 
-            out["resilience-kit"] = f"{resilience_kit.__version__} (source tree)"
+            out["resilience-kit-py"] = f"{resilience_kit.__version__} (source tree)"
         except ImportError:
             pass
     return out
@@ -235,7 +235,7 @@ def group_table(group: GroupResult) -> list[str]:
     rows = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
     for case in group.cases:
         label = f"{case.label} (baseline)" if case.baseline else case.label
-        if case.library == "resilience-kit":
+        if case.library == "resilience-kit-py":
             label = f"**{label}**"
         if not case.timed and case.instructions is None:
             rows.append(f"| {label} | {_cell(_status(case))} |" + " |" * (len(head) - 2))
@@ -304,7 +304,7 @@ def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
             else:
                 library = case.library
                 cells.append(_cell("unavailable" if case.status == "unavailable" else "**FAILED**"))
-        name = f"**{label}**" if library == "resilience-kit" else label
+        name = f"**{label}**" if library == "resilience-kit-py" else label
         rows.append(f"| {name} | " + " | ".join(cells) + " |")
     return rows
 

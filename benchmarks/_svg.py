@@ -13,7 +13,7 @@ from xml.sax.saxutils import escape
 
 from benchmarks._harness import CaseResult, SectionResult
 
-OURS = "resilience-kit"
+OURS = "resilience-kit-py"
 OURS_COLOUR = "#3f51b5"
 # One colour per peer on every chart of the page.
 COLOURS = {

@@ -13,19 +13,34 @@ import time
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState
 
 
-class Printer:
-    """A listener that prints every state change."""
+class Transitions:
+    """A listener that keeps every state change until the call that caused it is printed.
+
+    A transition happens inside a call (the third failure opens the breaker before the call
+    returns), so printing it at once would show it above the line of the call that caused it.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[str] = []
 
     def on_state_change(
-        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
+        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState, cause: str
     ) -> None:
-        print(f"    [{breaker.name}] {old} -> {new}")
+        self.pending.append(f"    [{breaker.name}] {old} -> {new} ({cause})")
+
+    def flush(self) -> None:
+        for line in self.pending:
+            print(line)
+        self.pending.clear()
+
+
+transitions = Transitions()
 
 
 service_is_down = True
 
 breaker = CircuitBreaker(
-    "payments", failure_threshold=3, recovery_timeout=1.0, listeners=[Printer()]
+    "payments", failure_threshold=3, recovery_timeout=1.0, listeners=[transitions]
 )
 
 
@@ -43,6 +58,7 @@ def attempt(amount: int) -> None:
         print(f"charge({amount}) rejected at once: {error}")
     except ConnectionError as error:
         print(f"charge({amount}) failed: {error}")
+    transitions.flush()  # after the call's own line: the transitions it caused
 
 
 def main() -> None:

@@ -198,9 +198,9 @@ def _pyresilience_window(ctx: Context, threshold: int, timeout: float) -> Built:
     )
 
 
-OURS = Adapter("resilience_kit", "resilience-kit", _ours)
-OURS_RATE = Adapter("resilience_kit, failure_rate window", "resilience-kit", _ours_rate)
-OURS_REDIS = Adapter("resilience_kit + RedisStorage", "resilience-kit", _ours_redis)
+OURS = Adapter("resilience_kit", "resilience-kit-py", _ours)
+OURS_RATE = Adapter("resilience_kit, failure_rate window", "resilience-kit-py", _ours_rate)
+OURS_REDIS = Adapter("resilience_kit + RedisStorage", "resilience-kit-py", _ours_redis)
 PYBREAKER = Adapter("pybreaker", "pybreaker", _pybreaker, asynchronous=False)
 PYBREAKER_REDIS = Adapter(
     "pybreaker + Redis storage", "pybreaker", _pybreaker_redis, asynchronous=False

@@ -123,8 +123,8 @@ def _ours_quiet(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
     return _ours(ctx, attempts, zero_waits, log_level=logging.DEBUG)
 
 
-OURS = RetryAdapter("resilience_kit", "resilience-kit", _ours)
-OURS_QUIET = RetryAdapter("resilience_kit, log_level=DEBUG", "resilience-kit", _ours_quiet)
+OURS = RetryAdapter("resilience_kit", "resilience-kit-py", _ours)
+OURS_QUIET = RetryAdapter("resilience_kit, log_level=DEBUG", "resilience-kit-py", _ours_quiet)
 TENACITY = RetryAdapter("tenacity", "tenacity", _tenacity)
 STAMINA = RetryAdapter("stamina", "stamina", _stamina)
 BACKOFF = RetryAdapter("backoff", "backoff", _backoff)

@@ -114,8 +114,8 @@ def _ours(backend_name: str) -> Callable[[Context, Any], Awaitable[Any]]:
     return build
 
 
-redis_hit.add("resilience_kit", "resilience-kit")(_cached_case(_ours("RedisBackend")))
-memory_hit.add("resilience_kit", "resilience-kit")(_cached_case(_ours("MemoryBackend")))
+redis_hit.add("resilience_kit", "resilience-kit-py")(_cached_case(_ours("RedisBackend")))
+memory_hit.add("resilience_kit", "resilience-kit-py")(_cached_case(_ours("MemoryBackend")))
 
 
 # cashews --------------------------------------------------------------------------------------

@@ -23,13 +23,16 @@ from resilience_kit.errors import CircuitOpenError, ConfigurationError, Resilien
 
 if TYPE_CHECKING:
     from resilience_kit._retry import retry
+    from resilience_kit._timeout import timeout
     from resilience_kit.composition import resilient
     from resilience_kit.retry import (
         BEST_EFFORT,
         DATABASE,
         EXTERNAL_API,
+        INTERACTIVE,
         INTERNAL_API,
         REDIS,
+        RetryEvent,
         RetryPolicy,
         RetryStats,
         reset_retry_stats,
@@ -44,8 +47,10 @@ else:
             "BEST_EFFORT",
             "DATABASE",
             "EXTERNAL_API",
+            "INTERACTIVE",
             "INTERNAL_API",
             "REDIS",
+            "RetryEvent",
             "RetryPolicy",
             "RetryStats",
             "reset_retry_stats",
@@ -54,6 +59,7 @@ else:
         "resilience_kit.retry",
     )
     _LAZY["resilient"] = "resilience_kit.composition"
+    _LAZY["timeout"] = "resilience_kit._timeout"
 
     def __getattr__(name: str) -> Any:
         if name == "retry":
@@ -86,6 +92,7 @@ __all__ = [
     "CircuitState",
     # retry
     "RetryPolicy",
+    "RetryEvent",
     "RetryStats",
     "retry",
     "retry_stats",
@@ -95,8 +102,10 @@ __all__ = [
     "EXTERNAL_API",
     "INTERNAL_API",
     "BEST_EFFORT",
+    "INTERACTIVE",
     # composition
     "resilient",
+    "timeout",
     "BreakerStats",
     "BreakerListener",
     "BreakerStorage",

@@ -3,7 +3,7 @@
 ``inspect.iscoroutinefunction`` alone misses objects whose class has ``async def __call__`` (API
 clients often are such objects), and a decorator that takes one of those for a plain function
 wraps it synchronously: the wrapper hands back the coroutine unawaited and its outcome is never
-seen. These helpers look through :func:`functools.partial` and at ``type(obj).__call__`` too.
+seen. These helpers look through `functools.partial()` and at ``type(obj).__call__`` too.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _target(fn: Any) -> Any:
 def is_async_callable(fn: Any) -> bool:
     """Whether calling ``fn`` returns a coroutine to await.
 
-    True for an ``async def`` function or method, a :func:`functools.partial` of one, and an
+    True for an ``async def`` function or method, a `functools.partial()` of one, and an
     object whose class defines ``async def __call__``.
     """
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(_target(fn))
@@ -37,7 +37,7 @@ def is_async_callable(fn: Any) -> bool:
 
 def generator_kind(fn: Any) -> str | None:
     """``"generator function"`` or ``"async generator function"`` if calling ``fn`` makes one
-    (looking through partials and ``__call__`` as :func:`is_async_callable` does), else ``None``.
+    (looking through partials and ``__call__`` as `is_async_callable()` does), else ``None``.
     """
     target = _target(fn)
     if inspect.isasyncgenfunction(fn) or inspect.isasyncgenfunction(target):
@@ -48,7 +48,7 @@ def generator_kind(fn: Any) -> str | None:
 
 
 def adopt_metadata(wrapper: Callable[..., Any], fn: Any) -> None:
-    """:func:`functools.update_wrapper`, with a useful name for a partial or a callable object.
+    """`functools.update_wrapper()`, with a useful name for a partial or a callable object.
 
     A partial has no ``__name__``, and ``update_wrapper`` would leave the wrapper's own
     (``guarded``) in tracebacks and logs: the wrapped function's name is taken instead, or the

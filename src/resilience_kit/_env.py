@@ -68,7 +68,7 @@ def parse_float(variable: str, raw: str, *, minimum: float, strict: bool = False
 def parse_optional_float(
     variable: str, raw: str, *, minimum: float, strict: bool = False
 ) -> float | None:
-    """Like :func:`parse_float`, but ``none``/``null`` (any case) give None."""
+    """Like `parse_float()`, but ``none``/``null`` (any case) give None."""
     if raw.lower() in _NONE_WORDS:
         return None
     try:

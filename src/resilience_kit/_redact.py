@@ -3,13 +3,13 @@
 Exception messages and SQL statements routinely carry credentials: a driver error quotes the DSN
 (``postgresql://app:s3cret@db/prod``), an HTTP error quotes a URL with a signed query
 (``?X-Amz-Signature=...``) or a header (``Authorization: Bearer ...``), a failed statement
-carries ``password = '...'``. Anything the library logs goes through :func:`redact` first. The
+carries ``password = '...'``. Anything the library logs goes through `redact()` first. The
 rules err on the side of hiding too much: a log line that says ``author=***`` costs nothing, a
 leaked token costs a rotation.
 
 Every rule runs in linear time, and tolerates text cut short (a quoted value without its closing
-quote, a key block without its end line), because :func:`redact` cuts long text to the logged
-length plus :data:`CUT_MARGIN` *before* redacting (a 2 MB HTML error page costs microseconds, not
+quote, a key block without its end line), because `redact()` cuts long text to the logged
+length plus `CUT_MARGIN` *before* redacting (a 2 MB HTML error page costs microseconds, not
 a scan of 2 MB per log line) and truncates again after it. The margin is larger than the longest
 stretch any rule looks ahead from the logged part (a URL password is at most 512 characters up to
 its ``@``), so a secret that starts in the logged part is still recognised (a ``user:pass@``
@@ -126,9 +126,15 @@ def _mask_pairs(text: str) -> str:
 def redact_url(url: str) -> str:
     """Return ``url`` with the password (or a bare userinfo token) replaced by ``***``.
 
-    Example:
-        >>> redact_url("postgresql://app:s3cret@db:5432/prod")
-        'postgresql://app:***@db:5432/prod'
+    Examples:
+        ```python
+        from resilience_kit._redact import redact_url
+
+        assert (
+            redact_url("postgresql://app:s3cret@db:5432/prod")
+            == "postgresql://app:***@db:5432/prod"
+        )
+        ```
     """
     return _URL_USERINFO.sub(_mask_userinfo, url)
 
@@ -162,9 +168,15 @@ def redact(text: str, *, max_length: int | None = None) -> str:
         max_length: If given, the result is at most this many characters, and only the first
             ``max_length + CUT_MARGIN`` characters are examined.
 
-    Example:
-        >>> redact("connect failed: password=hunter2 host=db")
-        'connect failed: password=*** host=db'
+    Examples:
+        ```python
+        from resilience_kit._redact import redact
+
+        assert (
+            redact("connect failed: password=hunter2 host=db")
+            == "connect failed: password=*** host=db"
+        )
+        ```
     """
     if max_length is not None and len(text) > max_length + CUT_MARGIN:
         text = text[: max_length + CUT_MARGIN]

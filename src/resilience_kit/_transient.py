@@ -23,6 +23,7 @@ __all__ = [
     "parse_retry_after",
     "retry_after_from_response",
     "retryable_http_error",
+    "retryable_http_response",
     "transient_database_error",
     "transient_redis_error",
 ]
@@ -179,8 +180,8 @@ def _attribute(obj: object, name: str) -> object:
         return None
 
 
-def http_status(error: BaseException) -> int | None:
-    """The HTTP status an error carries, if any.
+def http_status(error: object) -> int | None:
+    """The HTTP status an error (or a response) carries, if any.
 
     Looks at ``error.response.status_code`` (httpx, requests), ``error.status`` (aiohttp) and
     ``error.status_code``; returns the first int between 100 and 599.
@@ -206,6 +207,24 @@ _HTTP_RETRYABLE_STATUSES = frozenset({408, 429})
 _HTTP_PERMANENT_5XX = frozenset({501, 505})
 
 
+def _retryable_status(status: int) -> bool:
+    return status in _HTTP_RETRYABLE_STATUSES or (
+        500 <= status <= 599 and status not in _HTTP_PERMANENT_5XX
+    )
+
+
+def retryable_http_response(response: object) -> bool:
+    """Whether an HTTP response that was returned, not raised, is worth retrying.
+
+    For `RetryPolicy(retry_if_result=...)`: True for status 408, 429, or 5xx except 501 and
+    505 (as [retryable_http_error][resilience_kit.retry.retryable_http_error] judges a raised
+    one), read from ``response.status_code`` (httpx, requests) or ``response.status``
+    (aiohttp). False for any other status, and for a result that carries none.
+    """
+    status = http_status(response)
+    return status is not None and _retryable_status(status)
+
+
 def retryable_http_error(error: BaseException) -> bool:
     """Whether an HTTP client error is worth retrying.
 
@@ -216,9 +235,7 @@ def retryable_http_error(error: BaseException) -> bool:
     """
     status = http_status(error)
     if status is not None:
-        return status in _HTTP_RETRYABLE_STATUSES or (
-            500 <= status <= 599 and status not in _HTTP_PERMANENT_5XX
-        )
+        return _retryable_status(status)
     names = [name for module, name in _classes(error) if module != "builtins"]
     if any(name in _HTTP_NEVER for name in names):
         return False
@@ -300,11 +317,12 @@ def _header(headers: object, name: str) -> object:
     return None
 
 
-def retry_after_from_response(error: BaseException, now: float) -> float | None:
-    """The ``Retry-After`` delay of the response an HTTP error carries, if any.
+def retry_after_from_response(error: object, now: float) -> float | None:
+    """The ``Retry-After`` delay of the response an HTTP error carries (or of a response).
 
-    Reads ``error.response.headers`` (httpx, requests) or ``error.headers`` (aiohttp); the
-    header's name is matched in any case, even in a plain dict.
+    Reads ``error.response.headers`` (httpx, requests) or ``error.headers`` (aiohttp, and a
+    response itself, which a ``retry_if_result`` retry passes); the header's name is matched
+    in any case, even in a plain dict.
 
     Args:
         error: The failed call's exception.

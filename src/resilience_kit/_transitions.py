@@ -146,12 +146,13 @@ _recorder = _Recorder()
 def record_transitions(breaker: CircuitBreaker) -> TransitionLog:
     """Start recording ``breaker``'s transitions; return the live list of ``(old, new)`` pairs.
 
-    A :class:`TransitionLog` is a ``list[tuple[str, str]]`` for every purpose.
+    A [`TransitionLog`][resilience_kit.testing.TransitionLog] is a ``list[tuple[str, str]]`` for
+    every purpose.
 
-    The items are :class:`Transition` tuples of upper-case state names whose ``cause`` says
-    what made each one happen. Inside a pytest test the resilience_kit plugin already records
-    every breaker from the test's start, so this is only needed outside pytest, or to start
-    afresh in the middle of a test.
+    The items are [`Transition`][resilience_kit.testing.Transition] tuples of upper-case state names
+    whose ``cause`` says what made each one happen. Inside a pytest test the resilience_kit plugin
+    already records every breaker from the test's start, so this is only needed outside pytest, or
+    to start afresh in the middle of a test.
     """
     return _recorder.record(breaker)
 
@@ -167,7 +168,7 @@ def assert_transitions(breaker: CircuitBreaker, expected: Sequence[str | Circuit
             transition with the event that caused it.
         ConfigurationError: ``expected`` holds something that is not a state name.
         ResilienceError: Nothing records ``breaker`` (outside pytest, call
-            :func:`record_transitions` first).
+            [`record_transitions()`][resilience_kit.testing.record_transitions] first).
     """
     __tracebackhide__ = True  # pytest shows the caller's line, not this function's source
     wanted = [_state_name(state) for state in expected]

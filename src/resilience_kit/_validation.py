@@ -1,4 +1,5 @@
-"""Construction-time checks that raise :class:`ConfigurationError` with uniform messages.
+"""Construction-time checks that raise [`ConfigurationError`][resilience_kit.ConfigurationError]
+with uniform messages.
 
 Every message names the parameter, the value given and the allowed range, so a user never has
 to guess which argument was wrong.

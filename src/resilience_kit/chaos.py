@@ -1,30 +1,38 @@
 """Fault injection: make calls fail, slow down or return canned results on purpose.
 
-``inject(...)`` builds an :class:`Injector` that, at a given rate, adds latency and then raises
-an exception or returns a result instead of running the call. Use it as a decorator on a def or
-async def, as a guard around a block (``with`` / ``async with``), or through :meth:`Injector.call`.
+``inject(...)`` builds an [`Injector`][resilience_kit.chaos.Injector] that, at a given rate, adds
+latency and then raises an exception or returns a result instead of running the call. Use it as a
+decorator on a def or async def, as a guard around a block (``with`` / ``async with``), or through
+[`Injector.call()`][resilience_kit.chaos.Injector.call].
 
 Injection is **off unless enabled**, so an injector can live in production code and be switched
 on in a test or a staging deployment: per injector with ``enabled=True``, or process-wide with
-the ``RESILIENCE_KIT_CHAOS=1`` environment variable (read at import) or :func:`enable` /
-:func:`disable`, which nest: the newest switch still in effect decides. While it is off a
-decorated call costs one flag check more than a plain call.
+the ``RESILIENCE_KIT_CHAOS=1`` environment variable (read at import) or
+[`enable()`][resilience_kit.chaos.enable] / [`disable()`][resilience_kit.chaos.disable], which nest:
+the newest switch still in effect decides. While it is off a decorated call costs one flag check
+more than a plain call.
 
-Decisions come from the injector's own :class:`random.Random`, so a ``seed`` replays the same
+Decisions come from the injector's own `random.Random`, so a ``seed`` replays the same
 sequence of faults, and one lock keeps the sequence and the counts exact across threads.
 
-Example:
-    >>> from resilience_kit import chaos
-    >>> @chaos.inject(fault=ConnectionError, rate=0.2, seed=7)
-    ... def fetch_rates() -> dict[str, float]:
-    ...     return {"EUR": 1.0}
-    >>> with chaos.enable():
-    ...     outcomes = []
-    ...     for _ in range(5):
-    ...         try:
-    ...             outcomes.append(fetch_rates()["EUR"])
-    ...         except ConnectionError:
-    ...             outcomes.append(None)
+Examples:
+    ```python
+    from resilience_kit import chaos
+
+
+    @chaos.inject(fault=ConnectionError, rate=0.2, seed=7)
+    def fetch_rates() -> dict[str, float]:
+        return {"EUR": 1.0}
+
+
+    with chaos.enable():
+        outcomes = []
+        for _ in range(5):
+            try:
+                outcomes.append(fetch_rates()["EUR"])
+            except ConnectionError:
+                outcomes.append(None)
+    ```
 """
 
 from __future__ import annotations
@@ -56,7 +64,7 @@ R = TypeVar("R")
 
 ENV_VAR: Final = "RESILIENCE_KIT_CHAOS"
 """The environment variable that switches injection on process-wide (``1``, ``true``, ``yes``
-or ``on``); read once, when :mod:`resilience_kit.chaos` is imported."""
+or ``on``); read once, when [`resilience_kit.chaos`][resilience_kit.chaos] is imported."""
 
 _TRUTHY: Final = frozenset({"1", "true", "yes", "on"})
 _log = logging.getLogger(__name__)
@@ -94,7 +102,8 @@ def is_enabled() -> bool:
 
 
 class _Switch:
-    """Returned by :func:`enable` / :func:`disable`: in effect at once, withdrawn by ``with``.
+    """Returned by [`enable()`][resilience_kit.chaos.enable] /
+    [`disable()`][resilience_kit.chaos.disable]: in effect at once, withdrawn by ``with``.
 
     Each switch is its own entry on a stack, and leaving its block removes that entry and no
     other, wherever it sits: blocks that overlap without nesting (two threads, two fixtures
@@ -132,23 +141,24 @@ def enable() -> _Switch:
     """Switch injection on process-wide, for every thread and task.
 
     Takes effect at once. Switches stack: the newest one still in effect decides, so a
-    :func:`disable` inside an ``enable()`` block turns injection off until the ``disable()``
-    block ends, and then it is on again. Used as a context manager (``with chaos.enable(): ...``)
-    the switch is withdrawn when its block ends, and only that switch: blocks in other threads
-    or fixtures that overlap it keep theirs. Called without ``with`` it stays in effect until a
-    newer switch overrides it; with no switch in effect, the ``RESILIENCE_KIT_CHAOS``
+    [`disable()`][resilience_kit.chaos.disable] inside an ``enable()`` block turns injection off
+    until the ``disable()`` block ends, and then it is on again. Used as a context manager (``with
+    chaos.enable(): ...``) the switch is withdrawn when its block ends, and only that switch: blocks
+    in other threads or fixtures that overlap it keep theirs. Called without ``with`` it stays in
+    effect until a newer switch overrides it; with no switch in effect, the ``RESILIENCE_KIT_CHAOS``
     environment variable decides.
     """
     return _Switch(True)
 
 
 def disable() -> _Switch:
-    """Switch process-wide injection off; the mirror of :func:`enable`, stacking the same way."""
+    """Switch process-wide injection off; the mirror of [`enable()`][resilience_kit.chaos.enable],
+    stacking the same way."""
     return _Switch(False)
 
 
 class _SwitchState:
-    """An opaque copy of the switches in effect, made by :func:`_snapshot`."""
+    """An opaque copy of the switches in effect, made by `_snapshot()`."""
 
     __slots__ = ("switches",)
 
@@ -157,11 +167,11 @@ class _SwitchState:
 
 
 def _snapshot() -> object:
-    """Capture the whole process-wide switch state, for :func:`_restore`.
+    """Capture the whole process-wide switch state, for `_restore()`.
 
     Private API for the pytest plugin, which brackets every test with it so that a test that
-    calls :func:`enable` without ``with`` (or leaves a block open) cannot leak chaos into the
-    next one::
+    calls [`enable()`][resilience_kit.chaos.enable] without ``with`` (or leaves a block open) cannot
+    leak chaos into the next one::
 
         state = chaos._snapshot()
         try:
@@ -170,21 +180,21 @@ def _snapshot() -> object:
             chaos._restore(state)
 
     Returns:
-        An opaque object; pass it to :func:`_restore` and nothing else.
+        An opaque object; pass it to `_restore()` and nothing else.
     """
     with _switch_lock:
         return _SwitchState(tuple(_switches))
 
 
 def _restore(snapshot: object | None) -> None:
-    """Put back the switch state captured by :func:`_snapshot`, or with ``None`` the state at
+    """Put back the switch state captured by `_snapshot()`, or with ``None`` the state at
     import: no switch in effect, the environment variable deciding.
 
     Switches made since the snapshot are dropped (leaving their blocks afterwards does
     nothing), and switches that were in effect then are back in effect, in their order.
 
     Raises:
-        TypeError: ``snapshot`` is neither None nor what :func:`_snapshot` returned.
+        TypeError: ``snapshot`` is neither None nor what `_snapshot()` returned.
     """
     if snapshot is not None and not isinstance(snapshot, _SwitchState):
         raise TypeError(f"chaos._restore() takes what chaos._snapshot() returned, got {snapshot!r}")
@@ -195,7 +205,8 @@ def _restore(snapshot: object | None) -> None:
 
 @dataclass(frozen=True, slots=True)
 class ChaosStats:
-    """A snapshot of what an injector has done since it was built or :meth:`~Injector.reset`.
+    """A snapshot of what an injector has done since it was built or
+    [`reset()`][resilience_kit.chaos.Injector.reset].
 
     Attributes:
         calls: Calls (or block entries) that met the injector while it was enabled.
@@ -214,13 +225,15 @@ class ChaosStats:
 
 
 class Injector:
-    """Injects faults, latency or results at a given rate. Build it with :func:`inject`.
+    """Injects faults, latency or results at a given rate. Build it with
+    [`inject()`][resilience_kit.chaos.inject].
 
     The forms share one decision core:
 
     * ``@injector`` on a def or async def (the signature is kept for type checkers);
     * ``with injector:`` / ``async with injector:`` guard a block: entering it may sleep and
-      raise, and :meth:`point` / :meth:`point_async` do the same anywhere in a loop;
+      raise, and [`point()`][resilience_kit.chaos.Injector.point] /
+      [`point_async()`][resilience_kit.chaos.Injector.point_async] do the same anywhere in a loop;
     * ``injector.call(fn, *args)`` / ``await injector.call_async(fn, *args)``.
     """
 
@@ -362,7 +375,7 @@ class Injector:
         return self._outcome(target)
 
     async def _inject_async(self, target: object) -> bool:
-        """As :meth:`_inject`, awaiting the latency."""
+        """As `_inject()`, awaiting the latency."""
         delay = self._draw()
         if delay is None:
             return False
@@ -434,7 +447,7 @@ class Injector:
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
         """Decorate a def or async def; every call goes through the injector.
 
-        The signature is kept. An async callable (an ``async def``, a :func:`functools.partial`
+        The signature is kept. An async callable (an ``async def``, a `functools.partial()`
         of one, an object whose class has ``async def __call__``) gets an ``async def`` wrapper,
         so latency is awaited, never slept on the event loop. ``staticmethod`` and
         ``classmethod`` objects are wrapped inside. With ``enabled=False`` the injector can
@@ -444,8 +457,9 @@ class Injector:
             ConfigurationError: ``fn`` is not callable, or it is a generator or async generator
                 function: calling one only creates the generator, so a fault or a result would
                 replace the generator itself and latency would come before any of its code ran.
-                Put :meth:`point` / :meth:`point_async` (or ``with`` / ``async with``) inside it
-                instead.
+                Put [`point()`][resilience_kit.chaos.Injector.point] /
+                [`point_async()`][resilience_kit.chaos.Injector.point_async] (or ``with`` / ``async
+                with``) inside it instead.
         """
         if isinstance(fn, (staticmethod, classmethod)):
             return type(fn)(self(fn.__func__))
@@ -529,7 +543,8 @@ def inject(
     sleep: Callable[[float], object] | None = None,
     async_sleep: Callable[[float], Awaitable[object]] | None = None,
 ) -> Injector:
-    """Build an :class:`Injector`: latency, then a fault or a result, at ``rate``.
+    """Build an [`Injector`][resilience_kit.chaos.Injector]: latency, then a fault or a result, at
+    ``rate``.
 
     Each call is injected with probability ``rate``. An injected call first sleeps for
     ``latency`` (if given), then raises ``fault`` (if given), returns ``result`` (if given) without
@@ -550,12 +565,13 @@ def inject(
         result: A value to return instead of running the call (decorator and ``call`` only).
         seed: Seeds the injector's own random generator, so runs replay the same decisions.
         enabled: ``True`` or ``False`` switch this injector on or off for good; ``None`` (the
-            default) follows the process-wide switch (:func:`enable`, ``RESILIENCE_KIT_CHAOS``).
+            default) follows the process-wide switch ([`enable()`][resilience_kit.chaos.enable],
+            ``RESILIENCE_KIT_CHAOS``).
         sleep: Sleeps for sync latency. Default: the default clock's ``sleep`` when it has one
-            (:class:`~resilience_kit.testing.FakeClock` advances instead of blocking), else
-            :func:`time.sleep`.
+            ([`FakeClock`][resilience_kit.testing.FakeClock] advances instead of blocking), else
+            `time.sleep()`.
         async_sleep: Awaited for async latency; default: the clock's ``async_sleep``, else
-            :func:`asyncio.sleep` (pass your own under trio).
+            `asyncio.sleep()` (pass your own under trio).
 
     Raises:
         ConfigurationError: A parameter is out of range; ``fault`` is a class that cannot be

@@ -2,8 +2,9 @@
 
 Every primitive that measures time takes a ``clock``: anything with ``monotonic()`` (for
 durations and deadlines) and ``wall()`` (for timestamps users read). The default reads the
-system clocks; tests pass :class:`resilience_kit.testing.FakeClock` instead, or install one for
-everything created in a block with :func:`resilience_kit.testing.use_clock`.
+system clocks; tests pass [`resilience_kit.testing.FakeClock`][resilience_kit.testing.FakeClock]
+instead, or install one for everything created in a block with
+[`resilience_kit.testing.use_clock()`][resilience_kit.testing.use_clock].
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """The system's clocks: :func:`time.monotonic` and :func:`time.time`."""
+    """The system's clocks: `time.monotonic()` and `time.time()`."""
 
     __slots__ = ()
 
@@ -49,8 +50,8 @@ _default: Clock = SYSTEM_CLOCK
 def default_clock() -> Clock:
     """Return the clock that primitives created now without a ``clock`` argument will use.
 
-    That is :data:`SYSTEM_CLOCK` unless a test has installed another with
-    :func:`resilience_kit.testing.use_clock`.
+    That is [`SYSTEM_CLOCK`][resilience_kit.clock.SYSTEM_CLOCK] unless a test has installed another
+    with [`resilience_kit.testing.use_clock()`][resilience_kit.testing.use_clock].
     """
     return _default
 

@@ -12,18 +12,15 @@ The layers are fixed, outermost first, because every other order is a bug:
 4. ``timeout`` bounds each attempt, inside the breaker, so a timed-out attempt counts as a
    failure and can be retried.
 
-The timeout is not ``asyncio.wait_for``: before Python 3.12 it returns the attempt's result when
-the caller is cancelled in the loop iteration the attempt finishes, so the caller's cancellation
-is lost. Python 3.11+ uses ``asyncio.timeout``, which turns only its own cancellation into
-``TimeoutError``; Python 3.10 has :func:`_within`.
+The timeout is [resilience_kit.timeout][]'s (see ``_timeout``): it never loses the caller's
+cancellation, and it measures on the clock in use, so under a test's ``FakeClock`` advancing
+time past the limit ends the attempt.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import inspect
-import sys
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -31,6 +28,7 @@ from typing_extensions import ParamSpec
 
 from resilience_kit._callables import generator_kind, is_async_callable
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
+from resilience_kit._timeout import _time_limited
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
@@ -51,16 +49,19 @@ def resilient(
     """Guard a function with a breaker, retries, a per-attempt timeout and a fallback.
 
     Args:
-        breaker: A :class:`~resilience_kit.CircuitBreaker` guarding each attempt, or None.
+        breaker: A [`CircuitBreaker`][resilience_kit.CircuitBreaker] guarding each attempt, or None.
             If it has a ``fallback`` of its own, that fallback does not answer single
             attempts here (the failure is retried first); it answers the final outcome
             instead, unless this decorator's ``fallback`` is given, which wins.
-        retry: A :class:`~resilience_kit.RetryPolicy` or a preset name, or None for one attempt.
+        retry: A [`RetryPolicy`][resilience_kit.RetryPolicy] or a preset name, or None for one
+            attempt.
         timeout: Seconds each attempt of an ``async def`` may take (> 0); a slower attempt
             is cancelled and raises the built-in ``TimeoutError`` on every Python version
             (on 3.10 too, where ``asyncio.TimeoutError`` is another class), which the breaker
             records and the policy may retry. Cancelling the caller is never turned into a
-            ``TimeoutError``, not even when it coincides with the timeout. Not available for
+            ``TimeoutError``, not even when it coincides with the timeout. Measured on the
+            clock in use at each call: under a test's ``FakeClock`` (the ``fake_clock``
+            fixture), time advanced past the limit during an attempt ends it. Not available for
             a plain ``def``: a thread cannot be interrupted safely (use the breaker's
             ``slow_call_threshold`` to count slow calls as failures).
         fallback: Called with the call's own arguments when the final outcome is an open
@@ -76,13 +77,26 @@ def resilient(
             is not a ``CircuitBreaker``, a non-callable ``fallback``, or a coroutine
             ``fallback`` for a plain ``def``.
 
-    Example:
-        >>> from resilience_kit import CircuitBreaker
-        >>> llm = CircuitBreaker("llm-doc")
-        >>> @resilient(breaker=llm, retry="external_api", timeout=20,
-        ...            fallback=lambda prompt, error: "The assistant is busy, try again.")
-        ... async def complete(prompt: str) -> str: ...
-        >>> llm.unregister()
+    Examples:
+        ```python
+        from resilience_kit import resilient
+
+        from resilience_kit import CircuitBreaker
+
+        llm = CircuitBreaker("llm-doc")
+
+
+        @resilient(
+            breaker=llm,
+            retry="external_api",
+            timeout=20,
+            fallback=lambda prompt, error: "The assistant is busy, try again.",
+        )
+        async def complete(prompt: str) -> str: ...
+
+
+        llm.unregister()
+        ```
     """
     if breaker is not None and not isinstance(breaker, CircuitBreaker):
         raise ConfigurationError(
@@ -255,97 +269,3 @@ class _Layers:
             return answer
 
         return guarded
-
-
-if sys.version_info >= (3, 11):
-
-    def _time_limited(
-        fn: Callable[..., Awaitable[Any]], limit: float
-    ) -> Callable[..., Awaitable[Any]]:
-        """``fn`` with each call limited to ``limit`` seconds, in the caller's own task."""
-
-        @functools.wraps(fn)
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            # Converts only its own cancellation into TimeoutError, and only when no other
-            # cancellation was requested meanwhile (Task.cancelling/uncancel).
-            deadline = asyncio.timeout(limit)
-            try:
-                async with deadline:
-                    return await fn(*args, **kwargs)
-            except TimeoutError as error:
-                if not deadline.expired():
-                    raise  # the function's own TimeoutError, untouched
-                raise _timed_out(fn, limit) from error
-
-        return timed
-
-else:
-
-    def _time_limited(
-        fn: Callable[..., Awaitable[Any]], limit: float
-    ) -> Callable[..., Awaitable[Any]]:
-        """``fn`` with each call limited to ``limit`` seconds (Python 3.10: see :func:`_within`)."""
-
-        @functools.wraps(fn)
-        async def timed(*args: Any, **kwargs: Any) -> Any:
-            return await _within(fn(*args, **kwargs), limit, fn)
-
-        return timed
-
-
-def _timed_out(fn: Callable[..., Any], limit: float) -> TimeoutError:
-    """The error of an attempt cut off by ``timeout``: it says which function and what limit."""
-    name = getattr(fn, "__qualname__", None) or repr(fn)
-    return TimeoutError(f"{name} did not finish within its timeout of {limit:g}s")
-
-
-async def _within(awaitable: Awaitable[Any], limit: float, fn: Callable[..., Any]) -> Any:
-    """Await ``awaitable`` in a task of its own, cancelled after ``limit`` seconds.
-
-    For Python 3.10, whose tasks merge two cancellations requested in one loop iteration into
-    one, so a timer that cancelled the caller's own task could not tell whether the caller was
-    cancelled too. Here the timer cancels only the attempt's task, and the caller waits on a
-    future nobody else cancels: a ``CancelledError`` while waiting is always the caller's, and
-    it wins over a result or a timeout of the same iteration. A timeout raises the built-in
-    ``TimeoutError`` (``asyncio.TimeoutError`` is another class on 3.10).
-    """
-    loop = asyncio.get_running_loop()
-    attempt = asyncio.ensure_future(awaitable)
-    settled = loop.create_future()
-    expired = False
-
-    def settle(_: object) -> None:
-        if not settled.done():
-            settled.set_result(None)
-
-    def expire() -> None:
-        nonlocal expired
-        expired = True
-        attempt.cancel()
-
-    attempt.add_done_callback(settle)
-    timer = loop.call_later(limit, expire)
-    try:
-        await settled
-    except asyncio.CancelledError:
-        # The caller's cancellation: the attempt's clean-up runs before it goes on (as with
-        # asyncio.wait_for), and whatever the attempt ended with is dropped.
-        attempt.remove_done_callback(settle)
-        attempt.add_done_callback(_retrieve)
-        attempt.cancel()
-        await asyncio.wait((attempt,))
-        raise
-    finally:
-        timer.cancel()
-    try:
-        return attempt.result()
-    except asyncio.CancelledError as error:
-        if expired:
-            raise _timed_out(fn, limit) from error
-        raise
-
-
-def _retrieve(task: asyncio.Future[Any]) -> None:
-    """Mark a dropped attempt's exception as seen, so asyncio does not log it as lost."""
-    if not task.cancelled():
-        task.exception()

@@ -1,7 +1,8 @@
 """Exceptions raised by resilience_kit.
 
-Everything the library raises on its own account derives from :class:`ResilienceError`, so one
-``except ResilienceError`` catches it all; errors of the user's own calls pass through unchanged.
+Everything the library raises on its own account derives from
+[`ResilienceError`][resilience_kit.ResilienceError], so one ``except ResilienceError`` catches it
+all; errors of the user's own calls pass through unchanged.
 """
 
 from __future__ import annotations

@@ -7,13 +7,15 @@ Installed with the package, it registers itself under the ``pytest11`` entry poi
 What it gives every test, with no set-up:
 
 * the transitions of every circuit breaker are recorded from the test's start, so
-  :func:`resilience_kit.testing.assert_transitions` just works;
+  [`resilience_kit.testing.assert_transitions()`][resilience_kit.testing.assert_transitions] just
+  works;
 * ``@pytest.mark.breaker_state("payments", "OPEN")`` starts the test with that breaker in that
   state (and resets it afterwards);
 * a breaker created during a test that nothing outside the test holds any more gives its name
   back when the test ends, even when the test failed;
-* a test that switches chaos injection on process-wide (:func:`resilience_kit.chaos.enable`)
-  without switching it off again leaves the switch as it found it;
+* a test that switches chaos injection on process-wide
+  ([`resilience_kit.chaos.enable()`][resilience_kit.chaos.enable]) without switching it off again
+  leaves the switch as it found it;
 
 and the fixtures ``fake_clock``, ``breakers`` and ``no_retry_waits``. The ini option
 ``resilience_kit_no_retry_waits = true`` makes every retry in the run skip its sleeps.
@@ -22,7 +24,7 @@ Everything is process-wide rather than per task or thread, so it holds the same 
 pytest-asyncio and anyio tests, and in threads a test starts.
 
 Imported at every pytest start, it loads only the breaker layer; the rest of the library
-(retries, tenacity, :mod:`resilience_kit.testing`) loads when a fixture needs it.
+(retries, tenacity, `resilience_kit.testing`) loads when a fixture needs it.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ import pytest
 from resilience_kit._transitions import _recorder, _Session
 from resilience_kit.breaker import CircuitBreaker, CircuitState
 from resilience_kit.breaker import breakers as _live_breakers
-from resilience_kit.breaker._breaker import use_clock_everywhere
+from resilience_kit.breaker._clocks import use_clock_everywhere
 from resilience_kit.breaker._registry import every_breaker
 from resilience_kit.clock import default_clock
 
@@ -265,7 +267,7 @@ def _save_chaos() -> object | None:
 
 
 def _restore_chaos(state: object | None) -> None:
-    """Put the chaos switch back as :func:`_save_chaos` found it.
+    """Put the chaos switch back as `_save_chaos()` found it.
 
     Switches a test left in effect without ``with`` are dropped; chaos first imported during
     the test goes back to its state at import (``None``). Chaos is never imported for this.
@@ -280,16 +282,18 @@ def _restore_chaos(state: object | None) -> None:
 
 @pytest.fixture
 def fake_clock() -> Iterator[FakeClock]:
-    """A :class:`~resilience_kit.testing.FakeClock` at ``t=0`` that runs the test's time.
+    """A [`FakeClock`][resilience_kit.testing.FakeClock] at ``t=0`` that runs the test's time.
 
     Every circuit breaker runs on it for the test: those created during the test, and those
     that already exist (module-level ones in your application). Afterwards each gets a real
     clock back with what was left of its timeouts: its own, or, for one created during the
     test (say a module-level breaker first imported inside it), the clock that was the
     default before the test. Retries created during the test (and anything else that reads
-    :func:`~resilience_kit.clock.default_clock` when it is built) run on it too, and chaos
-    latency advances it instead of sleeping; when the test ends the clock itself goes on in
-    real time, so such a retry sleeps for real in later tests.
+    [`default_clock()`][resilience_kit.clock.default_clock] when it is built) run on it too, and
+    chaos latency advances it instead of sleeping; timeouts (``resilient(timeout=...)``,
+    ``resilience_kit.timeout``) measure on it, so advancing it past a limit ends the call with
+    ``TimeoutError``. When the test ends the clock itself goes on in real time, so such a retry
+    sleeps for real in later tests.
     """
     from resilience_kit.testing import FakeClock, use_clock
 

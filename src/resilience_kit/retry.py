@@ -21,20 +21,24 @@ from resilience_kit._retry import (
     BEST_EFFORT,
     DATABASE,
     EXTERNAL_API,
+    INTERACTIVE,
     INTERNAL_API,
     PRESETS,
     REDIS,
+    RetryEvent,
     RetryPolicy,
     RetryStats,
     reset_retry_stats,
     retry,
     retry_stats,
+    transient_error,
 )
 from resilience_kit._transient import (
     http_status,
     parse_retry_after,
     retry_after_from_response,
     retryable_http_error,
+    retryable_http_response,
     transient_database_error,
     transient_redis_error,
 )
@@ -43,9 +47,11 @@ __all__ = [
     "BEST_EFFORT",
     "DATABASE",
     "EXTERNAL_API",
+    "INTERACTIVE",
     "INTERNAL_API",
     "PRESETS",
     "REDIS",
+    "RetryEvent",
     "RetryPolicy",
     "RetryStats",
     "http_status",
@@ -55,13 +61,15 @@ __all__ = [
     "retry_after_from_response",
     "retry_stats",
     "retryable_http_error",
+    "retryable_http_response",
     "transient_database_error",
+    "transient_error",
     "transient_redis_error",
 ]
 
 
 class _CallableModule(types.ModuleType):
-    """This module's type: calling the module calls :func:`retry`."""
+    """This module's type: calling the module calls [`retry()`][resilience_kit.retry.retry]."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return retry(*args, **kwargs)

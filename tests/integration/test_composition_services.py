@@ -85,3 +85,76 @@ def test_breaker_and_retries_through_a_redis_outage(private_redis: Any, clock: F
     finally:
         breaker.unregister()
         client.close()
+
+
+def _dead_port() -> int:
+    """A loopback port nothing listens on: every connection is refused at once."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_the_recipes_client_tries_once_where_the_default_client_retries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # docs/composition.md, "The client settings it needs": redis-py 6+ retries connection
+    # errors by itself (about 4.5 s per call on a dead port, measured with redis-py 8.1), so the
+    # recipe's client turns that off. Counted in connection attempts, with redis-py's backoff
+    # sleeps skipped so that the test does not wait.
+    import redis.connection
+    import redis.retry
+
+    port = _dead_port()
+    attempts = 0
+    real_connect = redis.connection.Connection._connect
+
+    def counting_connect(self: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return real_connect(self)
+
+    monkeypatch.setattr(redis.connection.Connection, "_connect", counting_connect)
+    monkeypatch.setattr(redis.retry, "sleep", lambda seconds: None)
+
+    default = redis.Redis(port=port)
+    with pytest.raises(redis.ConnectionError):
+        default.get("k")
+    assert attempts > 3  # retried by the client itself
+
+    attempts = 0
+    recipe = redis.Redis(
+        port=port, socket_timeout=0.5, socket_connect_timeout=0.5, retry=Retry(NoBackoff(), 0)
+    )
+    with pytest.raises(redis.ConnectionError):
+        recipe.get("k")
+    assert attempts == 1
+
+
+async def test_the_recipes_asyncio_client_tries_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    import redis.asyncio
+    import redis.asyncio.connection
+    import redis.asyncio.retry
+
+    attempts = 0
+    real_connect = redis.asyncio.connection.Connection._connect
+
+    async def counting_connect(self: Any) -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await real_connect(self)
+
+    monkeypatch.setattr(redis.asyncio.connection.Connection, "_connect", counting_connect)
+    client = redis.asyncio.Redis(
+        port=_dead_port(),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        retry=redis.asyncio.retry.Retry(NoBackoff(), 0),
+    )
+    try:
+        with pytest.raises(redis.ConnectionError):
+            await client.get("k")
+    finally:
+        await client.aclose()
+    assert attempts == 1  # one refused connection, no retries of the client's own

@@ -6,9 +6,12 @@ Never imported at runtime; the ``type: ignore`` comments mark calls mypy must re
 
 from __future__ import annotations
 
+import asyncio
+
 from typing_extensions import assert_type
 
-from resilience_kit import CircuitBreaker, resilient
+import resilience_kit
+from resilience_kit import CircuitBreaker, RetryEvent, RetryPolicy, resilient, retry
 
 breaker = CircuitBreaker("typing-example")
 
@@ -30,3 +33,27 @@ async def use() -> None:
     get(1)  # type: ignore[arg-type]
     get("k", stale=True)  # type: ignore[call-arg]
     await fetch("u", attempts="2")  # type: ignore[arg-type]
+
+
+@resilience_kit.timeout(2.5)
+async def quote(symbol: str, *, fresh: bool = False) -> float:
+    return 1.0
+
+
+def on_retry(event: RetryEvent) -> None:
+    assert_type(event.attempt, int)
+    assert_type(event.error, BaseException | None)
+
+
+@retry(RetryPolicy(retry_if_result=lambda r: r is None, on_retry=on_retry))
+def lookup(key: str) -> int | None:
+    return None
+
+
+async def use_timeout() -> None:
+    assert_type(await quote("ACME"), float)
+    task = asyncio.create_task(quote("ACME", fresh=True))  # a coroutine, not just an awaitable
+    assert_type(await task, float)
+    assert_type(lookup("k"), int | None)
+    await quote(1)  # type: ignore[arg-type]
+    await quote("ACME", stale=True)  # type: ignore[call-arg]

@@ -362,7 +362,7 @@ def test_unavailable_cases_are_reported_and_the_rest_still_runs(
 
     group = bench.h.Group("g", "mixed", bench.h.SyncLoop())
     group.baseline("base")(lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT))
-    group.add("ours", "resilience-kit")(not_built)
+    group.add("ours", "resilience-kit-py")(not_built)
     group.add("peer", "peer")(not_installed)
     group.add("broken", "broken")(broken)
     group.add("fine", "fine")(lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT))
@@ -588,7 +588,7 @@ def ours_section(bench: SimpleNamespace, setup: Any, **declared: Any) -> Any:
     section = bench.h.Section("ours", "Ours", "One resilience_kit case.", **declared)
     group = section.group("g", "G", bench.h.SyncLoop())
     group.baseline("base")(lambda ctx: bench.h.Prepared(lambda: RESULT, returns=RESULT))
-    group.add("resilience_kit", "resilience-kit")(setup)
+    group.add("resilience_kit", "resilience-kit-py")(setup)
     return section
 
 

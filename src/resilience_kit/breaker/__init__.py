@@ -1,7 +1,7 @@
 """Circuit breaker: stop calling a failing dependency, then probe it with a few trial calls.
 
-See :class:`CircuitBreaker`. The state machine itself is in ``_machine`` (pure, no I/O), the
-failure policies in ``_windows``, and where the state lives in :mod:`.storage`.
+See [`CircuitBreaker`][resilience_kit.CircuitBreaker]. The state machine itself is in ``_machine``
+(pure, no I/O), the failure policies in ``_windows``, and where the state lives in `storage`.
 """
 
 from __future__ import annotations

@@ -1,15 +1,10 @@
-"""The :class:`CircuitBreaker`: call forms, outcome classification, listeners, stats.
+"""The [`CircuitBreaker`][resilience_kit.CircuitBreaker]: call forms, outcomes, control.
 
-The decisions live in :mod:`._machine`; this module adapts calls to it. The sync and async
-forms share every step except the ``await``: admission (``_admit``), outcome handling
-(``_failed``/``_succeeded``) and rejection (``_rejected``) are plain methods both call.
-
-Hot path: a decorated call reads ``gate.clean`` (one attribute of the state cell). When it is
-true (CLOSED, consecutive policy, no failure pending, and this breaker neither times calls nor
-inspects results), a success costs one lock-free counter step and a second read of
-``gate.clean``: a failure recorded while the call ran makes the success matter (it ends the
-run of failures), and the second read sends it to the general path. Every other case takes the
-general path, which locks only to change the machine's state.
+The decisions live in ``_machine``; this module adapts calls to it. The sync and async forms
+share every step except the ``await``: admission (``_admit``), outcome handling
+(``_failed``/``_succeeded``) and rejection (``_rejection``) are plain methods both call. The
+decorator's hot paths are in ``_wrappers``, listeners and the words for a transition in
+``_listeners``, the fallback's calling convention in ``_fallback``.
 
 Listeners of state changes are never called under the lock: a change is queued on the cell
 under the lock and delivered after it is released (``_deliver``).
@@ -20,33 +15,49 @@ from __future__ import annotations
 import contextvars
 import inspect
 import logging
-import math
-import reprlib
 import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from types import TracebackType
-from typing import Any, NamedTuple, Protocol, TypeVar, cast
+from typing import Any, TypeVar, cast
 
 from typing_extensions import ParamSpec, Self
 
-from resilience_kit import _validation as check
-from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
-from resilience_kit.breaker import _registry
+from resilience_kit._callables import generator_kind, is_async_callable
+from resilience_kit.breaker import _listeners, _registry
+from resilience_kit.breaker._clocks import switch_clock
+from resilience_kit.breaker._config import validate
+from resilience_kit.breaker._fallback import accepts, answer, resolve
+from resilience_kit.breaker._listeners import (
+    ERROR,
+    FLAGGED,
+    MANUAL,
+    SLOW,
+    SUCCESS,
+    TIME,
+    BreakerListener,
+    Change,
+    add_global_listener,
+    announce,
+    check_listeners,
+    hooks,
+    notify,
+    remove_global_listener,
+)
 from resilience_kit.breaker._machine import (
-    HALF_OPEN,
     LOCK,
     NORMAL,
     OPEN,
     REJECT,
     CircuitState,
     Machine,
-    MachineSettings,
 )
+from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
+from resilience_kit.breaker._wrappers import wrap_async, wrap_sync
 from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage, read_count
-from resilience_kit.clock import Clock, default_clock
+from resilience_kit.clock import Clock
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
 __all__ = [
@@ -57,188 +68,13 @@ __all__ = [
     "remove_global_listener",
 ]
 
+# The names resilient() imports from here.
+_accepts, _answer = accepts, answer
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 _logger = logging.getLogger("resilience_kit.breaker")
-
-
-class BreakerListener(Protocol):
-    """Receives a breaker's events. Every method is optional.
-
-    Subclass this to implement only the methods you need (the others do nothing); any object
-    with some of these methods works too. A listener that raises is logged on the
-    ``resilience_kit.breaker`` logger and never breaks the call.
-
-    ``on_state_change`` is called after the breaker's lock is released, so a slow listener
-    never holds up other threads using the breaker. One breaker's transitions reach its
-    listeners one at a time, in the order they happened: usually from the thread that caused
-    the transition before its call returns, but from another thread if that one is busy
-    delivering an earlier transition. By then the breaker may have moved on: ``new`` is the
-    state it entered then, not necessarily its state now.
-    """
-
-    def on_state_change(
-        self, breaker: CircuitBreaker, old: CircuitState, new: CircuitState
-    ) -> None:
-        """The breaker moved from ``old`` to ``new``.
-
-        Declare a keyword parameter ``cause: str = ""`` to be told, in words, what caused it
-        (``"failure: ConnectionError('refused') (5/5 in a row)"``, ``"recovery timeout elapsed
-        (30s)"``, ``"trial succeeded (2/2)"``, ``"reset()"``...). The text is made only when a
-        transition happens, and only if some listener asks for it.
-        """
-
-    def on_success(self, breaker: CircuitBreaker, duration: float) -> None:
-        """A call succeeded after ``duration`` seconds (by the breaker's clock)."""
-
-    def on_failure(
-        self, breaker: CircuitBreaker, error: BaseException | None, duration: float
-    ) -> None:
-        """A call counted as a failure; ``error`` is ``None`` when it returned a value that
-        counts as one (``failure_if``, or slower than ``slow_call_threshold``)."""
-
-    def on_rejected(self, breaker: CircuitBreaker) -> None:
-        """A call was rejected without running."""
-
-
-# (listener, its on_state_change, whether that takes ``cause``), in the order they were added.
-_global_listeners: list[tuple[Any, Callable[..., object], bool]] = []
-
-
-def add_global_listener(listener: Any) -> None:
-    """Call ``listener.on_state_change(breaker, old, new)`` on every breaker's transitions.
-
-    As for a :class:`BreakerListener`, the method also gets ``cause=`` (what caused the
-    transition, in words) if it declares a parameter of that name. This is the process-wide
-    hook the test recorder uses; it costs nothing until a breaker changes state.
-    """
-    method = listener.on_state_change
-    _global_listeners.append((listener, method, _accepts(method, "cause")))
-
-
-def remove_global_listener(listener: Any) -> None:
-    """Undo :func:`add_global_listener` (nothing happens if ``listener`` was not added)."""
-    for entry in _global_listeners:
-        if entry[0] is listener:
-            _global_listeners.remove(entry)
-            return
-
-
-def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable[[], None]:
-    """Run every live breaker on ``clock``; return the function that puts their clocks back.
-
-    For tests (the pytest plugin's ``fake_clock``): breakers created at import time keep the
-    clock they were created with, and this reaches them. Breakers whose state is kept in
-    another process (a remote storage) are left alone: their times are not only theirs.
-
-    The undo gives each breaker switched here its own clock back. With ``then``, it also moves
-    every other live breaker still on ``clock`` (those created while it was in use) to
-    ``then``: ``clock`` stops being the process's time when the test ends, and a breaker
-    that outlives the test, such as a module-level one first imported inside it, must not
-    stay frozen on it. Without ``then`` those are left on ``clock``. Either way a local
-    breaker's times are rebased, so what is left of its timeouts carries over.
-    """
-    switched: list[tuple[CircuitBreaker, Clock]] = []
-    rebased: set[int] = set()
-    for breaker in _registry.every_breaker():
-        cell = breaker._cell
-        if cell.remote:
-            continue
-        first = id(cell) not in rebased
-        rebased.add(id(cell))
-        switched.append((breaker, breaker._use_clock(clock, rebase=first)))
-
-    def restore() -> None:
-        done: set[int] = set()
-        for breaker, previous in switched:
-            first = id(breaker._cell) not in done
-            done.add(id(breaker._cell))
-            breaker._use_clock(previous, rebase=first)
-        if then is None:
-            return
-        restored = {id(breaker) for breaker, _ in switched}
-        for breaker in _registry.every_breaker():
-            if breaker._clock is clock and id(breaker) not in restored:
-                cell = breaker._cell
-                first = id(cell) not in done
-                done.add(id(cell))
-                breaker._use_clock(then, rebase=first and not cell.remote)
-
-    return restore
-
-
-def _notify(callbacks: Iterable[Callable[..., object]], event: str, *args: object) -> None:
-    for callback in callbacks:
-        try:
-            callback(*args)
-        except Exception:
-            _logger.exception("breaker listener %r failed in %s", callback, event)
-
-
-_EVENTS = ("on_state_change", "on_success", "on_failure", "on_rejected")
-
-
-def _check_listeners(value: Any) -> tuple[Any, ...]:
-    allowed = "an iterable of listeners (objects with some of " + ", ".join(_EVENTS) + ")"
-    try:
-        listeners = tuple(value)
-    except TypeError:
-        raise check._fail("listeners", value, allowed) from None
-    for listener in listeners:
-        if not any(callable(getattr(listener, event, None)) for event in _EVENTS):
-            raise check._fail("listeners", value, allowed)
-    return listeners
-
-
-def _hooks(listeners: tuple[Any, ...], event: str) -> tuple[Callable[..., object], ...]:
-    """The listeners' methods for ``event``, leaving out the no-op defaults."""
-    default = getattr(BreakerListener, event)
-    found = []
-    for listener in listeners:
-        method = getattr(listener, event, None)
-        if method is not None and getattr(method, "__func__", None) is not default:
-            found.append(method)
-    return tuple(found)
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerStats:
-    """A snapshot of one breaker, as :meth:`CircuitBreaker.stats` returns it.
-
-    Attributes:
-        name: The breaker's name.
-        state: Its state when the snapshot was taken.
-        failure_count: Failures the policy holds now: consecutive failures, or failures in the
-            rate window when ``failure_rate`` is set.
-        consecutive_successes: Successful calls since the last recorded failure (or reset).
-        total_calls: Calls that finished or were rejected (a call in progress is not counted
-            yet): successes + failures + rejected + calls whose error was not counted.
-        total_successes: Calls that counted as successes.
-        total_failures: Calls that counted as failures.
-        total_rejected: Calls rejected without running (shown as ``total_blocked`` by
-            :meth:`CircuitBreaker.to_dict`).
-        failure_rate: The share of failures in the rate window (rate policy), or among all
-            recorded outcomes (consecutive policy); 0.0 before any.
-        success_rate: ``total_successes / (total_successes + total_failures)``; 1.0 before any.
-        opened_at: Wall-clock time (epoch seconds) it last opened, or ``None``.
-        retry_after: Seconds until it admits a trial call (0.0 unless OPEN).
-        last_failure: Wall-clock time of the last recorded failure, or ``None``.
-    """
-
-    name: str
-    state: CircuitState
-    failure_count: int
-    consecutive_successes: int
-    total_calls: int
-    total_successes: int
-    total_failures: int
-    total_rejected: int
-    failure_rate: float
-    success_rate: float
-    opened_at: float | None
-    retry_after: float
-    last_failure: float | None
 
 
 class _AlwaysSlow:
@@ -249,43 +85,10 @@ class _AlwaysSlow:
 
 
 _ALWAYS_SLOW = _AlwaysSlow()
-
-
-class _Pass:
-    """The doorman of a breaker whose state lives elsewhere: every call goes to the slow path,
-    which synchronises before deciding."""
-
-    __slots__ = ()
-    reject_until = -math.inf
-    state = CircuitState.CLOSED
-
-
-_PASS = _Pass()
-_INF = math.inf
 _COROUTINE = types.CoroutineType
 # Builds a rejection without CircuitOpenError's Python-level __init__ (see errors.py).
 _new_error = BaseException.__new__
-
-
-async def _resolve(answer: Any) -> Any:
-    """A fallback's answer, awaited if it is awaitable (an async fallback)."""
-    return await answer if inspect.isawaitable(answer) else answer
-
-
 _NO_RESULT = object()
-
-# What just happened to the machine, passed to ``_settle`` so that a transition can be explained;
-# the words are made from it (and its detail) only when there is a transition to explain.
-_TIME = 0  # time passed (a poll); no detail
-_SUCCESS = 1  # a recorded success; no detail
-_ERROR = 2  # a recorded failure; detail: the exception
-_SLOW = 3  # a call slower than slow_call_threshold; detail: its duration
-_FLAGGED = 4  # a result failure_if flagged; detail: the result
-_MANUAL = 5  # a manual control; detail: its description
-
-# Errors and results in a cause: whole for the usual short ones, cut down for a huge payload.
-_short = reprlib.Repr()
-_short.maxother = _short.maxstring = 120
 
 # The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
 _entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
@@ -295,55 +98,12 @@ _entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] 
 _SHARED_MEMORY = MemoryStorage()
 
 
-def _accepts(fn: Callable[..., Any] | None, keyword: str) -> bool:
-    """Whether ``fn`` declares a parameter called ``keyword`` that can be passed by name."""
-    if fn is None:
-        return False
-    try:
-        parameter = inspect.signature(fn).parameters.get(keyword)
-    except (TypeError, ValueError):
-        return False
-    return parameter is not None and parameter.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD,
-        inspect.Parameter.KEYWORD_ONLY,
-    )
-
-
-class _Change(NamedTuple):
-    """A transition waiting in a cell's outbox, with the facts its cause is told from."""
-
-    old: CircuitState
-    new: CircuitState
-    kind: int  # one of _TIME... below
-    detail: Any
-    timeout: float  # the recovery timeout then
-    judged: tuple[int, int] | None  # (failures, calls) in the rate window then, if any
-
-
-def _answer(
-    fallback: Callable[..., Any],
-    passes_error: bool,
-    error: BaseException,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-) -> Any:
-    """``fallback``'s answer for a call made with ``args`` and ``kwargs`` that ended in ``error``.
-
-    The exception goes in as ``error=`` when the fallback declares that parameter, unless the
-    call passed an ``error`` keyword of its own: the fallback gets the call's arguments as they
-    were, and a call's own argument is never overwritten.
-    """
-    if passes_error and "error" not in kwargs:
-        return fallback(*args, **kwargs, error=error)
-    return fallback(*args, **kwargs)
-
-
 class CircuitBreaker:
     """Stops calling a failing dependency for a while, then lets a few trial calls test it.
 
     CLOSED counts failures; enough of them (``failure_threshold`` in a row, or a
     ``failure_rate`` over ``window``) open it. OPEN rejects calls with
-    :class:`~resilience_kit.CircuitOpenError` (or answers with ``fallback``) for
+    [`CircuitOpenError`][resilience_kit.CircuitOpenError] (or answers with ``fallback``) for
     ``recovery_timeout`` seconds, then HALF_OPEN admits ``half_open_max_calls`` trial calls at
     a time: ``success_threshold`` successes close it, one failure re-opens it (for twice as
     long, up to ``max_recovery_timeout``, when that is set).
@@ -370,25 +130,35 @@ class CircuitBreaker:
         fallback: Called with the call's arguments when a call is rejected or raises a
             recorded failure, and its value returned instead; it also gets the exception as
             ``error=`` if it declares a parameter of that name.
-        storage: Where the state lives; a private :class:`MemoryStorage` by default.
+        storage: Where the state lives; a private [`MemoryStorage`][resilience_kit.MemoryStorage] by
+            default.
         clock: The clock for timeouts and durations; ``default_clock()`` at construction.
-        listeners: :class:`BreakerListener` objects.
+        listeners: [`BreakerListener`][resilience_kit.BreakerListener] objects.
 
     Raises:
         ConfigurationError: A parameter is outside its range, or ``name`` is taken.
 
-    Example:
-        >>> redis_guard = CircuitBreaker(
-        ...     "redis-doc", failure_threshold=3, recovery_timeout=30, fallback=lambda *a, **k: None
-        ... )
-        >>> @redis_guard
-        ... def get(key: str) -> str | None:
-        ...     raise ConnectionError("redis is down")
-        >>> all(get("k") is None for _ in range(4))  # three failures, then rejected
-        True
-        >>> str(redis_guard.state)
-        'OPEN'
-        >>> redis_guard.unregister()
+    Examples:
+        ```python
+        from resilience_kit import CircuitBreaker
+
+        redis_guard = CircuitBreaker(
+            "redis-doc",
+            failure_threshold=3,
+            recovery_timeout=30,
+            fallback=lambda *a, **k: None,
+        )
+
+
+        @redis_guard
+        def get(key: str) -> str | None:
+            raise ConnectionError("redis is down")
+
+
+        assert all(get("k") is None for _ in range(4))  # three failures, then rejected
+        assert str(redis_guard.state) == "OPEN"
+        redis_guard.unregister()
+        ```
     """
 
     __slots__ = (
@@ -450,14 +220,15 @@ class CircuitBreaker:
     ) -> CircuitBreaker:
         """A breaker that shares its circuit with every other ``shared`` breaker of that name.
 
-        Breakers created this way with one ``storage`` (a process-wide :class:`MemoryStorage`
-        when none is given) see one state and one set of totals, while each keeps its own
-        ``fallback``, listeners and error classification. Their state settings must match.
+        Breakers created this way with one ``storage`` (a process-wide
+        [`MemoryStorage`][resilience_kit.MemoryStorage] when none is given) see one state and one
+        set of totals, while each keeps its own ``fallback``, listeners and error classification.
+        Their state settings must match.
 
         Args:
             name: The circuit's name.
             storage: The storage they share.
-            **config: The :class:`CircuitBreaker` keyword arguments.
+            **config: The [`CircuitBreaker`][resilience_kit.CircuitBreaker] keyword arguments.
 
         Raises:
             ConfigurationError: ``name`` is used by a breaker that is not shared through
@@ -475,81 +246,23 @@ class CircuitBreaker:
         return breaker
 
     def _setup(self, name: str, options: dict[str, Any], shared: BreakerStorage | None) -> None:
-        if not isinstance(name, str) or not name:
-            raise ConfigurationError(
-                f"name must be a non-empty str, got {name!r}", parameter="name", value=name
-            )
-        rate = options["failure_rate"]
-        recovery = check.check_number(
-            "recovery_timeout", options["recovery_timeout"], minimum=0, min_inclusive=False
-        )
-        ceiling = options["max_recovery_timeout"]
-        settings = MachineSettings(
-            failure_threshold=check.check_int(
-                "failure_threshold", options["failure_threshold"], minimum=1
-            ),
-            failure_rate=None
-            if rate is None
-            else check.check_number(
-                "failure_rate", rate, minimum=0, min_inclusive=False, maximum=1
-            ),
-            window=check.check_number("window", options["window"], minimum=0, min_inclusive=False),
-            minimum_calls=check.check_int("minimum_calls", options["minimum_calls"], minimum=1),
-            recovery_timeout=recovery,
-            max_recovery_timeout=None
-            if ceiling is None
-            else check.check_number("max_recovery_timeout", ceiling, minimum=recovery),
-            half_open_max_calls=check.check_int(
-                "half_open_max_calls", options["half_open_max_calls"], minimum=1
-            ),
-            success_threshold=check.check_int(
-                "success_threshold", options["success_threshold"], minimum=1
-            ),
-        )
-        slow = options["slow_call_threshold"]
-        self._slow = (
-            None
-            if slow is None
-            else check.check_number("slow_call_threshold", slow, minimum=0, min_inclusive=False)
-        )
-        self._failure_on = check.check_exception_types("failure_on", options["failure_on"])
-        if not all(issubclass(kind, Exception) for kind in self._failure_on):
-            # Never counted (they are not errors), so listing one would only mislead.
-            raise check._fail(
-                "failure_on",
-                options["failure_on"],
-                "subclasses of Exception (KeyboardInterrupt, SystemExit and CancelledError "
-                "never count as failures)",
-            )
-        self._ignore = check.check_exception_types("ignore", options["ignore"])
-        self._failure_if = check.check_callable("failure_if", options["failure_if"])
-        self._fallback = check.check_callable("fallback", options["fallback"])
-        self._accepts_error = _accepts(self._fallback, "error")
-        storage = options["storage"]
-        if storage is None:
-            storage = MemoryStorage()
-        elif not isinstance(storage, BreakerStorage):
-            raise ConfigurationError(
-                f"storage must be a BreakerStorage or None, got {storage!r}",
-                parameter="storage",
-                value=storage,
-            )
-        clock = options["clock"]
-        if clock is None:
-            clock = default_clock()
-        elif not isinstance(clock, Clock):
-            raise ConfigurationError(
-                f"clock must be a Clock (monotonic() and wall()) or None, got {clock!r}",
-                parameter="clock",
-                value=clock,
-            )
-        listeners = _check_listeners(options["listeners"])
+        config = validate(name, options)
+        settings = config.settings
+        self._slow = config.slow
+        self._failure_on = config.failure_on
+        self._ignore = config.ignore
+        self._failure_if = config.failure_if
+        self._fallback = config.fallback
+        self._accepts_error = accepts(self._fallback, "error")
+        storage = config.storage
+        clock = config.clock
+        listeners = check_listeners(options["listeners"])
         self._on_change = tuple(
-            (hook, _accepts(hook, "cause")) for hook in _hooks(listeners, "on_state_change")
+            (hook, accepts(hook, "cause")) for hook in hooks(listeners, "on_state_change")
         )
-        self._on_success = _hooks(listeners, "on_success")
-        self._on_failure = _hooks(listeners, "on_failure")
-        self._on_rejected = _hooks(listeners, "on_rejected")
+        self._on_success = hooks(listeners, "on_success")
+        self._on_failure = hooks(listeners, "on_failure")
+        self._on_rejected = hooks(listeners, "on_rejected")
         self._timed = bool(self._slow is not None or self._on_success or self._on_failure)
 
         self.name = name
@@ -573,7 +286,7 @@ class CircuitBreaker:
         """Guard ``fn`` (a def or an async def, a function or a method) with this breaker.
 
         Async callables are recognised as such when ``fn`` is an ``async def``, a
-        :func:`functools.partial` of one, or an object whose class has ``async def __call__``;
+        `functools.partial()` of one, or an object whose class has ``async def __call__``;
         the wrapper is then an ``async def``. It keeps ``fn``'s signature and metadata
         (``functools.wraps``; a partial or a callable object lends its function's or its
         class's name).
@@ -599,7 +312,7 @@ class CircuitBreaker:
                 parameter="fn",
                 value=fn,
             )
-        if self._accepts_error and _accepts(fn, "error"):
+        if self._accepts_error and accepts(fn, "error"):
             raise ConfigurationError(
                 f"fallback {self._fallback!r} of breaker {self.name!r} takes `error`, and so "
                 f"does {fn!r}: the fallback gets the call's own arguments, so it could not "
@@ -609,129 +322,8 @@ class CircuitBreaker:
                 value=self._fallback,
             )
         if is_async_callable(fn):
-            return cast("Callable[P, R]", self._wrap_async(cast("Any", fn)))
-        return self._wrap_sync(fn)
-
-    def _hot_parts(self) -> tuple[Any, ...]:
-        """What the decorators' hot paths touch, to be bound to locals of their closures.
-
-        Closure cells are the cheapest lookups a wrapper can make; ``_use_clock`` finds the
-        clock's cell by its name, ``monotonic``.
-        """
-        return (
-            self._gate,
-            _PASS if self._cell.remote else self._machine,
-            self._monotonic,
-            self._cell.successes,
-            self._failed,
-            self._use_fallback,
-            self._reject,
-            self._cell.rejected,
-            self._fallback is None and not self._on_rejected,
-            self.name,
-            self._late_success,
-        )
-
-    def _wrap_sync(self, fn: Callable[P, R]) -> Callable[P, R]:
-        (
-            gate,
-            doorman,
-            monotonic,
-            successes,
-            failed,
-            use_fallback,
-            reject,
-            rejected,
-            quiet,
-            name,
-            late,
-        ) = self._hot_parts()
-        new_error, open_error = _new_error, CircuitOpenError
-        general = self._call
-        coroutine = _COROUTINE
-
-        def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            if gate.clean:
-                try:
-                    result = fn(*args, **kwargs)
-                except BaseException as error:
-                    if failed(error, NORMAL, 0.0):
-                        return use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
-                    raise
-                if type(result) is not coroutine:
-                    next(successes)
-                    # Still clean: no failure was recorded while fn ran, so this success
-                    # has nothing to reset. Otherwise it must end the run of failures.
-                    if gate.clean:
-                        return result
-                return late(fn, result)  # type: ignore[no-any-return]
-            now = monotonic()
-            until = doorman.reject_until
-            if now < until:
-                if quiet:
-                    # Raised here, not in a helper: each frame an exception unwinds through
-                    # costs about as much as the rest of the rejection. retry_after is
-                    # Machine.retry_after, inlined for the same reason.
-                    next(rejected)
-                    raise new_error(
-                        open_error,
-                        name,
-                        until - now if until < _INF else 0.0,
-                        doorman.state,
-                    )
-                return reject(now, args, kwargs)  # type: ignore[no-any-return]
-            return general(fn, args, kwargs, now)
-
-        adopt_metadata(guarded, fn)
-        self._wrappers.add(guarded)
-        return guarded
-
-    def _wrap_async(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-        (
-            gate,
-            doorman,
-            monotonic,
-            successes,
-            failed,
-            use_fallback,
-            reject,
-            rejected,
-            quiet,
-            name,
-            late,
-        ) = self._hot_parts()
-        new_error, open_error = _new_error, CircuitOpenError
-        general = self._call_async
-
-        async def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
-            if gate.clean:
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as error:
-                    if failed(error, NORMAL, 0.0):
-                        return await _resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
-                    raise
-                next(successes)
-                if gate.clean:  # as in the sync wrapper
-                    return result
-                return late(None, result)  # type: ignore[no-any-return]
-            now = monotonic()
-            until = doorman.reject_until
-            if now < until:
-                if quiet:
-                    next(rejected)
-                    raise new_error(
-                        open_error,
-                        name,
-                        until - now if until < _INF else 0.0,
-                        doorman.state,
-                    )
-                return await _resolve(reject(now, args, kwargs))  # type: ignore[no-any-return]
-            return await general(fn, args, kwargs, now)
-
-        adopt_metadata(guarded, fn)
-        self._wrappers.add(guarded)
-        return guarded
+            return cast("Callable[P, R]", wrap_async(self, cast("Any", fn)))
+        return wrap_sync(self, fn)
 
     def call(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Run ``fn(*args, **kwargs)`` through the breaker.
@@ -802,7 +394,7 @@ class CircuitBreaker:
         if ticket == REJECT:
             if not own_fallback:
                 raise self._rejection(now)
-            return await _resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
+            return await resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
         try:
             result = await fn(*args, **kwargs)
         except BaseException as error:
@@ -810,7 +402,7 @@ class CircuitBreaker:
             if cell.remote:
                 await cell.push_async(self._monotonic())
             if use_fallback:
-                return await _resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
+                return await resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
             raise
         self._succeeded(result, ticket, now)
         if cell.remote:
@@ -820,7 +412,8 @@ class CircuitBreaker:
     # -- context manager ------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
-        """Admit the block as one call (raises :class:`CircuitOpenError` when rejected).
+        """Admit the block as one call (raises [`CircuitOpenError`][resilience_kit.CircuitOpenError]
+        when rejected).
 
         ``fallback`` does not apply to blocks: there is no return value to replace.
         """
@@ -889,7 +482,7 @@ class CircuitBreaker:
             with self._lock:
                 old = machine.state
                 ticket = machine.admit(now)
-                self._settle(old, _TIME)
+                self._settle(old, TIME)
             if self._cell.outbox:
                 self._deliver()
         return ticket
@@ -897,8 +490,8 @@ class CircuitBreaker:
     def _settle(self, old: CircuitState, kind: int, detail: Any = None) -> None:
         """After a change to the machine, under the lock: refresh the gate, queue a transition.
 
-        ``kind`` (one of the ``_TIME``... constants) and ``detail`` say what changed it. The
-        transition is delivered by :meth:`_deliver` once the lock is released; the facts its
+        ``kind`` (one of the ``TIME``... constants) and ``detail`` say what changed it. The
+        transition is delivered by `_deliver()` once the lock is released; the facts its
         cause is told from are taken now, while they are still true.
         """
         machine = self._machine
@@ -906,12 +499,12 @@ class CircuitBreaker:
         # A cell kept elsewhere must see every outcome, so it never takes the fast path.
         cell.clean = machine.clean and not cell.remote
         new = machine.state
-        if new is not old and (self._on_change or _global_listeners):
+        if new is not old and (self._on_change or _listeners.global_listeners):
             policy = machine.policy
             judged = (
                 (policy.total_failed, policy.total) if type(policy) is FailureRateWindow else None
             )
-            cell.outbox.append((self, _Change(old, new, kind, detail, machine.timeout, judged)))
+            cell.outbox.append((self, Change(old, new, kind, detail, machine.timeout, judged)))
 
     def _deliver(self) -> None:
         """Tell listeners the queued transitions, unless another thread is already at it.
@@ -931,69 +524,16 @@ class CircuitBreaker:
                 breaker, change = outbox.popleft()
                 cell.delivering = True
             try:
-                breaker._announce(change)
+                announce(breaker, change)
             finally:
                 # Even if a listener raised SystemExit: later transitions must not wait forever.
                 cell.delivering = False
-
-    def _announce(self, change: _Change) -> None:
-        old, new = change.old, change.new
-        cause: str | None = None
-        hooks = [*self._on_change, *((hook, wants) for _, hook, wants in tuple(_global_listeners))]
-        for hook, wants_cause in hooks:
-            try:
-                if wants_cause:
-                    if cause is None:
-                        cause = self._cause(change)
-                    hook(self, old, new, cause=cause)
-                else:
-                    hook(self, old, new)
-            except Exception:
-                _logger.exception("breaker listener %r failed in on_state_change", hook)
-
-    def _cause(self, change: _Change) -> str:
-        """What made the machine make ``change``, in words (never raises)."""
-        try:
-            return self._describe(change)
-        except Exception:  # a user's __repr__ that fails must not hide the transition
-            return f"{change.old} -> {change.new}"
-
-    def _describe(self, change: _Change) -> str:
-        old, new, kind, detail, timeout, judged = change
-        settings = self._machine.settings
-        if kind == _MANUAL:
-            return str(detail)
-        if new is HALF_OPEN and old is OPEN:
-            return f"recovery timeout elapsed ({timeout:g}s)"
-        if old is HALF_OPEN and new is not OPEN:
-            threshold = settings.success_threshold
-            return f"trial succeeded ({threshold}/{threshold})"
-        if kind == _ERROR:
-            what = _short.repr(detail)
-        elif kind == _SLOW:
-            what = f"slow call {detail:.3g}s > {self._slow:g}s"
-        elif kind == _FLAGGED:
-            what = f"failure_if result {_short.repr(detail)}"
-        elif kind == _SUCCESS:
-            what = "a success"
-        else:
-            return f"{old} -> {new}"
-        if old is HALF_OPEN:
-            return f"trial failed: {what}"
-        if kind == _ERROR:
-            what = f"failure: {what}"
-        rate = settings.failure_rate
-        if rate is None or judged is None:
-            return f"{what} ({settings.failure_threshold}/{settings.failure_threshold} in a row)"
-        failed, total = judged
-        verdict = f"failure rate {failed / total:.0%} >= {rate:.0%} over {total} calls"
-        return f"{verdict} after {what}" if kind == _SUCCESS else f"{what} ({verdict})"
 
     def _rejection(self, now: float) -> CircuitOpenError:
         """Count and report a rejected call; the error to raise or to give ``fallback``."""
         next(self._cell.rejected)
         if self._on_rejected:
-            _notify(self._on_rejected, "on_rejected", self)
+            notify(self._on_rejected, "on_rejected", self)
         machine = self._machine
         error: CircuitOpenError = _new_error(
             CircuitOpenError, self.name, machine.retry_after(now), machine.state
@@ -1001,7 +541,8 @@ class CircuitBreaker:
         return error
 
     def _reject(self, now: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Turn a call away: the fallback's answer, or raise :class:`CircuitOpenError`."""
+        """Turn a call away: the fallback's answer, or raise
+        [`CircuitOpenError`][resilience_kit.CircuitOpenError]."""
         error = self._rejection(now)
         if self._fallback is None:
             raise error
@@ -1011,7 +552,7 @@ class CircuitBreaker:
         self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> Any:
         fallback = cast("Callable[..., Any]", self._fallback)
-        return _answer(fallback, self._accepts_error, error, args, kwargs)
+        return answer(fallback, self._accepts_error, error, args, kwargs)
 
     def _failed(self, error: BaseException, ticket: int, started: float) -> bool:
         """Handle a call that raised ``error``; True when ``fallback`` should answer it."""
@@ -1021,7 +562,7 @@ class CircuitBreaker:
             and not isinstance(error, self._ignore)
         ):
             now = self._monotonic()
-            self._record_failure(ticket, now, now - started, _ERROR, error)
+            self._record_failure(ticket, now, now - started, ERROR, error)
             return self._fallback is not None
         # Not an outcome that counts (ignored, unlisted, or KeyboardInterrupt and friends): the
         # trial slot, if it held one, goes back, or HALF_OPEN would wait for it forever.
@@ -1062,7 +603,7 @@ class CircuitBreaker:
         duration = now - started
         slow = self._slow
         if slow is not None and duration > slow:
-            self._record_failure(ticket, now, duration, _SLOW, duration)
+            self._record_failure(ticket, now, duration, SLOW, duration)
             return
         if result is not _NO_RESULT and self._failure_if is not None:
             try:
@@ -1074,14 +615,14 @@ class CircuitBreaker:
             if flagged:
                 if not self._ends_timed:
                     now = self._monotonic()
-                self._record_failure(ticket, now, duration, _FLAGGED, result)
+                self._record_failure(ticket, now, duration, FLAGGED, result)
                 return
         cell = self._cell
         next(cell.successes)
         try:
             # The outcome is reported before the transition it may cause.
             if self._on_success:
-                _notify(self._on_success, "on_success", self, duration)
+                notify(self._on_success, "on_success", self, duration)
         finally:
             # Even if a listener raised SystemExit: the success is in the totals, so the
             # machine hears it too (and a trial gives back its slot).
@@ -1093,7 +634,7 @@ class CircuitBreaker:
         with self._lock:
             old = machine.state
             machine.success(now, ticket)
-            self._settle(old, _SUCCESS)
+            self._settle(old, SUCCESS)
         if self._cell.outbox:
             self._deliver()
 
@@ -1110,15 +651,15 @@ class CircuitBreaker:
     def _record_failure(
         self, ticket: int, now: float, duration: float, kind: int, detail: Any
     ) -> None:
-        """Count a failure: ``kind`` is ``_ERROR`` (``detail`` the exception), ``_SLOW`` or
-        ``_FLAGGED`` (``detail`` the duration or the result)."""
+        """Count a failure: ``kind`` is ``ERROR`` (``detail`` the exception), ``SLOW`` or
+        ``FLAGGED`` (``detail`` the duration or the result)."""
         cell = self._cell
         machine = self._machine
         next(cell.failures)
         try:
             if self._on_failure:
-                error = detail if kind == _ERROR else None
-                _notify(self._on_failure, "on_failure", self, error, duration)
+                error = detail if kind == ERROR else None
+                notify(self._on_failure, "on_failure", self, error, duration)
         finally:
             # Even if a listener raised SystemExit: the machine hears the counted failure.
             with self._lock:
@@ -1142,7 +683,7 @@ class CircuitBreaker:
                 with self._lock:
                     old = machine.state
                     machine.poll(now)
-                    self._settle(old, _TIME)
+                    self._settle(old, TIME)
                     state = machine.state
                 if self._cell.outbox:
                     self._deliver()
@@ -1160,11 +701,13 @@ class CircuitBreaker:
         return self._ignore
 
     def force_open(self) -> None:
-        """Reject every call until :meth:`reset` (``retry_after`` is 0: no time will open it)."""
+        """Reject every call until [`reset()`][resilience_kit.CircuitBreaker.reset] (``retry_after``
+        is 0: no time will open it)."""
         self._control(lambda machine: machine.force_open(self._monotonic()), "force_open()")
 
     def disable(self) -> None:
-        """Let every call through and open for nothing until :meth:`reset`; totals still count."""
+        """Let every call through and open for nothing until
+        [`reset()`][resilience_kit.CircuitBreaker.reset]; totals still count."""
         self._control(lambda machine: machine.disable(), "disable()")
 
     def reset(self) -> None:
@@ -1178,12 +721,15 @@ class CircuitBreaker:
     def _force_state(self, state: CircuitState) -> None:
         """Start afresh in ``state``, as if the breaker had got there itself (for tests).
 
-        Private but stable: :func:`resilience_kit.testing.force_state` and the pytest plugin's
-        ``breaker_state`` marker use it. OPEN has just opened, for the base recovery timeout by
-        the breaker's clock; HALF_OPEN admits a trial call next; CLOSED, FORCED_OPEN and
-        DISABLED are :meth:`reset`, :meth:`force_open` and :meth:`disable` from a fresh start.
-        It is one transition for listeners, caused by ``"force_state('OPEN')"`` (say); totals
-        are kept, and no failure is counted.
+        Private but stable:
+        [`resilience_kit.testing.force_state()`][resilience_kit.testing.force_state] and the pytest
+        plugin's ``breaker_state`` marker use it. OPEN has just opened, for the base recovery
+        timeout by the breaker's clock; HALF_OPEN admits a trial call next; CLOSED, FORCED_OPEN and
+        DISABLED are [`reset()`][resilience_kit.CircuitBreaker.reset],
+        [`force_open()`][resilience_kit.CircuitBreaker.force_open] and
+        [`disable()`][resilience_kit.CircuitBreaker.disable] from a fresh start. It is one
+        transition for listeners, caused by ``"force_state('OPEN')"`` (say); totals are kept, and no
+        failure is counted.
         """
         target = CircuitState(state)
         now = self._monotonic()
@@ -1204,10 +750,11 @@ class CircuitBreaker:
     def _reset_totals(self) -> None:
         """Count the lifetime totals (``total_*``) from zero again (for tests).
 
-        Private but stable: the pytest plugin's ``breakers`` fixture uses it. :meth:`reset`
-        keeps the totals on purpose (monitoring expects counters never to go down); a test
-        wants a breaker as fresh as a new one. The counters themselves run on (decorated
-        functions hold them), so this moves the zero the snapshot subtracts.
+        Private but stable: the pytest plugin's ``breakers`` fixture uses it.
+        [`reset()`][resilience_kit.CircuitBreaker.reset] keeps the totals on purpose (monitoring
+        expects counters never to go down); a test wants a breaker as fresh as a new one. The
+        counters themselves run on (decorated functions hold them), so this moves the zero the
+        snapshot subtracts.
         """
         cell = self._cell
         with self._lock:
@@ -1223,7 +770,7 @@ class CircuitBreaker:
         with self._lock:
             old = machine.state
             change(machine)
-            self._settle(old, _MANUAL, cause)
+            self._settle(old, MANUAL, cause)
         if self._cell.outbox:
             self._deliver()
         if self._cell.remote:
@@ -1232,7 +779,7 @@ class CircuitBreaker:
     def _use_clock(self, clock: Clock, *, rebase: bool = True) -> Clock:
         """Switch to ``clock`` from now on, and return the clock used so far (for tests).
 
-        Private but stable: :func:`use_clock_everywhere` (the pytest plugin's ``fake_clock``)
+        Private but stable: `use_clock_everywhere()` (the pytest plugin's ``fake_clock``)
         uses it. With ``rebase``, every stored time of the state is moved onto the new clock,
         so what is left of a recovery timeout and the ages of outcomes in the rate window stay
         the same; breakers sharing one state rebase it once. Decorated functions hold the
@@ -1241,22 +788,7 @@ class CircuitBreaker:
         A call running across the switch measures its duration on two clocks: switch between
         calls.
         """
-        previous = self._clock
-        monotonic = clock.monotonic
-        with self._lock:
-            if rebase:
-                old_now = self._monotonic()
-                new_now = monotonic()
-                self._machine.rebase(old_now, new_now)
-                cell = self._cell
-                if cell.last_failure is not None:
-                    cell.last_failure += new_now - old_now
-            self._clock = clock
-            self._monotonic = monotonic
-            for wrapper in tuple(self._wrappers):
-                closure = cast("tuple[Any, ...]", wrapper.__closure__)
-                closure[wrapper.__code__.co_freevars.index("monotonic")].cell_contents = monotonic
-        return previous
+        return switch_clock(self, clock, rebase=rebase)
 
     def unregister(self) -> None:
         """Free this breaker's name in the process registry (it goes on working).
@@ -1270,51 +802,11 @@ class CircuitBreaker:
 
     def stats(self) -> BreakerStats:
         """A consistent snapshot of the breaker's state and totals."""
-        cell = self._cell
-        machine = self._machine
-        clock = self._clock
-        with self._lock:
-            now = self._monotonic()
-            wall = clock.wall()
-            old = machine.state
-            machine.poll(now)
-            self._settle(old, _TIME)
-            state = machine.state
-            failure_count = machine.failure_count(now)
-            window_rate = machine.policy.failure_rate(now)
-            opened_at = machine.opened_at
-            retry_after = machine.retry_after(now)
-            counted = read_count(cell.successes)
-            zero_successes, zero_failures, zero_rejected, zero_unrecorded = cell.zeros
-            successes = counted - zero_successes
-            failures = read_count(cell.failures) - zero_failures
-            rejected = read_count(cell.rejected) - zero_rejected
-            unrecorded = read_count(cell.unrecorded) - zero_unrecorded
-            mark = cell.success_mark
-            last_failure = cell.last_failure
-        if cell.outbox:
-            self._deliver()
-        recorded = successes + failures
-        return BreakerStats(
-            name=self.name,
-            state=state,
-            failure_count=failure_count,
-            consecutive_successes=max(0, counted - mark),
-            total_calls=recorded + rejected + unrecorded,
-            total_successes=successes,
-            total_failures=failures,
-            total_rejected=rejected,
-            failure_rate=window_rate
-            if window_rate is not None
-            else (failures / recorded if recorded else 0.0),
-            success_rate=successes / recorded if recorded else 1.0,
-            opened_at=None if opened_at is None else wall - (now - opened_at),
-            retry_after=retry_after,
-            last_failure=None if last_failure is None else wall - (now - last_failure),
-        )
+        return snapshot(self)
 
     def to_dict(self) -> dict[str, Any]:
-        """:meth:`stats` as a JSON-able dict; adds ``total_blocked`` (= ``total_rejected``).
+        """[`stats()`][resilience_kit.CircuitBreaker.stats] as a JSON-able dict; adds
+        ``total_blocked`` (= ``total_rejected``).
 
         ``state`` is the upper-case name; rates are fractions in [0, 1]; times are epoch seconds.
         """

@@ -61,7 +61,7 @@ DISABLED = CircuitState.DISABLED
 NORMAL = 0
 REJECT = -1
 LOCK = -2
-"""Returned by :meth:`Machine.peek` when the answer needs a state change: call ``admit``."""
+"""Returned by `Machine.peek()` when the answer needs a state change: call ``admit``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +85,7 @@ class Machine:
     """One breaker's state and the rules that move it.
 
     Attributes:
-        state: The current :class:`CircuitState`.
+        state: The current [`CircuitState`][resilience_kit.CircuitState].
         open_until: Monotonic time at which OPEN admits trials.
         reject_until: Every call before this monotonic time is rejected: ``open_until`` in
             OPEN, infinity in FORCED_OPEN, minus infinity otherwise. It is the one field a
@@ -144,11 +144,11 @@ class Machine:
         return state is CLOSED and type(policy) is ConsecutiveFailures and policy.failures == 0
 
     def peek(self, now: float) -> int:
-        """Answer an admission without changing anything, or return :data:`LOCK`.
+        """Answer an admission without changing anything, or return `LOCK`.
 
         Returns:
-            :data:`NORMAL` (run it), :data:`REJECT`, or :data:`LOCK` when admitting needs a
-            state change or a trial slot: then call :meth:`admit` under the lock.
+            `NORMAL` (run it), `REJECT`, or `LOCK` when admitting needs a
+            state change or a trial slot: then call `admit()` under the lock.
         """
         if now < self.reject_until:
             return REJECT
@@ -180,8 +180,8 @@ class Machine:
         """Decide whether a call may run now, taking a trial slot in HALF_OPEN.
 
         Returns:
-            :data:`NORMAL`, :data:`REJECT`, or a trial ticket (the current epoch, >= 1) that
-            must come back through :meth:`success`, :meth:`failure` or :meth:`release`.
+            `NORMAL`, `REJECT`, or a trial ticket (the current epoch, >= 1) that
+            must come back through `success()`, `failure()` or `release()`.
         """
         self.poll(now)
         answer = self.peek(now)
@@ -228,12 +228,12 @@ class Machine:
             self.in_flight -= 1
 
     def force_open(self, now: float) -> None:
-        """Hold the breaker open until :meth:`reset`."""
+        """Hold the breaker open until `reset()`."""
         self.opened_at = now
         self._set(FORCED_OPEN)
 
     def disable(self) -> None:
-        """Let every call through and count nothing until :meth:`reset`."""
+        """Let every call through and count nothing until `reset()`."""
         self._set(DISABLED)
 
     def reset(self) -> None:

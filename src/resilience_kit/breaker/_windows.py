@@ -48,7 +48,7 @@ class ConsecutiveFailures:
 class FailureRateWindow:
     """Trips when the share of failures over the last ``window`` seconds reaches ``rate``.
 
-    Outcomes are counted in :data:`BUCKETS` buckets of ``window / BUCKETS`` seconds, addressed by
+    Outcomes are counted in `BUCKETS` buckets of ``window / BUCKETS`` seconds, addressed by
     absolute bucket number (``int(now // width)``), so the window slides in bucket steps and a
     bucket is emptied when time reaches it again. Nothing is judged before ``minimum_calls``
     outcomes are in the window.

@@ -1,13 +1,13 @@
 """Where a circuit breaker keeps its state.
 
-A breaker does not own its state machine: it asks its storage for the :class:`BreakerCell` of its
-name and works on that. The default, :class:`MemoryStorage`, hands out plain in-process cells,
-and the cell *is* the state, so the in-memory breaker pays nothing for the abstraction: its hot
-path reads one attribute of the cell and bumps one counter.
+A breaker does not own its state machine: it asks its storage for the `BreakerCell` of its
+name and works on that. The default, [`MemoryStorage`][resilience_kit.MemoryStorage], hands out
+plain in-process cells, and the cell *is* the state, so the in-memory breaker pays nothing for the
+abstraction: its hot path reads one attribute of the cell and bumps one counter.
 
 Two breakers bound to the same storage and name share one cell, which is how
 ``CircuitBreaker.shared`` shares a circuit between call sites. A storage that shares state with
-other processes (Redis) returns a subclass of :class:`BreakerCell` with ``remote = True`` and
+other processes (Redis) returns a subclass of `BreakerCell` with ``remote = True`` and
 overrides the synchronisation hooks; the breaker then calls them around its slow path.
 """
 
@@ -29,7 +29,7 @@ __all__ = ["BreakerCell", "BreakerStorage", "MemoryStorage", "read_count"]
 def read_count(counter: itertools.count[int]) -> int:
     """The next value ``counter`` would yield, without consuming it.
 
-    ``next()`` on an :class:`itertools.count` is one atomic step under the GIL, which makes it an
+    ``next()`` on an `itertools.count` is one atomic step under the GIL, which makes it an
     exact lock-free counter; its ``repr`` (``count(42)``) is the only public way to read it back.
     """
     return int(repr(counter)[6:-1])
@@ -39,14 +39,14 @@ class BreakerCell:
     """The shared state behind one breaker name: the machine, its lock and the totals.
 
     Attributes:
-        machine: The :class:`~resilience_kit.breaker._machine.Machine`; mutate it only while
+        machine: The `Machine`; mutate it only while
             holding ``lock``.
         lock: Serialises every change to ``machine`` (re-entrant, so a state-change listener
             may read the breaker).
         clean: A mirror of ``machine.clean`` kept by the breaker after every change; the hot
             path reads it without the lock.
         successes, failures, rejected, unrecorded: Lifetime totals as lock-free
-            :class:`itertools.count` counters (read them with :func:`read_count`).
+            `itertools.count` counters (read them with `read_count()`).
         zeros: What those four counters read when the totals were last zeroed (for tests):
             the totals reported are the counts minus these.
         success_mark: ``successes`` at the last recorded failure (for
@@ -58,7 +58,7 @@ class BreakerCell:
             breaker and listeners still hear every change in order.
         delivering: True while some thread is delivering ``outbox``; only that thread delivers.
         remote: ``False`` here. A cell whose state lives elsewhere sets it, and the breaker
-            then calls :meth:`pull` before deciding on the slow path and :meth:`push` after
+            then calls `pull()` before deciding on the slow path and `push()` after
             each recorded failure or state change (the ``_async`` twins from async callers).
     """
 
@@ -101,11 +101,11 @@ class BreakerCell:
         """Publish ``machine``'s state after a recorded failure or a transition (no-op here)."""
 
     async def pull_async(self, now: float) -> None:
-        """:meth:`pull` for async callers (an async client)."""
+        """`pull()` for async callers (an async client)."""
         self.pull(now)
 
     async def push_async(self, now: float) -> None:
-        """:meth:`push` for async callers (an async client)."""
+        """`push()` for async callers (an async client)."""
         self.push(now)
 
 
@@ -113,7 +113,7 @@ class BreakerCell:
 class BreakerStorage(Protocol):
     """Where breakers keep their state; pass one as ``CircuitBreaker(storage=...)``.
 
-    A storage maps a breaker name to a :class:`BreakerCell`. Asking twice for one name must give
+    A storage maps a breaker name to a `BreakerCell`. Asking twice for one name must give
     cells that see one state: in memory, the same cell; across processes, cells that synchronise
     through the shared store.
     """
@@ -131,7 +131,7 @@ class MemoryStorage:
     """In-process state: the default storage, and the fastest.
 
     Every breaker created without ``storage`` gets a private one. Share one instance between
-    :meth:`CircuitBreaker.shared <resilience_kit.CircuitBreaker.shared>` breakers to give them
+    [`CircuitBreaker.shared`][resilience_kit.CircuitBreaker.shared] breakers to give them
     one circuit. A cell lives as long as some breaker uses it.
     """
 

@@ -10,11 +10,11 @@ import pytest
 from resilience_kit import BreakerListener, CircuitBreaker, CircuitOpenError, CircuitState
 from resilience_kit.breaker import (
     MemoryStorage,
-    _breaker,
+    _listeners,
     add_global_listener,
     remove_global_listener,
 )
-from resilience_kit.breaker._breaker import use_clock_everywhere
+from resilience_kit.breaker._clocks import use_clock_everywhere
 from resilience_kit.testing import FakeClock
 
 
@@ -146,7 +146,7 @@ def test_a_huge_or_unprintable_error_still_makes_a_short_cause(
     def broken(*args: Any) -> str:
         raise RuntimeError("describing failed")
 
-    monkeypatch.setattr(CircuitBreaker, "_describe", broken)
+    monkeypatch.setattr(_listeners, "describe", broken)
     breaker.force_open()
     huge, _, unprintable, _, undescribed = (cause for _, _, cause in causes.heard)
     assert huge.startswith("failure: ValueError('xxx")
@@ -192,13 +192,13 @@ def test_no_cause_is_made_when_nobody_asks(monkeypatch: pytest.MonkeyPatch) -> N
             heard.append(str(new))
 
     # The plugin's recorder asks for causes; this test is about a process where nobody does.
-    monkeypatch.setattr(_breaker, "_global_listeners", [])
+    monkeypatch.setattr(_listeners, "global_listeners", [])
     breaker = CircuitBreaker("causes-unasked", failure_threshold=1, listeners=[Plain()])
 
     def refuse(*args: Any) -> str:
         raise AssertionError("a cause was made")
 
-    monkeypatch.setattr(CircuitBreaker, "_describe", refuse)
+    monkeypatch.setattr(_listeners, "describe", refuse)
     with pytest.raises(ValueError, match="x"):
         breaker.call(fail, ValueError("x"))
     assert heard == ["OPEN"]

@@ -21,16 +21,17 @@ from resilience_kit.testing import FakeClock
 
 FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
 MakeBreaker = Callable[..., CircuitBreaker]
-# Real seconds: asyncio's timeouts run on the event loop's clock, not on a FakeClock. The
-# attempts that time out wait on an event that never fires, so only this much time passes.
+# Seconds: on the test's FakeClock where a test uses it, else real seconds (the attempts that
+# time out then wait on an event that never fires, so only this much real time passes).
 TIMEOUT = 0.02
 
 
 async def test_a_timed_out_attempt_is_cancelled_counted_and_retried(
-    make_breaker: MakeBreaker,
+    make_breaker: MakeBreaker, clock: FakeClock
 ) -> None:
+    # On the test's FakeClock: the attempt's 60 s sleep reaches the timeout, which cancels it
+    # there (and the clock reads the limit, not the end of the sleep).
     breaker = make_breaker(failure_threshold=10)
-    never = asyncio.Event()
     attempts = 0
     cancelled = 0
 
@@ -39,7 +40,7 @@ async def test_a_timed_out_attempt_is_cancelled_counted_and_retried(
         attempts += 1
         if attempts == 1:
             try:
-                await never.wait()
+                await clock.async_sleep(60)
             except asyncio.CancelledError:
                 cancelled += 1
                 raise
@@ -48,23 +49,23 @@ async def test_a_timed_out_attempt_is_cancelled_counted_and_retried(
     fn = resilient(breaker=breaker, retry=FIVE, timeout=TIMEOUT)(hangs_once)
     assert await fn() == "answered"
     assert (attempts, cancelled) == (2, 1)
+    assert clock.monotonic() == TIMEOUT
     stats = breaker.stats()
     assert (stats.total_failures, stats.total_successes) == (1, 1)
     assert retry_stats()["composed"].successes_after_retry == 1
 
 
 async def test_timeouts_open_the_breaker_and_the_fallback_gets_the_rejection(
-    make_breaker: MakeBreaker,
+    make_breaker: MakeBreaker, clock: FakeClock
 ) -> None:
     breaker = make_breaker(failure_threshold=2)
-    never = asyncio.Event()
     attempts = 0
     errors: list[BaseException] = []
 
     async def hangs() -> str:
         nonlocal attempts
         attempts += 1
-        await never.wait()
+        await clock.async_sleep(3600)
         return "never"
 
     def fallback(*, error: BaseException) -> str:

@@ -318,3 +318,34 @@ def test_methods_bind(make_breaker: MakeBreaker) -> None:
 
     assert Client().fetch() == 2
     assert totals(guard) == (2, 1, 1, 0)
+
+
+def test_a_threshold_sized_in_requests_opens_on_one_request_under_retries(
+    make_breaker: MakeBreaker,
+) -> None:
+    # docs/composition.md, "Sizing a breaker next to a retry": inside resilient() the breaker
+    # counts attempts. failure_threshold=3 under 3 attempts opens on ONE failed request, and the
+    # attempt that opens it is the last one.
+    three = FIVE.replace(name="sizing", attempts=3)
+    naive = make_breaker(failure_threshold=3)
+    fn = resilient(breaker=naive, retry=three)(down())
+    with pytest.raises(ConnectionError):
+        fn()
+    assert naive.state is CircuitState.OPEN
+    assert totals(naive) == (3, 0, 3, 0)
+
+    # Sized as recommended, N failed requests * attempts: a blip the retry rides out leaves it
+    # closed, and the third request failing for good opens it.
+    sized = make_breaker(failure_threshold=3 * three.attempts)
+    blip = resilient(breaker=sized, retry=three)(down(2))
+    assert blip() == "ok"
+    outage = resilient(breaker=sized, retry=three)(down())
+    for _ in range(2):
+        with pytest.raises(ConnectionError):
+            outage()
+        assert sized.state is CircuitState.CLOSED
+    with pytest.raises(ConnectionError):
+        outage()
+    assert sized.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError):
+        outage()

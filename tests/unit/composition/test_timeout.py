@@ -8,6 +8,7 @@ iteration deterministically, and no test waits for real time to pass.
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import pytest
 
 from resilience_kit import CircuitBreaker, ConfigurationError, RetryPolicy
-from resilience_kit.composition import _time_limited, _within, resilient
+from resilience_kit._timeout import _time_limited, _within
+from resilience_kit.clock import SYSTEM_CLOCK
+from resilience_kit.composition import resilient
 
 FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
 MakeBreaker = Callable[..., CircuitBreaker]
@@ -26,14 +29,20 @@ def _own_task_limiter(
     fn: Callable[..., Awaitable[Any]], limit: float
 ) -> Callable[..., Awaitable[Any]]:
     async def timed(*args: Any, **kwargs: Any) -> Any:
-        return await _within(fn(*args, **kwargs), limit, fn)
+        loop = asyncio.get_running_loop()
+        return await _within(
+            fn(*args, **kwargs), limit, fn, lambda expire: loop.call_later(limit, expire)
+        )
 
     return timed
 
 
-# What @resilient uses on this Python, and the Python 3.10 one, which runs on every version.
+# What @resilient uses on this Python on the real clock, and the Python 3.10 one, which runs
+# on every version. (The tests' breakers run on a FakeClock, which a timeout would follow.)
 LIMITERS = pytest.mark.parametrize(
-    "limiter", [_time_limited, _own_task_limiter], ids=["running-python", "own-task"]
+    "limiter",
+    [functools.partial(_time_limited, clock=SYSTEM_CLOCK), _own_task_limiter],
+    ids=["running-python", "own-task"],
 )
 
 
@@ -223,7 +232,8 @@ async def test_a_cancelled_caller_waits_for_the_attempt_to_clean_up() -> None:
 
     async def caller() -> None:
         try:
-            await _within(cleans_up(), 60.0, cleans_up)
+            loop = asyncio.get_running_loop()
+            await _within(cleans_up(), 60.0, cleans_up, lambda expire: loop.call_later(60, expire))
         finally:
             steps.append("caller unwound")
 

@@ -9,7 +9,7 @@ import pytest
 
 from resilience_kit import CircuitBreaker, CircuitState, chaos
 from resilience_kit import pytest_plugin as plugin
-from resilience_kit.breaker._breaker import use_clock_everywhere
+from resilience_kit.breaker._clocks import use_clock_everywhere
 from resilience_kit.testing import FakeClock
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from doubles import Flaky
 from resilience_kit import DATABASE, REDIS, ConfigurationError, RetryPolicy, resilient, retry
-from resilience_kit.retry import transient_redis_error
+from resilience_kit.retry import retryable_http_response, transient_redis_error
 from resilience_kit.testing import no_waits
 
 
@@ -33,6 +33,8 @@ def test_every_field_can_come_from_the_environment() -> None:
         "APP_RETRY_NAME": "app",
         "APP_RETRY_RETRY_IF": "resilience_kit.retry.transient_redis_error",
         "APP_RETRY_RETRY_AFTER": "resilience_kit.retry.retry_after_from_response",
+        "APP_RETRY_RETRY_IF_RESULT": "resilience_kit.retry.retryable_http_response",
+        "APP_RETRY_ON_RETRY": "logging.debug",
     }
     policy = RetryPolicy.from_env("APP_RETRY", environ=environ)
     assert (policy.attempts, policy.wait, policy.min_wait, policy.max_wait) == (
@@ -48,6 +50,8 @@ def test_every_field_can_come_from_the_environment() -> None:
     assert (policy.log_level, policy.name) == (logging.INFO, "app")
     assert policy.retry_if is transient_redis_error
     assert policy.retry_after is not None
+    assert policy.retry_if_result is retryable_http_response
+    assert policy.on_retry is logging.debug
 
 
 def test_unset_and_blank_variables_keep_the_base() -> None:
@@ -135,7 +139,8 @@ def test_a_field_the_policy_refuses_names_its_variable_first() -> None:
             "X", environ={"X_ATTEMPTS": "2", "X_RETRY_ON": "builtins.KeyboardInterrupt"}
         )
     assert str(caught.value).startswith(
-        "X_RETRY_ON='builtins.KeyboardInterrupt': retry_on must be subclasses of Exception"
+        "X_RETRY_ON='builtins.KeyboardInterrupt': retry_on lists KeyboardInterrupt, which is never "
+        "retried"
     )
     assert caught.value.parameter == "X_RETRY_ON"
 

@@ -11,7 +11,8 @@ import sqlalchemy.exc
 from retry_support import Sleeps
 
 from doubles import Flaky
-from resilience_kit import RetryPolicy, _retry, retry
+from resilience_kit import RetryPolicy, retry
+from resilience_kit._retry import log as retry_log
 
 POLICY = RetryPolicy(name="billing", attempts=3, wait="fixed", min_wait=1.5, log_level=logging.INFO)
 
@@ -186,13 +187,13 @@ class _RedactSpy:
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
         self.redactions = 0
-        real = _retry.redact
+        real = retry_log.redact
 
         def spy(text: str, *, max_length: int | None = None) -> str:
             self.redactions += 1
             return real(text, max_length=max_length)
 
-        monkeypatch.setattr(_retry, "redact", spy)
+        monkeypatch.setattr(retry_log, "redact", spy)
 
 
 class _CountedError(ConnectionError):

@@ -10,6 +10,7 @@ from resilience_kit import (
     BEST_EFFORT,
     DATABASE,
     EXTERNAL_API,
+    INTERACTIVE,
     INTERNAL_API,
     REDIS,
     CircuitOpenError,
@@ -61,13 +62,14 @@ def test_policy_is_frozen_and_keyword_only() -> None:
         ({"deadline": 0}, "deadline"),
         ({"deadline": float("nan")}, "deadline"),
         ({"retry_on": ValueError()}, "retry_on"),
-        ({"retry_on": (KeyboardInterrupt,)}, "retry_on"),
         ({"give_up_on": ("ValueError",)}, "give_up_on"),
         ({"on_exhausted": "ignore"}, "on_exhausted"),
         ({"log_level": -1}, "log_level"),
         ({"name": ""}, "name"),
         ({"retry_if": 3}, "retry_if"),
         ({"retry_after": "soon"}, "retry_after"),
+        ({"retry_if_result": 503}, "retry_if_result"),
+        ({"on_retry": "print"}, "on_retry"),
     ],
 )
 def test_out_of_range_values_name_the_parameter_and_value(
@@ -122,11 +124,14 @@ def test_presets_carry_the_issue_numbers() -> None:
     assert (INTERNAL_API.attempts, INTERNAL_API.wait, INTERNAL_API.min_wait) == (3, "fixed", 2.0)
     assert (BEST_EFFORT.attempts, BEST_EFFORT.on_exhausted) == (2, "return_default")
     assert BEST_EFFORT.min_wait <= 1.0
+    # A user waits: a few seconds in all, sub-second waits.
+    assert (INTERACTIVE.attempts, INTERACTIVE.deadline, INTERACTIVE.max_wait) == (3, 3.0, 0.5)
     assert PRESETS == {
         "database": DATABASE,
         "redis": REDIS,
         "external_api": EXTERNAL_API,
         "internal_api": INTERNAL_API,
         "best_effort": BEST_EFFORT,
+        "interactive": INTERACTIVE,
     }
     assert all(preset.name == name for name, preset in PRESETS.items())

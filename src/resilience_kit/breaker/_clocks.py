@@ -1,0 +1,77 @@
+"""Switching breakers onto another clock, for tests (the pytest plugin's ``fake_clock``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from resilience_kit.breaker import _registry
+from resilience_kit.clock import Clock
+
+if TYPE_CHECKING:
+    from resilience_kit.breaker._breaker import CircuitBreaker
+
+__all__ = ["switch_clock", "use_clock_everywhere"]
+
+
+def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable[[], None]:
+    """Run every live breaker on ``clock``; return the function that puts their clocks back.
+
+    For tests (the pytest plugin's ``fake_clock``): breakers created at import time keep the
+    clock they were created with, and this reaches them. Breakers whose state is kept in
+    another process (a remote storage) are left alone: their times are not only theirs.
+
+    The undo gives each breaker switched here its own clock back. With ``then``, it also moves
+    every other live breaker still on ``clock`` (those created while it was in use) to
+    ``then``: ``clock`` stops being the process's time when the test ends, and a breaker
+    that outlives the test, such as a module-level one first imported inside it, must not
+    stay frozen on it. Without ``then`` those are left on ``clock``. Either way a local
+    breaker's times are rebased, so what is left of its timeouts carries over.
+    """
+    switched: list[tuple[CircuitBreaker, Clock]] = []
+    rebased: set[int] = set()
+    for breaker in _registry.every_breaker():
+        cell = breaker._cell
+        if cell.remote:
+            continue
+        first = id(cell) not in rebased
+        rebased.add(id(cell))
+        switched.append((breaker, breaker._use_clock(clock, rebase=first)))
+
+    def restore() -> None:
+        done: set[int] = set()
+        for breaker, previous in switched:
+            first = id(breaker._cell) not in done
+            done.add(id(breaker._cell))
+            breaker._use_clock(previous, rebase=first)
+        if then is None:
+            return
+        restored = {id(breaker) for breaker, _ in switched}
+        for breaker in _registry.every_breaker():
+            if breaker._clock is clock and id(breaker) not in restored:
+                cell = breaker._cell
+                first = id(cell) not in done
+                done.add(id(cell))
+                breaker._use_clock(then, rebase=first and not cell.remote)
+
+    return restore
+
+
+def switch_clock(breaker: CircuitBreaker, clock: Clock, *, rebase: bool) -> Clock:
+    """``CircuitBreaker._use_clock``: see there."""
+    previous = breaker._clock
+    monotonic = clock.monotonic
+    with breaker._lock:
+        if rebase:
+            old_now = breaker._monotonic()
+            new_now = monotonic()
+            breaker._machine.rebase(old_now, new_now)
+            cell = breaker._cell
+            if cell.last_failure is not None:
+                cell.last_failure += new_now - old_now
+        breaker._clock = clock
+        breaker._monotonic = monotonic
+        for wrapper in tuple(breaker._wrappers):
+            closure = cast("tuple[Any, ...]", wrapper.__closure__)
+            closure[wrapper.__code__.co_freevars.index("monotonic")].cell_contents = monotonic
+    return previous
