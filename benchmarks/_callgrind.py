@@ -34,6 +34,7 @@ from benchmarks._harness import (
     GroupResult,
     Section,
     SectionResult,
+    countable,
 )
 
 ZERO_MARKER = "getpgrp"
@@ -304,6 +305,8 @@ def merge(results: Sequence[SectionResult], records: dict[str, dict[str, Any]]) 
         result.errors += [f"instructions: {error}" for error in record["errors"]]
         by_key = {group["key"]: group for group in record["groups"]}
         for group in result.groups:
+            if not countable(group.group.kind):
+                continue
             counted = {c["label"]: c for c in by_key.get(group.group.key, {}).get("cases", [])}
             for case in group.cases:
                 found = counted.get(case.label)

@@ -23,6 +23,7 @@ from benchmarks._harness import (
     RunSettings,
     VerificationError,
     close_group,
+    countable,
     prepare_group,
     round_up,
     run_section,
@@ -50,6 +51,9 @@ def count_group(
     group: Group, ctx: Context, dumps: Dumps, calls: int, log: Callable[[str], None]
 ) -> GroupResult:
     """Set up and verify every case of ``group``, then count N and 2N calls of each."""
+    if not countable(group.kind):
+        log(f"  {group.title}: not counted ({group.kind.describe()}: see countable())")
+        return GroupResult(group, [])
     results, active = prepare_group(group, ctx)
     try:
         base = next((entry for entry in active if entry.case.baseline), None)

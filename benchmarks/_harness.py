@@ -60,6 +60,7 @@ __all__ = [
     "Unavailable",
     "VerificationError",
     "close_group",
+    "countable",
     "evaluate_instruction_targets",
     "evaluate_targets",
     "prepare_group",
@@ -311,6 +312,12 @@ class Tasks:
 
     def describe(self) -> str:
         return f"{self.workers} asyncio tasks"
+
+
+def countable(kind: Kind) -> bool:
+    """Whether instruction counts of this kind mean anything: not for several threads, whose
+    GIL hand-offs follow the wall clock (the 5 ms switch interval), not the calls."""
+    return not isinstance(kind, Threads) or kind.workers == 1
 
 
 @dataclass

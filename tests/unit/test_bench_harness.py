@@ -1196,3 +1196,26 @@ def test_the_issue_targets_are_declared_on_the_breaker_rows(bench: SimpleNamespa
         assert target.reference_case in labels[target.reference_group], target
     measures = sorted((t.measure, t.max_ratio, t.strict) for t in breaker.instruction_targets)
     assert measures == [("added", 2.5, False)] * 2 + [("total", 1.0, True)] * 2
+
+
+def test_several_threads_are_timed_but_never_counted(bench: SimpleNamespace, ctx: Any) -> None:
+    h = bench.h
+    assert h.countable(h.SyncLoop())
+    assert h.countable(h.Tasks(100))
+    assert h.countable(h.Threads(1))
+    assert not h.countable(h.Threads(4))  # GIL hand-offs follow the clock, not the calls
+    group = h.Group("t", "4 threads", h.Threads(4))
+    group.baseline("base")(lambda ctx: h.Prepared(lambda: RESULT, returns=RESULT))
+    ran: list[int] = []
+    group.add("ours", h.OURS)(
+        lambda ctx: ran.append(1) or h.Prepared(lambda: RESULT, returns=RESULT)
+    )
+    dumps = bench.cg.Dumps(Path("/nonexistent/cg"))
+    assert bench.count.count_group(group, ctx, dumps, 10, lambda _: None).cases == []
+    assert ran == []  # not even set up
+    timed = h.run_group(group, ctx, 1)
+    section = h.Section("s", "S", "d")
+    section.groups.append(group)
+    result = h.SectionResult(section, [timed])
+    bench.cg.merge([result], {"s": {"errors": [], "groups": [{"key": "t", "cases": []}]}})
+    assert [c.count_problem for c in timed.cases] == ["", ""]  # no problem: not countable
