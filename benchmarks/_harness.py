@@ -315,9 +315,10 @@ class Tasks:
 
 
 def countable(kind: Kind) -> bool:
-    """Whether instruction counts of this kind mean anything: not for several threads, whose
-    GIL hand-offs follow the wall clock (the 5 ms switch interval), not the calls."""
-    return not isinstance(kind, Threads) or kind.workers == 1
+    """Whether instruction counts of this kind mean anything: not for worker threads, whose GIL
+    hand-offs with each other and the waiting main thread follow the wall clock (the 5 ms switch
+    interval), not the calls (counted, they even come out negative)."""
+    return not isinstance(kind, Threads)
 
 
 @dataclass

@@ -447,7 +447,7 @@ def render_markdown(
                 "instructions per loop, at least 50 calls), a whole number of the workers for "
                 "threads and tasks. The collector stays on: a collection that the calls "
                 "trigger is counted. Counts repeat to a fraction of a percent between runs "
-                "(raising loops vary most). Groups of several threads are timed, not counted: "
+                "(raising loops vary most). Groups of worker threads are timed, not counted: "
                 "their GIL hand-offs follow the wall clock, not the calls. Counts include "
                 "everything the process "
                 "does per call but no time spent waiting (a Redis round trip counts only its "
