@@ -86,6 +86,9 @@ class Hub:
         with self.lock:
             if not self.monitors:
                 self._hook()
+            # Statements buffered so far ran before this monitor existed: they belong to the
+            # monitors already installed only.
+            self.fold()
             self.monitors = (*self.monitors, monitor)
             self.slow_floor = min(m.slow_threshold for m in self.monitors)
 
