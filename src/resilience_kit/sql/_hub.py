@@ -211,7 +211,10 @@ class Hub:
 
     def _on_pool_connect(self, dbapi_connection: Any, connection_record: Any) -> None:
         if self.engine.pool is not self._pool:
+            # The first connection of the pool `engine.dispose()` made: its checkout is under
+            # way in the unwrapped `_do_get`; count it here (creating a connection is no wait).
             self.attach_pool()
+            self.on_checkout(0.0, timed_out=False)
 
     def attach_pool(self) -> None:
         """Wrap the engine's current pool (again, after `dispose()` replaced it)."""
