@@ -51,7 +51,9 @@ FOLD_EVERY = 2048
 ACTIVE_SCOPE: ContextVar[QueryScope | None] = ContextVar("resilience_kit_sql_scope", default=None)
 
 _UNSET = object()
-_HUBS: weakref.WeakKeyDictionary[Any, Hub] = weakref.WeakKeyDictionary()
+# Values are weak too: a hub refers to its engine, so a strong value would keep every engine
+# (its pool and connections) alive for ever. The engine's listeners and the monitors hold it.
+_HUBS: weakref.WeakKeyDictionary[Any, weakref.ref[Hub]] = weakref.WeakKeyDictionary()
 _HUBS_LOCK = threading.Lock()
 
 Pending = list[tuple[str, float, "int | None"]]
@@ -60,9 +62,11 @@ Pending = list[tuple[str, float, "int | None"]]
 def hub_for(engine: Engine) -> Hub:
     """The engine's hub, created and hooked in on first use."""
     with _HUBS_LOCK:
-        hub = _HUBS.get(engine)
+        found = _HUBS.get(engine)
+        hub = None if found is None else found()
         if hub is None:
-            hub = _HUBS[engine] = Hub(engine)
+            hub = Hub(engine)
+            _HUBS[engine] = weakref.ref(hub)
         return hub
 
 
@@ -102,7 +106,8 @@ class Hub:
             self._unhook()
             self.pending.clear()
             with _HUBS_LOCK:
-                if _HUBS.get(self.engine) is self:
+                found = _HUBS.get(self.engine)
+                if found is not None and found() is self:
                     del _HUBS[self.engine]
 
     def _hook(self) -> None:

@@ -98,6 +98,25 @@ def test_two_monitors_on_one_engine_both_count_and_leave_independently(
     assert listener_state(engine) == before
 
 
+def test_an_engine_dropped_without_remove_is_freed_with_its_monitor() -> None:
+    import gc
+    import weakref
+
+    from resilience_kit.sql import monitors
+
+    def install_and_drop() -> Any:
+        engine = sa.create_engine("sqlite://")
+        monitor = install_query_monitor(engine)
+        run(engine, "SELECT 1")
+        return weakref.ref(engine), weakref.ref(monitor)
+
+    engine, monitor = install_and_drop()
+    gc.collect()
+    assert engine() is None
+    assert monitor() is None
+    assert not monitors()
+
+
 def test_a_monitor_installed_later_does_not_see_earlier_statements(engine: Any) -> None:
     first = install_query_monitor(engine)
     for _ in range(5):
