@@ -122,7 +122,11 @@ def docs_check(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the peers; ``nox -s bench -- --quick`` only checks every case runs."""
+    """Benchmarks against the peers: timings, then instruction counts under valgrind's callgrind.
+
+    ``nox -s bench -- --quick`` only checks every case runs; ``-- --instructions`` counts
+    instructions only (``--quick --instructions``: every case counts, a smoke check).
+    """
     session.install("-e", ".[all]", "-r", "benchmarks/requirements.txt")
     session.run("python", "-m", "benchmarks", *session.posargs)
 

@@ -1,13 +1,17 @@
 """``python -m benchmarks``: run the sections, print a summary, write the page.
 
-    python -m benchmarks                       # full run, writes docs/benchmarks.md + charts
+    python -m benchmarks                       # full run: timings and instruction counts,
+                                               # writes docs/benchmarks.md + charts
     python -m benchmarks --quick               # every case runs and verifies; writes nothing
+    python -m benchmarks --instructions        # instruction counts only (callgrind)
+    python -m benchmarks --quick --instructions   # every case counts under callgrind (smoke)
     python -m benchmarks --sections breaker,retry --rounds 15 --output /tmp/bench.md
 
 Exit status: 0 when every case that could run did what it claims; 1 when any case failed
-(verification, an error while set up or timed), when a resilience_kit case did not run (only a
-module its section declares future and that does not exist yet may be missing), or when a
-target was not measured; 2 for bad arguments.
+(verification, an error while set up, timed or counted), when a resilience_kit case did not run
+(only a module its section declares future and that does not exist yet may be missing), when a
+target was not measured, or when instructions are to be counted and valgrind is missing; 2 for
+bad arguments.
 """
 
 from __future__ import annotations
@@ -21,11 +25,16 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import _report, _svg
+from benchmarks import _callgrind, _report, _svg
 from benchmarks._harness import (
     Context,
+    InstructionTargetResult,
     RunSettings,
+    Section,
+    SectionResult,
+    TargetResult,
     Unavailable,
+    evaluate_instruction_targets,
     evaluate_targets,
     problems,
     run_section,
@@ -76,8 +85,28 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--sample-ms", type=_positive, help="target length of one sample (default 20)"
     )
+    parser.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per call under valgrind's callgrind instead of timing "
+        "(a full run does both)",
+    )
+    parser.add_argument(
+        "--no-instructions", action="store_true", help="a full run without instruction counts"
+    )
+    parser.add_argument(
+        "--calls",
+        type=_at_least_one,
+        help=f"N, the most calls counted per case, over N and 2N (default "
+        f"{_callgrind.DEFAULT_CALLS}; quick 10)",
+    )
+    parser.add_argument(
+        "--jobs", type=_at_least_one, default=2, help="callgrind processes at once (default 2)"
+    )
     parser.add_argument("--list", action="store_true", help="list the sections and exit")
     args = parser.parse_args(argv)
+    if args.instructions and args.no_instructions:
+        parser.error("--instructions and --no-instructions exclude each other")
     args.only = None
     if args.sections is not None:
         known = [section.key for section in load_sections()]
@@ -112,7 +141,17 @@ def main(argv: list[str]) -> int:
         sample_seconds=(args.sample_ms or 20.0) / 1e3,
         quick=args.quick,
     )
-    output = args.output or (None if args.quick else DEFAULT_OUTPUT)
+    timing = not args.instructions
+    counting = args.instructions or not (args.quick or args.no_instructions)
+    valgrind = ""
+    if counting:
+        try:
+            valgrind = _callgrind.find_valgrind()
+        except _callgrind.ValgrindMissing as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    calls = args.calls or (settings.quick_calls if args.quick else _callgrind.DEFAULT_CALLS)
+    output = args.output or (None if args.quick or args.instructions else DEFAULT_OUTPUT)
     # Libraries log on retries; a handler on the root logger keeps that cost in the figures
     # without printing thousands of lines (no handler would send WARNINGs to stderr).
     logging.basicConfig(handlers=[logging.NullHandler()], force=True)
@@ -120,24 +159,31 @@ def main(argv: list[str]) -> int:
     info = _report.RunInfo(
         settings, datetime.datetime.now(datetime.timezone.utc), load_before=_report.load_average()
     )
+    info.timed, info.counted_calls = timing, calls if counting else 0
     ctx = Context(settings)
     started = time.perf_counter()
+    results: list[SectionResult] = []
     try:
         info.machine = _report.machine(redis_version(ctx))
         info.versions = _report.versions()
-        results = [
-            run_section(section, ctx, lambda text: print(text, flush=True)) for section in sections
-        ]
+        if timing:
+            results = [
+                run_section(section, ctx, lambda text: print(text, flush=True))
+                for section in sections
+            ]
     finally:
         ctx.close()
+    if counting:
+        results = count_instructions(sections, results, info, args, valgrind)
     info.seconds = time.perf_counter() - started
     info.load_after = _report.load_average()
-    targets = evaluate_targets(results)
-    print(_report.render_text(results, targets))
+    targets = evaluate_targets(results) if timing else []
+    counted_targets = evaluate_instruction_targets(results) if counting else []
+    print(_report.render_text(results, targets, counted_targets))
 
     if output is not None:
-        write_page(output, results, targets, info)
-    failed = problems(results, targets)
+        write_page(output, results, targets, info, counted_targets)
+    failed = problems(results, targets, counted_targets)
     if failed:
         print(f"\nthe run FAILED ({len(failed)} problem(s)):", file=sys.stderr)
         for problem in failed:
@@ -147,7 +193,34 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def write_page(output: Path, results: list, targets: list, info: _report.RunInfo) -> None:
+def count_instructions(
+    sections: list[Section],
+    timed: list[SectionResult],
+    info: _report.RunInfo,
+    args: argparse.Namespace,
+    valgrind: str,
+) -> list[SectionResult]:
+    """Count every case under callgrind: the timed results with their counts beside, or (no
+    timing) the counted results alone."""
+    started = time.perf_counter()
+    records = _callgrind.count(
+        sections, calls=info.counted_calls, quick=args.quick, jobs=args.jobs, valgrind=valgrind
+    )
+    info.count_seconds = time.perf_counter() - started
+    info.machine["valgrind"] = _callgrind.valgrind_version(valgrind)
+    if info.timed:
+        _callgrind.merge(timed, records)
+        return timed
+    return _callgrind.as_results(sections, records)
+
+
+def write_page(
+    output: Path,
+    results: list[SectionResult],
+    targets: list[TargetResult],
+    info: _report.RunInfo,
+    counted_targets: list[InstructionTargetResult] | None = None,
+) -> None:
     """The page, one SVG per section and results.json in ``<page stem>/`` beside the page."""
     assets = output.parent / output.stem
     assets.mkdir(parents=True, exist_ok=True)
@@ -157,10 +230,14 @@ def write_page(output: Path, results: list, targets: list, info: _report.RunInfo
         path.write_text(_svg.chart(result), encoding="utf-8")
         charts[result.section.key] = f"{assets.name}/{path.name}"
     (assets / "results.json").write_text(
-        json.dumps(_report.to_json(results, targets, info), indent=1) + "\n", encoding="utf-8"
+        json.dumps(_report.to_json(results, targets, info, counted_targets), indent=1) + "\n",
+        encoding="utf-8",
     )
     output.write_text(
-        _report.render_markdown(results, targets, info, charts, assets.name), encoding="utf-8"
+        _report.render_markdown(
+            results, targets, info, charts, assets.name, counted_targets=counted_targets
+        ),
+        encoding="utf-8",
     )
     print(f"wrote {output} and {assets}/")
 

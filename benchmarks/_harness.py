@@ -35,12 +35,16 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 __all__ = [
+    "Active",
     "AsyncLoop",
     "Case",
     "CaseResult",
     "Context",
     "Group",
+    "GroupRunner",
     "GroupResult",
+    "InstructionTarget",
+    "InstructionTargetResult",
     "Kind",
     "NotYetImplemented",
     "OURS",
@@ -55,9 +59,14 @@ __all__ = [
     "Threads",
     "Unavailable",
     "VerificationError",
+    "close_group",
+    "countable",
+    "evaluate_instruction_targets",
     "evaluate_targets",
+    "prepare_group",
     "problems",
     "rotation",
+    "round_up",
     "run_group",
     "run_section",
 ]
@@ -143,7 +152,8 @@ class Kind(Protocol):
     def describe(self) -> str: ...
 
 
-def _round_up(n: int, multiple: int) -> int:
+def round_up(n: int, multiple: int) -> int:
+    """``n`` rounded up to a whole multiple of ``multiple`` (at least one multiple)."""
     return max(multiple, -(-n // multiple) * multiple)
 
 
@@ -304,6 +314,13 @@ class Tasks:
         return f"{self.workers} asyncio tasks"
 
 
+def countable(kind: Kind) -> bool:
+    """Whether instruction counts of this kind mean anything: not for worker threads, whose GIL
+    hand-offs with each other and the waiting main thread follow the wall clock (the 5 ms switch
+    interval), not the calls (counted, they even come out negative)."""
+    return not isinstance(kind, Threads)
+
+
 @dataclass
 class Group:
     """One comparison: a baseline and the cases measured against it, interleaved."""
@@ -343,6 +360,35 @@ class Target:
     title: str
 
 
+@dataclass(frozen=True)
+class InstructionTarget:
+    """A target judged on instruction counts: one case's figure against another's.
+
+    ``measure`` is ``"added"`` (instructions per call over each case's own baseline) or
+    ``"total"`` (instructions per call, the loop included: what the caller pays). Met when
+    ``figure(case) / figure(reference) <= max_ratio`` (``< max_ratio`` when ``strict``).
+    """
+
+    title: str
+    group: str
+    case: str
+    reference_group: str
+    reference_case: str
+    max_ratio: float
+    measure: str = "added"
+    strict: bool = False
+
+    def __post_init__(self) -> None:
+        if self.measure not in {"added", "total"}:
+            raise ValueError(f"measure must be 'added' or 'total', got {self.measure!r}")
+        if not (self.max_ratio > 0 and math.isfinite(self.max_ratio)):
+            raise ValueError(f"max_ratio must be a finite number > 0, got {self.max_ratio!r}")
+
+    def describe(self) -> str:
+        """``≤ 2.5x`` or ``< 1x`` the reference's figure."""
+        return f"{'<' if self.strict else '≤'} {self.max_ratio:g}x"
+
+
 @dataclass
 class Section:
     """A topic of the page; registers its groups and targets. One file per section.
@@ -366,6 +412,7 @@ class Section:
     future: tuple[str, ...] = ()
     groups: list[Group] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
+    instruction_targets: list[InstructionTarget] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if both := set(self.requires) & set(self.future):
@@ -384,6 +431,22 @@ class Section:
     def target(self, group: str, case: str, max_added_ns: float, title: str) -> None:
         """Declare a speed target for one case."""
         self.targets.append(Target(group, case, max_added_ns, title))
+
+    def instruction_target(
+        self,
+        title: str,
+        case: tuple[str, str],
+        reference: tuple[str, str],
+        max_ratio: float,
+        *,
+        measure: str = "added",
+        strict: bool = False,
+    ) -> None:
+        """Declare a target judged on instruction counts: ``case`` (group key, case label)
+        against ``reference`` (see [InstructionTarget][])."""
+        self.instruction_targets.append(
+            InstructionTarget(title, *case, *reference, max_ratio, measure, strict)
+        )
 
 
 @dataclass(frozen=True)
@@ -471,6 +534,9 @@ class CaseResult:
     per_call_ns: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
     added_ns: list[float] = field(default_factory=list)
+    instructions: float | None = None  # per call, from callgrind (``--instructions``)
+    instruction_calls: int = 0  # N of the N and 2N calls counted
+    count_problem: str = ""  # why counting failed for a case that was timed
 
     @property
     def timed(self) -> bool:
@@ -522,6 +588,24 @@ class GroupResult:
         """The baseline's result."""
         return next((case for case in self.cases if case.baseline), None)
 
+    def added_instructions(self, case: CaseResult) -> float | None:
+        """Instructions per call of ``case`` over the baseline's, when both were counted."""
+        base = self.baseline
+        if base is None or base.instructions is None or case.instructions is None:
+            return None
+        return case.instructions - base.instructions
+
+    def instruction_ratio(self, case: CaseResult) -> float | None:
+        """Instructions per call of ``case`` over the baseline's, as a ratio."""
+        base = self.baseline
+        if base is None or not base.instructions or case.instructions is None:
+            return None
+        return case.instructions / base.instructions
+
+    def case(self, label: str) -> CaseResult | None:
+        """The result of the case labelled ``label``."""
+        return next((case for case in self.cases if case.label == label), None)
+
 
 @dataclass
 class SectionResult:
@@ -536,6 +620,10 @@ class SectionResult:
         """Every case that failed (verification, setup error, error while timed, resilience_kit
         unavailable)."""
         return [(g, c) for g in self.groups for c in g.cases if c.status == "failed"]
+
+    def group(self, key: str) -> GroupResult | None:
+        """The result of the group ``key``."""
+        return next((g for g in self.groups if g.group.key == key), None)
 
 
 def rotation(items: Sequence[Any], round_index: int) -> list[Any]:
@@ -612,17 +700,19 @@ def calibrate(timer: Timer, kind: Kind, target_seconds: float) -> int:
     # enough calls that one slow call (a server hiccup) cannot pass for the per-call time.
     while (elapsed < target_seconds / 5 or n < MIN_CALIBRATION_CALLS) and n < 1 << 30:
         factor = 10 if elapsed <= 0 else min(10.0, max(2.0, (target_seconds / 5) / elapsed * 1.5))
-        n = _round_up(int(n * factor), kind.workers)
+        n = round_up(int(n * factor), kind.workers)
         elapsed = timer(n)
     per_call = elapsed / n
     # A second estimate at full size; noise only ever adds time, so the smaller one is closer.
-    full = _round_up(int(target_seconds / per_call) if per_call > 0 else n, kind.workers)
+    full = round_up(int(target_seconds / per_call) if per_call > 0 else n, kind.workers)
     per_call = min(per_call, timer(full) / full)
-    return _round_up(int(target_seconds / per_call) if per_call > 0 else full, kind.workers)
+    return round_up(int(target_seconds / per_call) if per_call > 0 else full, kind.workers)
 
 
 @dataclass
-class _Active:
+class Active:
+    """A case set up and verified, ready to be timed or counted."""
+
     case: Case
     prepared: Prepared
     result: CaseResult
@@ -630,13 +720,11 @@ class _Active:
     calls: int = 0
 
 
-def run_group(
-    group: Group, ctx: Context, rounds: int, log: Callable[[str], None] = lambda _: None
-) -> GroupResult:
-    """Set up, verify, calibrate and time every case of ``group``, interleaved; then clean up."""
-    settings = ctx.settings
+def prepare_group(group: Group, ctx: Context) -> tuple[list[CaseResult], list[Active]]:
+    """Set up and verify every case of ``group`` (for timing or counting); failures are recorded
+    in the results. Every case set up is in the second list, to be closed by ``close_group``."""
     results = [CaseResult(c.label, c.library, c.baseline) for c in group.cases]
-    active: list[_Active] = []
+    active: list[Active] = []
     for case, result in zip(group.cases, results, strict=True):
         try:
             prepared = ctx.resolve(case.setup(ctx))
@@ -656,7 +744,7 @@ def run_group(
             result.status, result.reason = "failed", f"setup raised {_describe(exc)}"
             continue
         result.note = prepared.note
-        entry = _Active(case, prepared, result, timer=group.kind.timer(prepared.op, ctx))
+        entry = Active(case, prepared, result, timer=group.kind.timer(prepared.op, ctx))
         active.append(entry)
         try:
             verify(group.kind, prepared, ctx)
@@ -671,22 +759,39 @@ def run_group(
         for result in results:
             if result.status == "ok" and not result.baseline:
                 result.status, result.reason = status, reason
+    return results, active
+
+
+def close_group(
+    group: Group, active: list[Active], ctx: Context, log: Callable[[str], None]
+) -> None:
+    """Release what the cases' setups built."""
+    for entry in active:
+        if entry.prepared.close is not None:
+            try:
+                ctx.resolve(entry.prepared.close())
+            except Exception as exc:
+                log(f"warning: closing {group.key}/{entry.case.label} failed: {exc!r}")
+
+
+def run_group(
+    group: Group, ctx: Context, rounds: int, log: Callable[[str], None] = lambda _: None
+) -> GroupResult:
+    """Set up, verify, calibrate and time every case of ``group``, interleaved; then clean up."""
+    results, active = prepare_group(group, ctx)
     try:
-        _time_group(group=group, active=active, ctx=ctx, rounds=rounds, settings=settings, log=log)
+        _time_group(
+            group=group, active=active, ctx=ctx, rounds=rounds, settings=ctx.settings, log=log
+        )
     finally:
-        for entry in active:
-            if entry.prepared.close is not None:
-                try:
-                    ctx.resolve(entry.prepared.close())
-                except Exception as exc:
-                    log(f"warning: closing {group.key}/{entry.case.label} failed: {exc!r}")
+        close_group(group, active, ctx, log)
     return GroupResult(group, results)
 
 
 def _time_group(
     *,
     group: Group,
-    active: list[_Active],
+    active: list[Active],
     ctx: Context,
     rounds: int,
     settings: RunSettings,
@@ -697,7 +802,7 @@ def _time_group(
         return
     timing = [e for e in active if e.result.status == "ok"]
 
-    def fail(entry: _Active, exc: BaseException, when: str) -> None:
+    def fail(entry: Active, exc: BaseException, when: str) -> None:
         entry.result.status, entry.result.reason = "failed", f"{when}: {_describe(exc)}"
         entry.result.per_call_ns.clear()
         timing.remove(entry)
@@ -705,7 +810,7 @@ def _time_group(
     for entry in list(timing):
         try:
             if settings.quick:
-                entry.calls = _round_up(settings.quick_calls, group.kind.workers)
+                entry.calls = round_up(settings.quick_calls, group.kind.workers)
             else:
                 entry.calls = calibrate(
                     entry.timer, group.kind, settings.sample_seconds * group.kind.sample_factor
@@ -750,10 +855,18 @@ def _time_group(
     )
 
 
+GroupRunner = Callable[[Group, Context, int, Callable[[str], None]], GroupResult]
+"""Runs one group: ``run_group`` times it; the counting child counts its instructions."""
+
+
 def run_section(
-    section: Section, ctx: Context, log: Callable[[str], None] = lambda _: None
+    section: Section,
+    ctx: Context,
+    log: Callable[[str], None] = lambda _: None,
+    runner: GroupRunner | None = None,
 ) -> SectionResult:
-    """Run every group of a section."""
+    """Run every group of a section (with ``runner``, ``run_group`` by default)."""
+    runner = runner or run_group
     settings = ctx.settings
     rounds = (
         settings.rounds
@@ -768,7 +881,7 @@ def run_section(
         except Exception as exc:
             errors.append(f"requires {module}, which does not import: {_describe(exc)}")
     with section.context() if section.context is not None else nullcontext():
-        groups = [run_group(g, ctx, rounds, log) for g in section.groups]
+        groups = [runner(g, ctx, rounds, log) for g in section.groups]
     for group in groups:
         for case in group.cases:
             if case.library == OURS and case.status == "unavailable":
@@ -807,18 +920,31 @@ class TargetResult:
         return self.case.added <= self.target.max_added_ns
 
 
-def problems(results: Iterable[SectionResult], targets: Iterable[TargetResult]) -> list[str]:
+def problems(
+    results: Iterable[SectionResult],
+    targets: Iterable[TargetResult],
+    instruction_targets: Iterable[InstructionTargetResult] = (),
+) -> list[str]:
     """Everything that makes the run fail, one line each: a section whose required modules do not
-    import, every failed case, every target not measured."""
+    import, every failed case (timed or counted), every target not measured."""
     out = []
     for result in results:
         key = result.section.key
         out += [f"{key}: {error}" for error in result.errors]
         out += [f"{key}/{g.group.key}/{c.label}: {c.reason}" for g, c in result.failures]
+        out += [
+            f"{key}/{g.group.key}/{c.label}: instructions: {c.count_problem}"
+            for g in result.groups
+            for c in g.cases
+            if c.count_problem
+        ]
     for target in targets:
         if target.met is None:
             reason = target.case.reason if target.case is not None else "no such case"
             out.append(f"target not measured: {target.target.title} ({reason or 'not timed'})")
+    for counted in instruction_targets:
+        if counted.met is None:
+            out.append(f"target not counted: {counted.target.title} ({counted.missing})")
     return out
 
 
@@ -833,4 +959,67 @@ def evaluate_targets(results: Iterable[SectionResult]) -> list[TargetResult]:
             if group is not None:
                 case = next((c for c in group.cases if c.label == target.case), None)
             out.append(TargetResult(section_result.section, target, case))
+    return out
+
+
+@dataclass(frozen=True)
+class InstructionTargetResult:
+    """An instruction target and the counted figures it compares."""
+
+    section: Section
+    target: InstructionTarget
+    value: float | None  # the case's figure (instructions per call, added or total)
+    reference: float | None  # the reference case's figure
+    missing: str = ""  # why a figure is missing
+
+    @property
+    def ratio(self) -> float | None:
+        """``value / reference``; None when either is missing or the reference is not positive."""
+        if self.value is None or self.reference is None or self.reference <= 0:
+            return None
+        return self.value / self.reference
+
+    @property
+    def met(self) -> bool | None:
+        """True or False when both figures were counted; None otherwise."""
+        ratio = self.ratio
+        if ratio is None:
+            return None
+        limit = self.target.max_ratio
+        return ratio < limit if self.target.strict else ratio <= limit
+
+
+def _figure(
+    result: SectionResult, group_key: str, label: str, measure: str
+) -> tuple[float | None, str]:
+    group = result.group(group_key)
+    case = group.case(label) if group is not None else None
+    if group is None or case is None:
+        return None, f"no case {group_key}/{label}"
+    if case.instructions is None:
+        why = case.count_problem or case.reason or "not counted"
+        return None, f"{group_key}/{label}: {why}"
+    if measure == "total":
+        return case.instructions, ""
+    added = group.added_instructions(case)
+    if added is None:
+        return None, f"{group_key}: the baseline was not counted"
+    return added, ""
+
+
+def evaluate_instruction_targets(
+    results: Iterable[SectionResult],
+) -> list[InstructionTargetResult]:
+    """Every declared instruction target with the figures counted (none when nothing was)."""
+    out = []
+    for result in results:
+        for target in result.section.instruction_targets:
+            value, why = _figure(result, target.group, target.case, target.measure)
+            reference, why_ref = _figure(
+                result, target.reference_group, target.reference_case, target.measure
+            )
+            missing = "; ".join(text for text in (why, why_ref) if text)
+            if not missing and reference is not None and reference <= 0:
+                missing = f"the reference's figure is {reference:.0f}, not a cost to compare with"
+            out.append(InstructionTargetResult(result.section, target, value, reference, missing))
     return out

@@ -12,7 +12,14 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from benchmarks._harness import CaseResult, GroupResult, RunSettings, SectionResult, TargetResult
+from benchmarks._harness import (
+    CaseResult,
+    GroupResult,
+    InstructionTargetResult,
+    RunSettings,
+    SectionResult,
+    TargetResult,
+)
 from benchmarks._svg import fmt_ns
 
 DISTRIBUTIONS = (
@@ -21,6 +28,7 @@ DISTRIBUTIONS = (
     "circuitbreaker",
     "purgatory",
     "aiobreaker",
+    "pyresilience",
     "tenacity",
     "stamina",
     "backoff",
@@ -44,6 +52,9 @@ class RunInfo:
     load_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
     machine: dict[str, str] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    timed: bool = True
+    counted_calls: int = 0  # N of the instruction counts (N and 2N calls); 0 when not counted
+    count_seconds: float = 0.0
 
 
 def load_average() -> tuple[float, float, float]:
@@ -107,6 +118,21 @@ def fmt_ratio(value: float) -> str:
     return f"{value:.1f}x" if value < 100 else f"{value:,.0f}x"
 
 
+def fmt_count(value: float) -> str:
+    """Instructions: ``1,234`` (whole; a difference keeps its sign)."""
+    return f"{value:,.0f}"
+
+
+def _added_count(group: GroupResult, case: CaseResult) -> str:
+    added = group.added_instructions(case)
+    return "-" if added is None or case.baseline else f"{added:+,.0f}"
+
+
+def _count_ratio(group: GroupResult, case: CaseResult) -> str:
+    ratio = group.instruction_ratio(case)
+    return "-" if ratio is None else fmt_ratio(ratio)
+
+
 def _status(case: CaseResult) -> str:
     if case.status == "unavailable":
         return f"unavailable: {case.reason}"
@@ -164,25 +190,79 @@ def targets_table(targets: Sequence[TargetResult], results: Sequence[SectionResu
     return rows
 
 
-def group_table(group: GroupResult) -> list[str]:
-    """One comparison: every case with its per-call time, added cost and ratio."""
+def _counted_verdict(target: InstructionTargetResult) -> str:
+    if target.met is None:
+        return f"not counted ({target.missing})"
+    return "✅ met" if target.met else "❌ not met"
+
+
+def instruction_targets_table(targets: Sequence[InstructionTargetResult]) -> list[str]:
+    """The targets judged on instruction counts: the case's figure against its reference's."""
     rows = [
-        "| Case | ns per call | Added ns over baseline | Ratio | Ratio IQR | Calls per sample |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| Target | Limit | Case | Reference | Ratio | Verdict |",
+        "| --- | ---: | ---: | ---: | ---: | --- |",
     ]
+    for result in targets:
+        target = result.target
+        sign = "+" if target.measure == "added" else ""
+
+        def figure(value: float | None, group: str, case: str, sign: str = sign) -> str:
+            shown = "-" if value is None else f"{sign}{fmt_count(value)}"
+            return f"{shown} ({group} / {case})"
+
+        ratio = "-" if result.ratio is None else f"{result.ratio:.2f}x"
+        rows.append(
+            f"| {_cell(target.title)} | {target.describe()} | "
+            f"{_cell(figure(result.value, target.group, target.case))} | "
+            f"{_cell(figure(result.reference, target.reference_group, target.reference_case))} | "
+            f"{ratio} | {_cell(_counted_verdict(result))} |"
+        )
+    return rows
+
+
+def group_table(group: GroupResult) -> list[str]:
+    """One comparison: every case with its per-call time, added cost and ratio, and its
+    instructions per call, added instructions and their ratio when they were counted."""
+    counted = any(case.instructions is not None for case in group.cases)
+    timed = any(case.timed for case in group.cases)
+    head = ["Case"]
+    if timed:
+        head += ["ns per call", "Added ns over baseline", "Ratio", "Ratio IQR"]
+    if counted:
+        head += ["Instructions per call", "Added instructions", "Instructions ratio"]
+    if timed:
+        head += ["Calls per sample"]
+    rows = ["| " + " | ".join(head) + " |", "| --- |" + " ---: |" * (len(head) - 1)]
     for case in group.cases:
         label = f"{case.label} (baseline)" if case.baseline else case.label
         if case.library == "resilience-kit-py":
             label = f"**{label}**"
-        if not case.timed:
-            rows.append(f"| {label} | {_cell(_status(case))} | | | | |")
+        if not case.timed and case.instructions is None:
+            rows.append(f"| {label} | {_cell(_status(case))} |" + " |" * (len(head) - 2))
             continue
-        q1, q3 = case.ratio_iqr
-        added = "-" if case.baseline else f"+{fmt_ns(case.added)}"
-        rows.append(
-            f"| {label} | {fmt_ns(case.median_ns)} | {added} | {fmt_ratio(case.ratio)} | "
-            f"{fmt_ratio(q1)}, {fmt_ratio(q3)} | {case.calls_per_sample:,} |"
-        )
+        cells = [label]
+        if timed and case.timed:
+            q1, q3 = case.ratio_iqr
+            added = "-" if case.baseline else f"+{fmt_ns(case.added)}"
+            cells += [
+                fmt_ns(case.median_ns),
+                added,
+                fmt_ratio(case.ratio),
+                f"{fmt_ratio(q1)}, {fmt_ratio(q3)}",
+            ]
+        elif timed:
+            cells += [_cell(_status(case)), "", "", ""]
+        if counted and case.instructions is not None:
+            cells += [
+                fmt_count(case.instructions),
+                _added_count(group, case),
+                _count_ratio(group, case),
+            ]
+        elif counted:
+            cells += [_cell(f"not counted: {case.count_problem or case.reason}"), "", ""]
+        if timed:
+            cells.append(f"{case.calls_per_sample:,}" if case.timed else "")
+        rows.append("| " + " | ".join(cells) + " |")
     return rows
 
 
@@ -199,8 +279,13 @@ def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
     baseline_cells = []
     for group in groups:
         base = group.baseline
-        baseline_cells.append(f"{fmt_ns(base.median_ns)} ns" if base and base.timed else "-")
-    rows.append("| baseline (ns per call) | " + " | ".join(baseline_cells) + " |")
+        parts = []
+        if base is not None and base.timed:
+            parts.append(f"{fmt_ns(base.median_ns)} ns")
+        if base is not None and base.instructions is not None:
+            parts.append(f"{fmt_count(base.instructions)} instr")
+        baseline_cells.append("; ".join(parts) or "-")
+    rows.append("| baseline (per call) | " + " | ".join(baseline_cells) + " |")
     for label in labels:
         cells = []
         library = ""
@@ -208,9 +293,14 @@ def pivot_table(groups: Sequence[GroupResult], x_label: str) -> list[str]:
             case = next((c for c in group.cases if c.label == label), None)
             if case is None:
                 cells.append("")
-            elif case.timed:
+            elif case.timed or case.instructions is not None:
                 library = case.library
-                cells.append(f"{fmt_ratio(case.ratio)} (+{fmt_ns(case.added)} ns)")
+                parts = []
+                if case.timed:
+                    parts.append(f"{fmt_ratio(case.ratio)} (+{fmt_ns(case.added)} ns)")
+                if case.instructions is not None:
+                    parts.append(f"{_added_count(group, case)} instr")
+                cells.append("; ".join(parts))
             else:
                 library = case.library
                 cells.append(_cell("unavailable" if case.status == "unavailable" else "**FAILED**"))
@@ -257,7 +347,7 @@ def _reasons(groups: Sequence[GroupResult]) -> list[str]:
     seen: dict[str, str] = {}
     for group in groups:
         for case in group.cases:
-            if not case.timed and case.label not in seen:
+            if not case.timed and case.instructions is None and case.label not in seen:
                 seen[case.label] = _status(case)
     return [f"- {label}: {_cell(text)}" for label, text in seen.items()]
 
@@ -268,11 +358,31 @@ def render_markdown(
     info: RunInfo,
     charts: dict[str, str],
     assets: str = "benchmarks",
+    *,
+    counted_targets: Sequence[InstructionTargetResult] | None = None,
 ) -> str:
     """The whole page; ``charts`` maps a section key to its image path relative to the page,
-    ``assets`` is the folder (relative to the page) holding the charts and results.json."""
+    ``assets`` is the folder (relative to the page) holding the charts and results.json;
+    ``counted_targets`` are the targets judged on instruction counts, when they were counted."""
     settings = info.settings
     typical, worst, worst_case = spread(results)
+    counted = info.counted_calls > 0
+    what = (
+        "timings and instruction counts"
+        if info.timed and counted
+        else ("instruction counts only" if counted else "timings only")
+    )
+    counting_lines = [
+        "",
+        "## Targets judged on instruction counts",
+        "",
+        "Timings on this shared machine drift by tens of percent; instruction counts do not, so "
+        "the issues' relative targets are judged on them. *Added* is a case's instructions per "
+        "call minus its group's baseline's; *instructions per call* (total) is what the caller "
+        "pays, the loop included, for comparing cases of different groups.",
+        "",
+        *instruction_targets_table(counted_targets or ()),
+    ]
     lines = [
         "# Benchmarks",
         "",
@@ -280,16 +390,26 @@ def render_markdown(
         "",
         '!!! note "Generated from one run"',
         f"    Produced by `nox -s bench` on {info.started:%Y-%m-%d %H:%M} UTC in "
-        f"{info.seconds / 60:.1f} minutes: every library in the same process and the same run. "
+        f"{info.seconds / 60:.1f} minutes ({what}"
+        + (f"; counting took {info.count_seconds / 60:.1f} of them" if counted else "")
+        + "): every library in the same process and the same run. "
         "Ratios to a baseline measured in the same round are the result; absolute times are "
         "only this machine's.",
-        "",
-        "## Targets",
-        "",
-        "Each primitive's issue names the added cost per call it must stay within. *Met* means the "
-        "median of the per-round differences to the baseline is at or under the limit.",
-        "",
-        *targets_table(targets, results),
+        *(counting_lines if counted else []),
+        *(
+            [
+                "",
+                "## Targets",
+                "",
+                "Each primitive's issue names the added cost per call it must stay within. *Met* "
+                "means the median of the per-round differences to the baseline is at or under "
+                "the limit.",
+                "",
+                *targets_table(targets, results),
+            ]
+            if info.timed
+            else []
+        ),
         "",
         "## How it is measured",
         "",
@@ -314,6 +434,28 @@ def render_markdown(
         "- **Logging and GC as in production.** The root logger has a `NullHandler`, so "
         "libraries that log (stamina and resilience_kit on retries) pay for building the record "
         "but nothing is printed; the garbage collector stays on.",
+        *(
+            [
+                "- **Instruction counts** (`--instructions`). Each case also runs under "
+                "`valgrind --tool=callgrind`, set up and verified the same way, in a process "
+                "of its own with `PYTHONHASHSEED=0`. After the same warm-up, callgrind counts "
+                "the instructions of a loop of N calls and of one of 2N calls (the same loop "
+                "as the timings; counters zeroed at the start of each loop and written out at "
+                "its end by two libc calls nothing else makes); the difference divided by N is "
+                "one call, the loop's fixed costs cancelled. N is "
+                f"{info.counted_calls:,} at most, fewer for a costly call (about 20 million "
+                "instructions per loop, at least 50 calls), a whole number of the workers for "
+                "threads and tasks. The collector stays on: a collection that the calls "
+                "trigger is counted. Counts repeat to a fraction of a percent between runs "
+                "(raising loops vary most). Groups of worker threads are timed, not counted: "
+                "their GIL hand-offs follow the wall clock, not the calls. Counts include "
+                "everything the process "
+                "does per call but no time spent waiting (a Redis round trip counts only its "
+                "client-side instructions).",
+            ]
+            if counted
+            else []
+        ),
         "",
         '!!! warning "Noise"',
         f"    This run shared a {info.machine.get('Cores', '?')}-core virtual machine with other "
@@ -358,8 +500,11 @@ def render_markdown(
         "## Reproduce",
         "",
         "```bash",
-        "nox -s bench                 # the full run; rewrites this page and docs/benchmarks/",
+        "nox -s bench                 # the full run (timings, then instruction counts);",
+        "                             # rewrites this page and docs/benchmarks/",
         "nox -s bench -- --quick      # CI: every case runs and verifies, nothing is written",
+        "nox -s bench -- --instructions --sections breaker   # instruction counts only",
+        "nox -s bench -- --quick --instructions             # CI: every case counts (smoke)",
         "python -m benchmarks --sections breaker,retry --rounds 15   # a part, in a bench venv",
         "```",
         "",
@@ -372,11 +517,14 @@ def render_markdown(
 
 
 def to_json(
-    results: Sequence[SectionResult], targets: Sequence[TargetResult], info: RunInfo
+    results: Sequence[SectionResult],
+    targets: Sequence[TargetResult],
+    info: RunInfo,
+    counted_targets: Sequence[InstructionTargetResult] | None = None,
 ) -> dict[str, Any]:
     """A machine-readable record of the run."""
 
-    def case_json(case: CaseResult) -> dict[str, Any]:
+    def case_json(group: GroupResult, case: CaseResult) -> dict[str, Any]:
         out: dict[str, Any] = {
             "label": case.label,
             "library": case.library,
@@ -394,6 +542,17 @@ def to_json(
                 calls_per_sample=case.calls_per_sample,
                 per_call_ns=[round(v, 2) for v in case.per_call_ns],
             )
+        if case.instructions is not None:
+            added = group.added_instructions(case)
+            ratio = group.instruction_ratio(case)
+            out.update(
+                instructions=round(case.instructions, 1),
+                instructions_added=None if added is None else round(added, 1),
+                instructions_ratio=None if ratio is None else round(ratio, 4),
+                instruction_calls=case.instruction_calls,
+            )
+        if case.count_problem:
+            out["count_problem"] = case.count_problem
         return out
 
     return {
@@ -403,6 +562,8 @@ def to_json(
             "rounds": info.settings.rounds,
             "sample_seconds": info.settings.sample_seconds,
             "quick": info.settings.quick,
+            "timed": info.timed,
+            "instruction_calls": info.counted_calls,
         },
         "load_average": {"before": info.load_before, "after": info.load_after},
         "machine": info.machine,
@@ -416,6 +577,18 @@ def to_json(
             }
             for t in targets
         ],
+        "instruction_targets": [
+            {
+                "title": t.target.title,
+                "measure": t.target.measure,
+                "limit": t.target.describe(),
+                "value": None if t.value is None else round(t.value, 1),
+                "reference": None if t.reference is None else round(t.reference, 1),
+                "ratio": None if t.ratio is None else round(t.ratio, 4),
+                "met": t.met,
+            }
+            for t in counted_targets or ()
+        ],
         "sections": [
             {
                 "key": r.section.key,
@@ -425,7 +598,7 @@ def to_json(
                         "key": g.group.key,
                         "title": g.group.title,
                         "param": g.group.param,
-                        "cases": [case_json(c) for c in g.cases],
+                        "cases": [case_json(g, c) for c in g.cases],
                     }
                     for g in r.groups
                 ],
@@ -435,22 +608,35 @@ def to_json(
     }
 
 
-def render_text(results: Sequence[SectionResult], targets: Sequence[TargetResult]) -> str:
+def render_text(
+    results: Sequence[SectionResult],
+    targets: Sequence[TargetResult],
+    counted_targets: Sequence[InstructionTargetResult] = (),
+) -> str:
     """A terminal summary: every case and the targets."""
     out = []
     for result in results:
         out.append(f"\n== {result.section.title}")
+        out.extend(f"  !! {error}" for error in result.errors)
         for group in result.groups:
             out.append(f"  -- {group.group.title}")
             for case in group.cases:
+                line = f"    {case.label:<40}"
                 if case.timed:
                     added = "" if case.baseline else f"  +{fmt_ns(case.added):>9} ns"
-                    out.append(
-                        f"    {case.label:<40} {fmt_ns(case.median_ns):>10} ns/call"
-                        f"  {fmt_ratio(case.ratio):>8}{added}"
+                    line += (
+                        f" {fmt_ns(case.median_ns):>10} ns/call  {fmt_ratio(case.ratio):>8}{added}"
                     )
-                else:
-                    out.append(f"    {case.label:<40} {case.status}: {case.reason}")
+                if case.instructions is not None:
+                    line += (
+                        f" {fmt_count(case.instructions):>10} instr/call"
+                        f"  {_count_ratio(group, case):>8}  {_added_count(group, case):>9}"
+                    )
+                if not case.timed and case.instructions is None:
+                    line += f" {case.status}: {case.reason}"
+                elif case.count_problem:
+                    line += f"  (not counted: {case.count_problem})"
+                out.append(line)
     if targets:
         out.append("\n== Targets")
         for target in targets:
@@ -462,5 +648,13 @@ def render_text(results: Sequence[SectionResult], targets: Sequence[TargetResult
             out.append(
                 f"  {target.target.title:<40} <= {fmt_ns(target.target.max_added_ns):>5} ns  "
                 f"{measured:>12}  {_verdict(target)}"
+            )
+    if counted_targets:
+        out.append("\n== Targets judged on instruction counts")
+        for counted in counted_targets:
+            ratio = "-" if counted.ratio is None else f"{counted.ratio:.2f}x"
+            out.append(
+                f"  {counted.target.title}: {ratio} ({counted.target.describe()})  "
+                f"{_counted_verdict(counted)}"
             )
     return "\n".join(out)

@@ -55,6 +55,21 @@ def _ours(ctx: Context, threshold: int, timeout: float) -> Built:
     return Built(breaker, open_error, lambda: str(breaker.state).lower(), breaker=breaker)
 
 
+def _ours_rate(ctx: Context, threshold: int, timeout: float) -> Built:
+    # The failure-rate policy: open at 50 % failures over a 60 s window once 10 calls are in it
+    # (``threshold`` is the consecutive policy's and does not apply).
+    circuit_breaker = ours("resilience_kit", "CircuitBreaker")
+    open_error = ours("resilience_kit", "CircuitOpenError")
+    breaker = circuit_breaker(
+        ctx.unique("rk-rate"),
+        failure_rate=0.5,
+        window=60.0,
+        minimum_calls=10,
+        recovery_timeout=timeout,
+    )
+    return Built(breaker, open_error, lambda: str(breaker.state).lower(), breaker=breaker)
+
+
 def _ours_redis(ctx: Context, threshold: int, timeout: float) -> Built:
     circuit_breaker = ours("resilience_kit", "CircuitBreaker")
     open_error = ours("resilience_kit", "CircuitOpenError")
@@ -140,7 +155,51 @@ def _aiobreaker(ctx: Context, threshold: int, timeout: float) -> Built:
     return Built(breaker, aiobreaker.CircuitBreakerError, state)
 
 
+def pyresilience_built(ctx: Context, **options: Any) -> Built:
+    """pyresilience's ``@resilient`` with the given configs (``circuit_breaker=...`` and more).
+
+    pyresilience makes one breaker per decorated function; the state is read from the executor
+    its decorator attaches to the wrapper (``_executor``), only to verify the case.
+    """
+    import pyresilience
+
+    wrapped: list[Any] = []
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        guarded: Callable[..., Any] = pyresilience.resilient(**options)(fn)
+        wrapped.append(guarded)
+        return guarded
+
+    def state() -> str:
+        return str(wrapped[-1]._executor._circuit_breaker.state.value)
+
+    return Built(decorate, pyresilience.CircuitOpenError, state)
+
+
+def _pyresilience(ctx: Context, threshold: int, timeout: float, **window: Any) -> Built:
+    import pyresilience
+
+    config = pyresilience.CircuitBreakerConfig(
+        failure_threshold=threshold, recovery_timeout=timeout, success_threshold=1, **window
+    )
+    return pyresilience_built(ctx, circuit_breaker=config)
+
+
+def _pyresilience_window(ctx: Context, threshold: int, timeout: float) -> Built:
+    # Its rate policy counts the last N calls (no time window): 50 % of the last 100, judged
+    # from 10 calls on.
+    return _pyresilience(
+        ctx,
+        threshold,
+        timeout,
+        sliding_window_size=100,
+        failure_rate_threshold=0.5,
+        minimum_calls=10,
+    )
+
+
 OURS = Adapter("resilience_kit", "resilience-kit-py", _ours)
+OURS_RATE = Adapter("resilience_kit, failure_rate window", "resilience-kit-py", _ours_rate)
 OURS_REDIS = Adapter("resilience_kit + RedisStorage", "resilience-kit-py", _ours_redis)
 PYBREAKER = Adapter("pybreaker", "pybreaker", _pybreaker, asynchronous=False)
 PYBREAKER_REDIS = Adapter(
@@ -150,6 +209,10 @@ CIRCUITBREAKER = Adapter("circuitbreaker", "circuitbreaker", _circuitbreaker)
 PURGATORY_SYNC = Adapter("purgatory", "purgatory", _purgatory_sync, asynchronous=False)
 PURGATORY_ASYNC = Adapter("purgatory", "purgatory", _purgatory_async, sync=False)
 AIOBREAKER = Adapter("aiobreaker", "aiobreaker", _aiobreaker, sync=False)
+PYRESILIENCE = Adapter("pyresilience", "pyresilience", _pyresilience)
+PYRESILIENCE_WINDOW = Adapter(
+    "pyresilience, sliding_window_size", "pyresilience", _pyresilience_window
+)
 
 ALL = (
     OURS,
@@ -159,6 +222,7 @@ ALL = (
     PURGATORY_SYNC,
     PURGATORY_ASYNC,
     AIOBREAKER,
+    PYRESILIENCE,
 )
 
 

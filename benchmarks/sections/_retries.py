@@ -100,6 +100,24 @@ def _backoff(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
     return BuiltRetry(decorate)
 
 
+def pyresilience_retry(attempts: int, zero_waits: bool) -> Any:
+    """pyresilience's ``RetryConfig`` for the common policy."""
+    import pyresilience
+
+    waits: dict[str, Any] = (
+        {"delay": 0.0, "jitter": False}
+        if zero_waits
+        else {"delay": 0.5, "backoff_factor": 2.0, "max_delay": 10.0}
+    )
+    return pyresilience.RetryConfig(max_attempts=attempts, retry_on=(ValueError,), **waits)
+
+
+def _pyresilience(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
+    import pyresilience
+
+    return BuiltRetry(pyresilience.resilient(retry=pyresilience_retry(attempts, zero_waits)))
+
+
 def _ours_quiet(ctx: Context, attempts: int, zero_waits: bool) -> BuiltRetry:
     # Below the root logger's WARNING level: the retry's log record is never built.
     return _ours(ctx, attempts, zero_waits, log_level=logging.DEBUG)
@@ -110,5 +128,6 @@ OURS_QUIET = RetryAdapter("resilience_kit, log_level=DEBUG", "resilience-kit-py"
 TENACITY = RetryAdapter("tenacity", "tenacity", _tenacity)
 STAMINA = RetryAdapter("stamina", "stamina", _stamina)
 BACKOFF = RetryAdapter("backoff", "backoff", _backoff)
+PYRESILIENCE = RetryAdapter("pyresilience", "pyresilience", _pyresilience)
 
-ALL = (OURS, TENACITY, STAMINA, BACKOFF)
+ALL = (OURS, TENACITY, STAMINA, BACKOFF, PYRESILIENCE)

@@ -54,8 +54,31 @@ class Composition:
     compose: Callable[[b.Built, r.BuiltRetry, Callable[..., Any]], Any]
 
 
+def _pyresilience_both(breaker: b.Built, retry: r.BuiltRetry, fn: Callable[..., Any]) -> Any:
+    # pyresilience takes both configs in one decorator; the breaker adapter's decorate()
+    # builds it, so both are given to it here.
+    return breaker.decorate(fn)
+
+
+def _pyresilience_breaker_and_retry(ctx: Context, threshold: int, timeout: float) -> b.Built:
+    import pyresilience
+
+    return b.pyresilience_built(
+        ctx,
+        circuit_breaker=pyresilience.CircuitBreakerConfig(
+            failure_threshold=threshold, recovery_timeout=timeout, success_threshold=1
+        ),
+        retry=r.pyresilience_retry(3, zero_waits=False),
+    )
+
+
 RESILIENT = Composition(b.OURS, r.OURS, _resilient)
 TENACITY_PYBREAKER = Composition(b.PYBREAKER, r.TENACITY, _stacked)
+PYRESILIENCE = Composition(
+    b.Adapter("pyresilience", "pyresilience", _pyresilience_breaker_and_retry),
+    r.PYRESILIENCE,
+    _pyresilience_both,
+)
 
 
 def composed_case(

@@ -43,7 +43,7 @@ for threads in THREADS:
         series="threads sharing one breaker",
     )
     group.baseline("plain call")(_plain(work))
-    for adapter in (b.OURS, b.PYBREAKER, b.CIRCUITBREAKER, b.PURGATORY_SYNC):
+    for adapter in (b.OURS, b.PYBREAKER, b.CIRCUITBREAKER, b.PURGATORY_SYNC, b.PYRESILIENCE):
         group.add(adapter.label, adapter.library)(b.closed_case(adapter, work))
 
 for tasks in TASKS:
@@ -55,5 +55,5 @@ for tasks in TASKS:
         series="asyncio tasks sharing one breaker",
     )
     group.baseline("plain await")(_plain(ayielding))
-    for adapter in (b.OURS, b.CIRCUITBREAKER, b.PURGATORY_ASYNC, b.AIOBREAKER):
+    for adapter in (b.OURS, b.CIRCUITBREAKER, b.PURGATORY_ASYNC, b.AIOBREAKER, b.PYRESILIENCE):
         group.add(adapter.label, adapter.library)(b.closed_case(adapter, ayielding))

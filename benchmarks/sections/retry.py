@@ -7,6 +7,7 @@ from benchmarks._harness import OURS, AsyncLoop, Context, Prepared, Section, Syn
 from benchmarks.sections import _retries as r
 from benchmarks.sections._common import RESULT, awork, work
 from benchmarks.sections._retry_cases import (
+    PYRESILIENCE,
     RESILIENT,
     TENACITY_PYBREAKER,
     composed_case,
@@ -23,7 +24,8 @@ SECTION = Section(
     "same policy around a CLOSED breaker (threshold 5, 60 s recovery) guarding each attempt: "
     "resilience_kit's `resilient(breaker=..., retry=...)`, and as the peers' equivalent "
     "tenacity's `@retry` stacked on pybreaker's decorator (sync only: pybreaker has no async "
-    "decorator without Tornado); verification also checks the breaker stayed CLOSED.",
+    "decorator without Tornado), and pyresilience's `@resilient(circuit_breaker=..., retry=...)`, "
+    "its one decorator for every pattern; verification also checks the breaker stayed CLOSED.",
     order=20,
     requires=("resilience_kit.retry", "resilience_kit.breaker", "resilience_kit.composition"),
 )
@@ -56,6 +58,9 @@ composed_async.add(OURS_COMPOSED, OURS)(composed_case(RESILIENT, awork))
 composed_sync.add("tenacity @retry over pybreaker (stacked)", "tenacity + pybreaker")(
     composed_case(TENACITY_PYBREAKER, work)
 )
+PYRESILIENCE_COMPOSED = "pyresilience @resilient(circuit_breaker, retry)"
+composed_sync.add(PYRESILIENCE_COMPOSED, "pyresilience")(composed_case(PYRESILIENCE, work))
+composed_async.add(PYRESILIENCE_COMPOSED, "pyresilience")(composed_case(PYRESILIENCE, awork))
 
 SECTION.target("success_sync", "resilience_kit", 250, "Retry, success path, sync")
 SECTION.target("success_async", "resilience_kit", 300, "Retry, success path, async")

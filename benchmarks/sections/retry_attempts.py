@@ -34,9 +34,9 @@ SECTION = Section(
     "would hide what is measured: each library's bookkeeping per attempt. Logging is left "
     "as each library ships it (the root logger has a `NullHandler`, so records are built and "
     "handled, not printed): resilience_kit and stamina log a WARNING before each wait, backoff "
-    "logs each wait at INFO (its logger's own level) and the give-up at ERROR, tenacity logs "
-    "nothing. The `log_level=DEBUG` row is resilience_kit with its retry log below the root "
-    "logger's level.",
+    "logs each wait at INFO (its logger's own level) and the give-up at ERROR, tenacity and "
+    "pyresilience (without listeners) log nothing. The `log_level=DEBUG` row is resilience_kit "
+    "with its retry log below the root logger's level.",
     order=60,
     requires=("resilience_kit.retry",),
     chart="lines",
@@ -53,5 +53,5 @@ for attempts in range(1, 6):
         param=attempts,
     )
     group.baseline(f"plain loop of {attempts}")(plain_attempts(attempts))
-    for adapter in (r.OURS, r.OURS_QUIET, r.TENACITY, r.STAMINA, r.BACKOFF):
+    for adapter in (r.OURS, r.OURS_QUIET, r.TENACITY, r.STAMINA, r.BACKOFF, r.PYRESILIENCE):
         group.add(adapter.label, adapter.library)(failure_case(adapter, attempts))

@@ -84,5 +84,5 @@ for round_robin in (False, True):
         group.baseline("plain call" if not round_robin else "plain functions, round-robin")(
             _plain(size, round_robin)
         )
-        for adapter in (b.OURS, b.PYBREAKER, b.CIRCUITBREAKER):
+        for adapter in (b.OURS, b.PYBREAKER, b.CIRCUITBREAKER, b.PYRESILIENCE):
             group.add(adapter.label, adapter.library)(_many(adapter, size, round_robin))

@@ -19,6 +19,7 @@ time past the limit ends the attempt.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
@@ -26,11 +27,13 @@ from typing import Any, TypeVar, cast
 
 from typing_extensions import ParamSpec
 
-from resilience_kit._callables import generator_kind, is_async_callable
+from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
 from resilience_kit._retry import RetryPolicy, _decorate, _resolve
-from resilience_kit._timeout import _time_limited
+from resilience_kit._timeout import _on_driven_clock, _on_loop_clock, _Schedule, _time_limited
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer
+from resilience_kit.breaker._fallback import check_fits
+from resilience_kit.clock import Clock, default_clock
 from resilience_kit.errors import CircuitOpenError, ConfigurationError
 
 __all__ = ["resilient"]
@@ -58,12 +61,14 @@ def resilient(
         timeout: Seconds each attempt of an ``async def`` may take (> 0); a slower attempt
             is cancelled and raises the built-in ``TimeoutError`` on every Python version
             (on 3.10 too, where ``asyncio.TimeoutError`` is another class), which the breaker
-            records and the policy may retry. Cancelling the caller is never turned into a
-            ``TimeoutError``, not even when it coincides with the timeout. Measured on the
-            clock in use at each call: under a test's ``FakeClock`` (the ``fake_clock``
-            fixture), time advanced past the limit during an attempt ends it. Not available for
-            a plain ``def``: a thread cannot be interrupted safely (use the breaker's
-            ``slow_call_threshold`` to count slow calls as failures).
+            records and the policy may retry. With a policy ``deadline``, an attempt gets at
+            most what is left of it, so the call never runs past the deadline. Cancelling the
+            caller is never turned into a ``TimeoutError``, not even when it coincides with
+            the timeout. Measured on the clock in use at each call: under a test's
+            ``FakeClock`` (the ``fake_clock`` fixture), time advanced past the limit during an
+            attempt ends it. Not available for a plain ``def``: a thread cannot be interrupted
+            safely (use the breaker's ``slow_call_threshold`` to count slow calls as
+            failures).
         fallback: Called with the call's own arguments when the final outcome is an open
             breaker (``CircuitOpenError``) or an error the breaker records (by its
             ``failure_on`` and ``ignore``; any ``Exception`` without a breaker). It also gets
@@ -171,6 +176,7 @@ class _Layers:
                 parameter="fallback",
                 value=self.fallback,
             )
+        check_fits(self.fallback, fn, passes_error=self.passes_error, owner="resilient()")
         if is_async_callable(fn):
             return cast("Callable[P, R]", self._async(cast("Callable[..., Awaitable[Any]]", fn)))
         if self.timeout is not None:
@@ -247,10 +253,19 @@ class _Layers:
         return guarded
 
     def _async(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-        attempt = fn if self.timeout is None else _time_limited(fn, self.timeout)
-        attempt = self._guard_async(attempt)
-        if self.policy is not None:
-            attempt = _decorate(attempt, self.policy, None, None)
+        policy, timeout = self.policy, self.timeout
+        if timeout is not None and policy is not None and policy.deadline is not None:
+            # The retry's clock, resolved once here as `_decorate` would.
+            clock = default_clock()
+            call_ends: contextvars.ContextVar[float] = contextvars.ContextVar("call_ends")
+            attempt = _time_limited_within(fn, timeout, call_ends, clock)
+            attempt = _decorate(self._guard_async(attempt), policy, clock, None)
+            attempt = _with_deadline(attempt, policy.deadline, call_ends, clock)
+        else:
+            attempt = fn if timeout is None else _time_limited(fn, timeout)
+            attempt = self._guard_async(attempt)
+            if policy is not None:
+                attempt = _decorate(attempt, policy, None, None)
         if self.fallback is None:
             return attempt
         final, answers, fall_back = attempt, self.answers, self.fall_back
@@ -269,3 +284,54 @@ class _Layers:
             return answer
 
         return guarded
+
+
+# With a retry deadline, each attempt's timeout is cut to what is left of the deadline: the
+# per-attempt timeout alone lets the last attempt start just before the deadline and run its
+# full timeout past it (INTERACTIVE with timeout=1.0 gave up on a hung dependency after 3.5 s,
+# not 3 s). The outer wrapper records when the call's deadline ends; each attempt reads it.
+
+
+def _time_limited_within(
+    fn: Callable[..., Awaitable[Any]],
+    limit: float,
+    call_ends: contextvars.ContextVar[float],
+    clock: Clock,
+) -> Callable[..., Awaitable[Any]]:
+    """`fn` limited to `limit` seconds, or less when the call's deadline ends sooner."""
+    monotonic = clock.monotonic
+
+    async def attempt(*args: Any, **kwargs: Any) -> Any:
+        # `_time_limited`'s call with a limit that changes from call to call (inlined: an
+        # extra coroutine per attempt would cost more than the rest of this wrapper).
+        left = call_ends.get() - monotonic()
+        cut = limit if left >= limit else max(left, 0.0)
+        in_use = default_clock()
+        schedule: _Schedule | None = getattr(in_use, "_schedule", None)
+        if schedule is not None:
+            return await _on_driven_clock(
+                fn, args, kwargs, limit=cut, clock=in_use, schedule=schedule
+            )
+        return await _on_loop_clock(fn, args, kwargs, cut)
+
+    adopt_metadata(attempt, fn)
+    return attempt
+
+
+def _with_deadline(
+    retried: Callable[..., Awaitable[Any]],
+    deadline: float,
+    call_ends: contextvars.ContextVar[float],
+    clock: Clock,
+) -> Callable[..., Awaitable[Any]]:
+    monotonic = clock.monotonic
+
+    async def within_deadline(*args: Any, **kwargs: Any) -> Any:
+        token = call_ends.set(monotonic() + deadline)
+        try:
+            return await retried(*args, **kwargs)
+        finally:
+            call_ends.reset(token)
+
+    adopt_metadata(within_deadline, retried)
+    return within_deadline

@@ -17,8 +17,8 @@ What it gives every test, with no set-up:
   ([`resilience_kit.chaos.enable()`][resilience_kit.chaos.enable]) without switching it off again
   leaves the switch as it found it;
 
-and the fixtures ``fake_clock``, ``breakers`` and ``no_retry_waits``. The ini option
-``resilience_kit_no_retry_waits = true`` makes every retry in the run skip its sleeps.
+and the fixtures ``fake_clock``, ``breakers``, ``no_retry_waits`` and ``memory_cache``. The ini
+option ``resilience_kit_no_retry_waits = true`` makes every retry in the run skip its sleeps.
 
 Everything is process-wide rather than per task or thread, so it holds the same in plain,
 pytest-asyncio and anyio tests, and in threads a test starts.
@@ -49,9 +49,10 @@ from resilience_kit.breaker._registry import every_breaker
 from resilience_kit.clock import default_clock
 
 if TYPE_CHECKING:
+    from resilience_kit.cache import MemoryBackend
     from resilience_kit.testing import FakeClock
 
-__all__ = ["breakers", "fake_clock", "no_retry_waits"]
+__all__ = ["breakers", "fake_clock", "memory_cache", "no_retry_waits"]
 
 _NO_WAITS_INI = "resilience_kit_no_retry_waits"
 _STATES = tuple(state.value for state in CircuitState)
@@ -293,7 +294,8 @@ def fake_clock() -> Iterator[FakeClock]:
     chaos latency advances it instead of sleeping; timeouts (``resilient(timeout=...)``,
     ``resilience_kit.timeout``) measure on it, so advancing it past a limit ends the call with
     ``TimeoutError``. When the test ends the clock itself goes on in real time, so such a retry
-    sleeps for real in later tests.
+    sleeps for real in later tests. Cached functions read the library's clock at each call
+    (unless given a ``clock=``): advancing it expires their entries.
     """
     from resilience_kit.testing import FakeClock, use_clock
 
@@ -315,6 +317,29 @@ def no_retry_waits() -> Iterator[None]:
 
     with no_waits():
         yield
+
+
+@pytest.fixture
+def memory_cache() -> Iterator[MemoryBackend]:
+    """A fresh [MemoryBackend][resilience_kit.cache.MemoryBackend] behind every cached function.
+
+    For the test, every cached function (module-level ones in your application included, and
+    those with a ``backend=`` of their own, Redis too) reads and writes this empty in-memory
+    backend instead, and the cache statistics start from zero; afterwards each goes back to its
+    own backend. Entry times follow the library's clock, so with ``fake_clock`` advancing time
+    expires entries. The value is the backend (``memory_cache.size()``, ``memory_cache.clear()``).
+    """
+    from resilience_kit.cache import MemoryBackend, reset_cache_stats
+    from resilience_kit.cache._backend import routing
+
+    backend = MemoryBackend()
+    previous = routing.override
+    routing.override = backend
+    reset_cache_stats()
+    try:
+        yield backend
+    finally:
+        routing.override = previous
 
 
 class _LiveBreakers(Mapping[str, CircuitBreaker]):

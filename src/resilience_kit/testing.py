@@ -65,7 +65,15 @@ class FakeClock:
         ```
     """
 
-    __slots__ = ("_deadlines", "_follow", "_lock", "_now", "_serial", "_wall_offset")
+    __slots__ = (
+        "_deadlines",
+        "_follow",
+        "_lock",
+        "_now",
+        "_serial",
+        "_wall_offset",
+        "_withdrawals",
+    )
 
     def __init__(self, start: float = 0.0, *, wall_start: float = 1_700_000_000.0) -> None:
         self._now = check_number("start", start)
@@ -76,6 +84,8 @@ class FakeClock:
         # Pending deadlines as a heap of (when, serial, deadline); see _schedule.
         self._deadlines: list[tuple[float, int, _Deadline]] = []
         self._serial = itertools.count()
+        # Deadlines withdrawn since the heap was last compacted (see _withdrawn).
+        self._withdrawals = 0
 
     def monotonic(self) -> float:
         """The current fake monotonic time in seconds."""
@@ -145,7 +155,7 @@ class FakeClock:
         clock follows real time (after the test; see `_hand_over`): time then passes by
         itself, and the caller must time itself on the real clock.
         """
-        deadline = _Deadline(callback)
+        deadline = _Deadline(callback, self)
         with self._lock:
             if self._follow is not None:
                 return None
@@ -154,6 +164,23 @@ class FakeClock:
                 return deadline
         _fire([deadline])
         return deadline
+
+    def _withdrawn(self) -> None:
+        """A deadline was withdrawn: drop the withdrawn ones once they make up half the heap.
+
+        A call that ends in time withdraws its deadline, which would otherwise stay in the
+        heap (holding the call's task) until the clock reached it: a test making many calls
+        without advancing time would keep every one of them. Compacting when half the heap
+        is withdrawn costs O(1) per withdrawal, amortised.
+        """
+        with self._lock:
+            self._withdrawals += 1
+            pending = self._deadlines
+            if self._withdrawals < _COMPACT_AFTER or 2 * self._withdrawals < len(pending):
+                return
+            pending[:] = [entry for entry in pending if not entry[2].cancelled]
+            heapq.heapify(pending)
+            self._withdrawals = 0
 
     def _pop_due(self) -> list[_Deadline]:
         """Take the deadlines the clock has reached; the caller holds the lock."""
@@ -184,18 +211,25 @@ class FakeClock:
         return f"FakeClock(now={self._now!r})"
 
 
+# Withdrawn deadlines a FakeClock tolerates before it first compacts its heap.
+_COMPACT_AFTER = 64
+
+
 class _Deadline:
     """A callback waiting for a [FakeClock][resilience_kit.testing.FakeClock] to reach a time."""
 
-    __slots__ = ("callback", "cancelled")
+    __slots__ = ("callback", "cancelled", "clock")
 
-    def __init__(self, callback: Callable[[], object]) -> None:
+    def __init__(self, callback: Callable[[], object], clock: FakeClock) -> None:
         self.callback = callback
         self.cancelled = False
+        self.clock = clock
 
     def cancel(self) -> None:
         """Withdraw it: the callback will not run (if it has not yet)."""
-        self.cancelled = True
+        if not self.cancelled:
+            self.cancelled = True
+            self.clock._withdrawn()
 
 
 def _fire(due: list[_Deadline]) -> None:

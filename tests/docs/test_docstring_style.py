@@ -36,6 +36,12 @@ PUBLIC_MODULES = (
     "resilience_kit.chaos",
     "resilience_kit.pytest_plugin",
     "resilience_kit.sql",
+    "resilience_kit.health",
+    "resilience_kit.prometheus",
+    "resilience_kit.otel",
+    "resilience_kit.integrations.fastapi",
+    "resilience_kit.integrations.asgi",
+    "resilience_kit.integrations.wsgi",
 )
 NOT_IN_REFERENCE = {"__version__"}
 

@@ -94,6 +94,7 @@ class PrivateRedis:
     port: int
     directory: str
     process: subprocess.Popen[bytes] | None = None
+    extra_args: tuple[str, ...] = ()
 
     @property
     def url(self) -> str:
@@ -116,6 +117,7 @@ class PrivateRedis:
                 "no",
                 "--dir",
                 self.directory,
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -153,3 +155,116 @@ def private_redis() -> Iterator[PrivateRedis]:
             yield server
         finally:
             server.stop()
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster-bus twin (port + 10000) is free too."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20_000, 29_999)
+        try:
+            with socket.socket() as one, socket.socket() as bus:
+                one.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10_000))
+        except OSError:
+            continue
+        return port
+    raise RuntimeError("no free port pair for a cluster node")
+
+
+@dataclass
+class PrivateCluster:
+    """A local Redis Cluster of this test's own: three masters, no replicas, free ports."""
+
+    servers: list[PrivateRedis]
+
+    @property
+    def nodes(self) -> list[tuple[str, int]]:
+        """The startup nodes, as ``(host, port)``."""
+        return [("127.0.0.1", server.port) for server in self.servers]
+
+    def client(self, **options: object) -> object:
+        """A sync ``redis.RedisCluster`` on it."""
+        import redis
+        from redis.cluster import ClusterNode
+
+        return redis.RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in self.nodes], **options
+        )
+
+    def wait_ok(self, timeout: float = 20.0) -> None:
+        """Wait until every node reports ``cluster_state:ok``."""
+        import redis
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = []
+            for server in self.servers:
+                node = redis.Redis(port=server.port, socket_timeout=1)
+                try:
+                    reply = node.execute_command("CLUSTER INFO")
+                    if isinstance(reply, dict):
+                        states.append(str(reply.get("cluster_state")) == "ok")
+                    else:
+                        states.append(b"cluster_state:ok" in reply)
+                except redis.RedisError:
+                    states.append(False)
+                finally:
+                    node.close()
+            if all(states):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the private Redis Cluster did not reach cluster_state:ok")
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[PrivateCluster]:
+    """A running 3-master Redis Cluster of this test's own (``redis-server`` on free ports).
+
+    Yields a [PrivateCluster][]: ``nodes`` are the startup nodes; each of ``servers`` can be
+    stopped and restarted (its cluster config survives in its directory).
+    """
+    cli = shutil.which("redis-cli")
+    if cli is None or shutil.which("redis-server") is None:
+        _unavailable("redis-server/redis-cli binaries", FileNotFoundError("redis-cli"))
+    with tempfile.TemporaryDirectory() as root:
+        servers = []
+        for index in range(3):
+            directory = Path(root) / str(index)
+            directory.mkdir()
+            servers.append(
+                PrivateRedis(
+                    port=_free_cluster_port(),
+                    directory=str(directory),
+                    extra_args=(
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                        "--cluster-node-timeout",
+                        "2000",
+                    ),
+                )
+            )
+        cluster = PrivateCluster(servers)
+        try:
+            for server in servers:
+                server.start()
+            subprocess.run(
+                [
+                    cli or "redis-cli",
+                    "--cluster",
+                    "create",
+                    *(f"127.0.0.1:{server.port}" for server in servers),
+                    "--cluster-yes",
+                ],
+                check=True,
+                capture_output=True,
+                timeout=60,
+            )
+            cluster.wait_ok()
+            yield cluster
+        finally:
+            for server in servers:
+                server.stop()

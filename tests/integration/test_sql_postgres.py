@@ -202,6 +202,54 @@ async def test_explain_slow_on_asyncpg(apg: Any, table: str) -> None:
     monitor.remove()
 
 
+@pytest.fixture
+def schema(database_url: str) -> Iterator[str]:
+    name = f"rk_sql_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(database_url)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE SCHEMA {name}")
+        connection.exec_driver_sql(f"CREATE TABLE {name}.items (id int)")
+        connection.exec_driver_sql(f"INSERT INTO {name}.items VALUES (1)")
+    yield name
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"DROP SCHEMA {name} CASCADE")
+    admin.dispose()
+
+
+def test_explain_connects_with_the_engines_connect_args(database_url: str, schema: str) -> None:
+    # The table is found only through the search_path set in connect_args (as sslmode from
+    # DB_SSL_MODE is): the EXPLAIN connection must use them too.
+    engine = sa.create_engine(database_url, connect_args={"options": f"-c search_path={schema}"})
+    monitor = install_query_monitor(engine, slow_threshold=0.05, explain_slow=True)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT id, pg_sleep(0.1) FROM items").all()
+    assert monitor.explainer is not None
+    monitor.explainer.join(10)
+    (select,) = [s for s in monitor.top(50) if "from items" in s.fingerprint]
+    assert isinstance(select.plan, list)
+    monitor.remove()
+    engine.dispose()
+
+
+async def test_explain_on_asyncpg_connects_with_the_engines_connect_args(
+    database_url: str, schema: str
+) -> None:
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(
+        asyncpg_url(database_url), connect_args={"server_settings": {"search_path": schema}}
+    )
+    monitor = install_query_monitor(engine, slow_threshold=0.05, explain_slow=True)
+    async with engine.connect() as connection:
+        (await connection.exec_driver_sql("SELECT id, pg_sleep(0.1) FROM items")).all()
+    assert monitor.explainer is not None
+    await asyncio.to_thread(monitor.explainer.join, 10)
+    (select,) = [s for s in monitor.top(50) if "from items" in s.fingerprint]
+    assert isinstance(select.plan, list)
+    monitor.remove()
+    await engine.dispose()
+
+
 def test_engine_from_env_on_postgres(database_url: str, caplog: pytest.LogCaptureFixture) -> None:
     url = sa.engine.make_url(database_url).set(password="not-needed-trust-auth")  # noqa: S106
     raw = url.render_as_string(hide_password=False)

@@ -1,9 +1,11 @@
 """The breaker against a small independent reference model, driven by hypothesis.
 
 The model below is written from the API contract, not from the implementation: plain lists of
-timestamped outcomes instead of bucket rings, explicit trial records instead of epochs. Random
-programs of calls (held open or not), outcomes, clock advances and manual controls run against
-both; state, admissions, retry_after and every stat must agree after every step.
+timestamped outcomes instead of bucket rings and lock-free tallies, explicit period numbers on
+every admission. Random programs of calls (held open or not, in threads and tasks), outcomes,
+clock advances and manual controls run against both, on clocks that start anywhere (negative
+too); state, admissions, retry_after and every stat must agree after every step. Calls held open
+across transitions check that an outcome counts only in the period it was admitted in.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class Config:
     failure_if: bool
 
 
+# Clocks of any origin: negative ones, one that crosses zero during a run, a large one.
+starts = st.sampled_from([0.0, -100.0, -2.5, 1e6])
+
 configs = st.builds(
     Config,
     failure_threshold=st.integers(1, 4),
@@ -77,7 +82,7 @@ configs = st.builds(
 class Model:
     cfg: Config
     state: str = "CLOSED"
-    period: int = 0  # which stretch of one state a trial belongs to
+    period: int = 0  # which stretch of one state an admission belongs to
     outcomes: list[tuple[float, bool]] = field(default_factory=list)  # (time, failed)
     streak: int = 0
     open_until: float = 0.0
@@ -91,11 +96,15 @@ class Model:
     uncounted: int = 0
     since_failure: int = 0
     last_failure: float | None = None
+    held: tuple[int, float] = (0, 0.0)  # (failure count, rate) when it last left CLOSED
 
     def __post_init__(self) -> None:
         self.timeout = self.cfg.recovery_timeout
 
-    def move(self, state: str) -> None:
+    def move(self, state: str, now: float | None = None) -> None:
+        if self.state == "CLOSED" and state != "CLOSED":
+            assert now is not None
+            self.held = (self.live_failure_count(now), self.live_rate(now))
         self.state = state
         self.period += 1
         self.trials = self.trial_wins = 0
@@ -110,15 +119,27 @@ class Model:
         oldest = now // width - BUCKETS
         return [failed for at, failed in self.outcomes if at // width > oldest]
 
-    def failure_count(self, now: float) -> int:
+    def live_failure_count(self, now: float) -> int:
         if self.cfg.failure_rate is None:
             return self.streak
         return sum(self.window_outcomes(now))
 
+    def live_rate(self, now: float) -> float:
+        window = self.window_outcomes(now)
+        return sum(window) / len(window) if window else 0.0
+
+    # The contract: while not CLOSED, the figures it left CLOSED with (an OPEN breaker shows
+    # the failures that opened it, however old they get).
+    def failure_count(self, now: float) -> int:
+        return self.live_failure_count(now) if self.state == "CLOSED" else self.held[0]
+
+    def rate(self, now: float) -> float:
+        return self.live_rate(now) if self.state == "CLOSED" else self.held[1]
+
     def admit(self, now: float) -> tuple[str, int] | None:
         self.tick(now)
         if self.state in ("CLOSED", "DISABLED"):
-            return ("normal", 0)
+            return ("normal", self.period)
         if self.state == "HALF_OPEN" and self.trials < self.cfg.half_open_max_calls:
             self.trials += 1
             return ("trial", self.period)
@@ -131,7 +152,7 @@ class Model:
     def open(self, now: float) -> None:
         self.opened_at = now
         self.open_until = now + self.timeout
-        self.move("OPEN")
+        self.move("OPEN", now)
 
     def close(self) -> None:
         self.outcomes.clear()
@@ -168,10 +189,12 @@ class Model:
         else:
             self.successes += 1
             self.since_failure += 1
+        if ticket[1] != self.period:
+            return  # admitted before a transition: it counts in no later period
         if ticket[0] == "normal":
             if self.state == "CLOSED":
                 self.judge(now, failed)
-        elif ticket[1] == self.period:
+        else:
             self.trials -= 1
             if failed:
                 if cfg.max_recovery_timeout is not None:
@@ -246,9 +269,9 @@ class HeldThread:
 
 
 class BreakerVersusModel(RuleBasedStateMachine):
-    @initialize(cfg=configs)
-    def build(self, cfg: Config) -> None:
-        self.clock = FakeClock()
+    @initialize(cfg=configs, start=starts)
+    def build(self, cfg: Config, start: float) -> None:
+        self.clock = FakeClock(start=start)
         self.model = Model(cfg)
         self.breaker = CircuitBreaker(
             "model",
@@ -443,11 +466,12 @@ class BreakerVersusModel(RuleBasedStateMachine):
     @rule(action=st.sampled_from(["force_open", "disable", "reset", "reset", "reset"]))
     def manual(self, action: str) -> None:
         getattr(self.breaker, action)()
+        now = self.clock.monotonic()
         if action == "force_open":
-            self.model.opened_at = self.clock.monotonic()
-            self.model.move("FORCED_OPEN")
+            self.model.opened_at = now
+            self.model.move("FORCED_OPEN", now)
         elif action == "disable":
-            self.model.move("DISABLED")
+            self.model.move("DISABLED", now)
         else:
             self.model.reset()
 
@@ -481,8 +505,7 @@ class BreakerVersusModel(RuleBasedStateMachine):
             if got is not None and at is not None:
                 assert math.isclose(got, wall - (now - at), abs_tol=1e-6)
         if model.cfg.failure_rate is not None:
-            window = model.window_outcomes(now)
-            assert stats.failure_rate == (sum(window) / len(window) if window else 0.0)
+            assert stats.failure_rate == model.rate(now)
 
 
 BreakerVersusModel.TestCase.settings = settings(
@@ -499,10 +522,11 @@ class PlainBreakerVersusModel(BreakerVersusModel):
     @initialize(
         cfg=configs.map(
             lambda cfg: dataclasses.replace(cfg, failure_if=False, slow_call_threshold=None)
-        )
+        ),
+        start=starts,
     )
-    def build(self, cfg: Config) -> None:
-        super().build(cfg)
+    def build(self, cfg: Config, start: float) -> None:
+        super().build(cfg, start)
 
 
 # Cheap examples, and the interleavings it is here for need a few exact steps: many examples.

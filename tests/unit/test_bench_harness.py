@@ -10,6 +10,9 @@ from __future__ import annotations
 import datetime
 import importlib
 import logging
+import os
+import shutil
+import subprocess
 import sys
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -18,6 +21,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+
+VALGRIND = shutil.which("valgrind")
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,6 +41,8 @@ def bench() -> Iterator[SimpleNamespace]:
             sections=importlib.import_module("benchmarks.sections"),
             common=importlib.import_module("benchmarks.sections._common"),
             main=importlib.import_module("benchmarks.__main__"),
+            cg=importlib.import_module("benchmarks._callgrind"),
+            count=importlib.import_module("benchmarks._count"),
         )
     finally:
         if added:
@@ -838,4 +845,377 @@ def test_the_composition_rows_compare_resilient_with_the_stacked_peers(
     assert sync["resilience_kit resilient(breaker, retry)"].library == bench.h.OURS
     assert asynchronous["resilience_kit resilient(breaker, retry)"].library == bench.h.OURS
     assert "tenacity @retry over pybreaker (stacked)" in sync
-    assert len(asynchronous) == 2  # pybreaker has no async decorator: no async peer row
+    # pybreaker has no async decorator: no stacked async row; pyresilience does both in one.
+    both = "pyresilience @resilient(circuit_breaker, retry)"
+    assert sync[both].library == asynchronous[both].library == "pyresilience"
+    assert len(asynchronous) == 3
+
+
+# Instruction counts (--instructions) -------------------------------------------------------
+
+DUMP = """# callgrind format
+version: 1
+creator: callgrind-3.19.0
+pid: 4242
+cmd:  python -m benchmarks._count
+part: 3
+
+desc: I1 cache:
+desc: Timerange: Basic block 100 - 200
+desc: Trigger: --dump-before=getppid
+
+positions: line
+events: Ir Dr
+summary: 1234567 89
+
+fl=(1) ceval.c
+fn=(1) _PyEval_EvalFrameDefault
+0 1234567 89
+totals: 1234567 89
+"""
+
+
+def test_a_dump_gives_its_instruction_total_and_trigger(bench: SimpleNamespace) -> None:
+    cg = bench.cg
+    assert cg.parse_dump(DUMP) == 1_234_567
+    assert cg.dump_trigger(DUMP) == "--dump-before=getppid"
+    # Older versions write only totals:; trailing zero columns may be left out.
+    assert cg.parse_dump("events: Dr Ir\ntotals: 5 77\n") == 77
+    assert cg.parse_dump("events: Dr Ir\nsummary: 5\n") == 0
+    assert cg.dump_trigger("events: Ir\nsummary: 1\n") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("hello\n", "not a callgrind dump"),
+        ("events: Ir\n", "not a callgrind dump"),
+        ("events: Dr\nsummary: 12\n", "does not count instructions"),
+        ("events: Ir\nsummary: lots\n", "not a number"),
+    ],
+)
+def test_a_dump_that_is_not_callgrinds_is_refused(
+    bench: SimpleNamespace, text: str, message: str
+) -> None:
+    with pytest.raises(bench.cg.CallgrindError, match=message):
+        bench.cg.parse_dump(text)
+
+
+def test_the_difference_of_n_and_2n_calls_cancels_the_fixed_cost(bench: SimpleNamespace) -> None:
+    fixed, per_call, n = 123_456, 2_467, 1_000
+    assert bench.cg.per_call(fixed + n * per_call, fixed + 2 * n * per_call, n) == per_call
+    assert bench.cg.per_call(1_000, 1_500, 100) == 5.0
+    with pytest.raises(ValueError, match="calls must be at least 1"):
+        bench.cg.per_call(1, 2, 0)
+
+
+def test_the_calls_counted_shrink_for_a_costly_call_within_bounds(bench: SimpleNamespace) -> None:
+    calls_for, budget = bench.count.calls_for, bench.count.BUDGET
+    assert calls_for(400 * 10, 10, 1_000, 1) == 1_000  # cheap: the most asked for
+    assert calls_for(400_000 * 10, 10, 1_000, 1) == budget // 400_000  # costly: about the budget
+    assert calls_for(10**12, 10, 1_000, 1) == bench.count.MIN_CALLS  # never fewer than this
+    assert calls_for(400 * 10, 10, 10, 1) == 10  # quick: N below the minimum is kept
+    assert calls_for(400 * 10_000, 10_000, 1_000, 10_000) == 10_000  # whole workers
+
+
+def test_a_measure_reads_the_dump_its_marker_made_and_refuses_a_split_count(
+    bench: SimpleNamespace, tmp_path: Path
+) -> None:
+    out = tmp_path / "callgrind.out"
+    dumps = bench.cg.Dumps(out)
+    made: list[int] = []
+
+    def loop(n: int) -> None:  # stands in for callgrind, which writes at the getppid() marker
+        made.append(n)
+        Path(f"{out}.{len(made)}").write_text(DUMP.replace("1234567 89", f"{n * 10} 0"))
+
+    assert dumps.measure(loop, 7) == 70
+    assert not Path(f"{out}.1").exists()  # read, then removed
+    assert dumps.measure(loop, 14) == 140
+
+    def split(n: int) -> None:  # a stray getppid() inside the loop: two dumps for one loop
+        loop(n)
+        loop(n)
+
+    with pytest.raises(bench.cg.CallgrindError, match="something else called getppid"):
+        dumps.measure(split, 1)
+
+
+def test_a_measure_outside_callgrind_says_so(bench: SimpleNamespace, tmp_path: Path) -> None:
+    with pytest.raises(bench.cg.CallgrindError, match="does not run under valgrind"):
+        bench.cg.Dumps(tmp_path / "none").measure(lambda n: None, 3)
+
+
+def test_a_dump_from_another_trigger_is_refused(bench: SimpleNamespace, tmp_path: Path) -> None:
+    out = tmp_path / "cg.out"
+
+    def loop(n: int) -> None:
+        Path(f"{out}.1").write_text(DUMP.replace("--dump-before=getppid", "Program termination"))
+
+    with pytest.raises(bench.cg.CallgrindError, match="not made by the marker"):
+        bench.cg.Dumps(out).measure(loop, 1)
+
+
+def counted_section(bench: SimpleNamespace, figures: dict[str, dict[str, float | None]]) -> Any:
+    """A section result whose cases carry the given instructions per call, by group."""
+    h = bench.h
+    section = h.Section("demo", "Demo", "Counted.")
+    groups = []
+    for key, cases in figures.items():
+        group = section.group(key, key, h.SyncLoop())
+        results = []
+        for index, (label, instructions) in enumerate(cases.items()):
+            result = h.CaseResult(label, "lib", baseline=index == 0)
+            result.instructions = instructions
+            results.append(result)
+        groups.append(h.GroupResult(group, results))
+    return section, h.SectionResult(section, groups)
+
+
+def test_instruction_targets_compare_added_or_total_figures(bench: SimpleNamespace) -> None:
+    section, result = counted_section(
+        bench,
+        {
+            "closed": {"plain": 400, "pass-through": 1_400, "window": 3_400, "heavy": 17_400},
+            "open": {"raise": 3_000, "ours": 5_700},
+            "fallback": {"answer": 500, "ours": 5_600},
+        },
+    )
+    section.instruction_target("window", ("closed", "window"), ("closed", "pass-through"), 2.5)
+    section.instruction_target("heavy", ("closed", "heavy"), ("closed", "pass-through"), 2.5)
+    section.instruction_target(
+        "fallback", ("fallback", "ours"), ("open", "ours"), 1.0, measure="total", strict=True
+    )
+    section.instruction_target(
+        "equal", ("fallback", "ours"), ("fallback", "ours"), 1.0, measure="total", strict=True
+    )
+    found = {t.target.title: t for t in bench.h.evaluate_instruction_targets([result])}
+    assert (found["window"].value, found["window"].reference) == (3_000, 1_000)
+    assert found["window"].ratio == 3.0
+    assert found["window"].met is False  # 3.0x > 2.5x
+    assert found["heavy"].met is False
+    assert (found["fallback"].value, found["fallback"].reference) == (5_600, 5_700)
+    assert found["fallback"].met is True  # the totals: 5,600 < 5,700
+    assert found["equal"].met is False  # "costs less" is strict
+    section.instruction_target("ok", ("closed", "window"), ("closed", "pass-through"), 3.0)
+    ok = bench.h.evaluate_instruction_targets([result])[-1]
+    assert (ok.ratio, ok.met) == (3.0, True)  # at the limit is within it
+
+
+def test_an_instruction_target_not_counted_is_a_problem(bench: SimpleNamespace) -> None:
+    section, result = counted_section(
+        bench, {"g": {"base": 400, "case": None, "ref": 900}, "nobase": {"base": None, "x": 5}}
+    )
+    result.groups[0].cases[1].count_problem = "verification after counting: it lied"
+    section.instruction_target("lied", ("g", "case"), ("g", "ref"), 2.5)
+    section.instruction_target("absent", ("g", "nosuch"), ("g", "ref"), 2.5)
+    section.instruction_target("no base", ("nobase", "x"), ("g", "ref"), 2.5)
+    section.instruction_target("free", ("g", "ref"), ("g", "base"), 2.5)  # reference adds 0
+    counted = bench.h.evaluate_instruction_targets([result])
+    assert [t.met for t in counted] == [None, None, None, None]
+    found = bench.h.problems([result], [], counted)
+    assert "target not counted: lied (g/case: verification after counting: it lied)" in found
+    assert "target not counted: absent (no case g/nosuch)" in found
+    assert "target not counted: no base (nobase: the baseline was not counted)" in found
+    assert any(p.startswith("target not counted: free (the reference's figure is 0") for p in found)
+    assert "demo/g/case: instructions: verification after counting: it lied" in found
+
+
+def test_instruction_targets_refuse_a_bad_declaration(bench: SimpleNamespace) -> None:
+    with pytest.raises(ValueError, match="measure must be"):
+        bench.h.InstructionTarget("t", "g", "c", "g", "r", 2.5, measure="median")
+    with pytest.raises(ValueError, match="max_ratio must be"):
+        bench.h.InstructionTarget("t", "g", "c", "g", "r", 0)
+
+
+def test_counts_are_merged_beside_the_timings(bench: SimpleNamespace, ctx: Any) -> None:
+    result = scripted_section(bench, ctx, {"base": [100] * 3, "fast": [150] * 3, "slow": [200] * 3})
+    records = {
+        "demo": {
+            "errors": [],
+            "groups": [
+                {
+                    "key": "g",
+                    "cases": [
+                        {"label": "base", "status": "ok", "instructions": 400.0, "calls": 1000},
+                        {"label": "fast", "status": "ok", "instructions": 1400.0, "calls": 1000},
+                        {"label": "slow", "status": "failed", "reason": "verification: it lied"},
+                    ],
+                }
+            ],
+        }
+    }
+    bench.cg.merge([result], records)
+    cases = by_label(result.groups[0])
+    assert (cases["fast"].instructions, cases["fast"].instruction_calls) == (1400.0, 1000)
+    assert result.groups[0].added_instructions(cases["fast"]) == 1000.0
+    assert result.groups[0].instruction_ratio(cases["fast"]) == 3.5
+    assert cases["slow"].instructions is None
+    assert cases["slow"].count_problem == "verification: it lied"
+    assert "demo/g/slow: instructions: verification: it lied" in bench.h.problems([result], [])
+    info = bench.report.RunInfo(
+        ctx.settings, datetime.datetime(2025, 1, 1, tzinfo=datetime.timezone.utc)
+    )
+    info.counted_calls = 1000
+    page = bench.report.render_markdown([result], [], info, {}, counted_targets=[])
+    assert "| fast | 150 | +50 | 1.50x | 1.50x, 1.50x | 1,400 | +1,000 | 3.50x | 10 |" in page
+    assert "not counted: verification: it lied" in page
+    assert "## Targets judged on instruction counts" in page
+
+
+def test_a_child_that_left_no_record_fails_its_sections(
+    bench: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A "valgrind" that exits at once: the parent reports it for every section it was given.
+    section = passing_section(bench, "fine")
+    records = bench.cg.count([section], calls=10, quick=True, jobs=2, valgrind="/bin/false")
+    assert records["fine"]["groups"] == []
+    assert "the callgrind run exited with status 1 and no record" in records["fine"]["errors"][0]
+    results = bench.cg.as_results([section], records)
+    assert bench.h.problems(results, [])[0].startswith("fine: the callgrind run exited")
+
+
+def test_without_valgrind_the_instruction_mode_says_what_to_do(
+    bench: SimpleNamespace,
+    run_main: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    monkeypatch.delenv("VALGRIND", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no valgrind on it
+    with pytest.raises(bench.cg.ValgrindMissing, match="apt-get install valgrind"):
+        bench.cg.find_valgrind()
+    assert run_main(["--instructions"], [passing_section(bench)]) == 1
+    err = capsys.readouterr().err
+    assert "valgrind is not found on PATH" in err
+    assert "apt-get install valgrind" in err
+    monkeypatch.setenv("VALGRIND", str(tmp_path / "valgrind"))  # named, but not there
+    assert run_main(["--quick", "--instructions"], [passing_section(bench)]) == 1
+    assert "is not an executable file" in capsys.readouterr().err
+    # A full run counts too, so it needs valgrind; a quick run (CI's timings) does not.
+    assert run_main([], [passing_section(bench)]) == 1
+    assert run_main(["--quick"], [passing_section(bench)]) == 0
+
+
+def test_instruction_flags_that_exclude_each_other_are_bad_arguments(
+    bench: SimpleNamespace, run_main: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--instructions", "--no-instructions"]
+    assert run_main(argv, [passing_section(bench)]) == 2
+    assert "exclude each other" in capsys.readouterr().err
+    assert run_main(["--instructions", "--calls", "0"], [passing_section(bench)]) == 2
+
+
+@pytest.mark.skipif(VALGRIND is None, reason="valgrind is not installed (.ci/run installs it)")
+def test_real_callgrind_counts_are_exact_and_repeat(tmp_path: Path) -> None:
+    """The markers under the real callgrind: a costlier call counts more instructions, and a
+    second run gives the same figures to the instruction."""
+    script = tmp_path / "count.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "from benchmarks._callgrind import Dumps, per_call\n"
+        "def one(): return sum((1, 2, 3))\n"
+        "def two(): return sum((1, 2, 3)) + sum((1, 2, 3))\n"
+        "dumps = Dumps(Path(sys.argv[1]))\n"
+        "for op in (one, two):\n"
+        "    def loop(n, op=op):\n"
+        "        for _ in range(n): op()\n"
+        "    loop(200)\n"
+        "    first, second = dumps.measure(loop, 500), dumps.measure(loop, 1000)\n"
+        "    print(per_call(first, second, 500))\n"
+    )
+    figures = []
+    for run in range(2):
+        out = tmp_path / f"cg.{run}"
+        argv = [
+            *bench_command(out),
+            sys.executable,
+            str(script),
+            str(out),
+        ]
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # as the parent runs its children
+        done = subprocess.run(
+            argv, capture_output=True, text=True, check=True, timeout=300, env=env
+        )
+        figures.append([float(line) for line in done.stdout.split()])
+    (one, two), again = figures
+    assert again == pytest.approx([one, two], rel=0.001)
+    assert 50 < one < two < 3 * one
+
+
+def bench_command(out: Path) -> list[str]:
+    """callgrind with the markers, as ``_callgrind.command`` sets them."""
+    return [
+        str(VALGRIND),
+        "--tool=callgrind",
+        "--quiet",
+        f"--callgrind-out-file={out}",
+        "--zero-before=getpgrp",
+        "--dump-before=getppid",
+        "--dump-instr=no",
+        "--dump-line=no",
+    ]
+
+
+def test_the_callgrind_command_sets_the_markers_the_child_uses(bench: SimpleNamespace) -> None:
+    argv = bench.cg.command(
+        "/usr/bin/valgrind",
+        out_file=Path("/t/cg"),
+        record=Path("/t/r.json"),
+        sections=["a", "b"],
+        calls=7,
+        quick=True,
+    )
+    assert argv[: len(bench_command(Path("/t/cg")))] == [
+        "/usr/bin/valgrind",
+        *bench_command(Path("/t/cg"))[1:],
+    ]
+    assert argv[argv.index("-m") + 1] == "benchmarks._count"
+    assert argv[argv.index("--sections") + 1] == "a,b"
+    assert argv[argv.index("--calls") + 1] == "7"
+    assert argv[-1] == "--quick"
+    assert bench.cg.ZERO_MARKER == "getpgrp"
+    assert bench.cg.DUMP_MARKER == "getppid"
+
+
+def test_sections_are_dealt_to_at_most_jobs_children(bench: SimpleNamespace) -> None:
+    sections = [passing_section(bench, key) for key in "abcde"]
+    split = bench.cg.split(sections, 2)
+    assert [[s.key for s in bucket] for bucket in split] == [["a", "c", "e"], ["b", "d"]]
+    assert len(bench.cg.split(sections[:1], 4)) == 1
+
+
+def test_the_issue_targets_are_declared_on_the_breaker_rows(bench: SimpleNamespace) -> None:
+    breaker = next(s for s in bench.sections.load_sections() if s.key == "breaker")
+    labels = {g.key: {c.label for c in g.cases} for g in breaker.groups}
+    for target in breaker.instruction_targets:
+        assert target.case in labels[target.group], target
+        assert target.reference_case in labels[target.reference_group], target
+    measures = sorted((t.measure, t.max_ratio, t.strict) for t in breaker.instruction_targets)
+    assert measures == [("added", 2.5, False)] * 2 + [("total", 1.0, True)] * 2
+
+
+def test_worker_threads_are_timed_but_never_counted(bench: SimpleNamespace, ctx: Any) -> None:
+    h = bench.h
+    assert h.countable(h.SyncLoop())
+    assert h.countable(h.Tasks(100))
+    assert not h.countable(h.Threads(1))  # GIL hand-offs follow the clock, not the calls
+    assert not h.countable(h.Threads(4))
+    group = h.Group("t", "4 threads", h.Threads(4))
+    group.baseline("base")(lambda ctx: h.Prepared(lambda: RESULT, returns=RESULT))
+    ran: list[int] = []
+    group.add("ours", h.OURS)(
+        lambda ctx: ran.append(1) or h.Prepared(lambda: RESULT, returns=RESULT)
+    )
+    dumps = bench.cg.Dumps(Path("/nonexistent/cg"))
+    assert bench.count.count_group(group, ctx, dumps, 10, lambda _: None).cases == []
+    assert ran == []  # not even set up
+    timed = h.run_group(group, ctx, 1)
+    section = h.Section("s", "S", "d")
+    section.groups.append(group)
+    result = h.SectionResult(section, [timed])
+    bench.cg.merge([result], {"s": {"errors": [], "groups": [{"key": "t", "cases": []}]}})
+    assert [c.count_problem for c in timed.cases] == ["", ""]  # no problem: not countable

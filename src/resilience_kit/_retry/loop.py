@@ -19,7 +19,7 @@ import tenacity
 
 from resilience_kit._redact import redact
 from resilience_kit._retry.log import _LOGGER, _error_text, _hook_failed
-from resilience_kit._retry.policy import NEVER_RETRIED, RetryEvent, RetryPolicy, _is_cancellation
+from resilience_kit._retry.policy import RetryEvent, RetryPolicy, _never_retried
 from resilience_kit._retry.stats import _counters_for
 from resilience_kit.clock import Clock
 
@@ -94,7 +94,7 @@ class _Retrier:
         """What to do with an attempt's error; runs ``retry_if`` at most once per error."""
         policy = self.policy
         if not isinstance(error, Exception):
-            if isinstance(error, NEVER_RETRIED) or _is_cancellation(type(error)):
+            if _never_retried(error):
                 return _PROPAGATE
             if isinstance(error, policy.give_up_on):
                 return _GIVE_UP

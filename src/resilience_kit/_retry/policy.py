@@ -41,6 +41,23 @@ def _is_cancellation(cls: type[BaseException]) -> bool:
     )
 
 
+def _never_retried(error: BaseException) -> bool:
+    """Whether ``error`` is never retried: one of `NEVER_RETRIED`, a trio cancellation, or a
+    ``BaseExceptionGroup`` (a task group's report) holding one of those at any depth.
+
+    Groups are recognised by class name, so that the ``exceptiongroup`` backport's count on
+    Python 3.10.
+    """
+    if isinstance(error, NEVER_RETRIED) or _is_cancellation(type(error)):
+        return True
+    members = getattr(error, "exceptions", None)
+    return (
+        isinstance(members, tuple)
+        and any(base.__name__ == "BaseExceptionGroup" for base in type(error).__mro__)
+        and any(isinstance(m, BaseException) and _never_retried(m) for m in members)
+    )
+
+
 WaitKind = Literal["exponential", "fixed", "random_exponential"]
 OnExhausted = Literal["raise", "return_default"]
 _WAIT_KINDS: Final = ("exponential", "fixed", "random_exponential")
@@ -57,7 +74,8 @@ class RetryPolicy:
     An error raised by the call is looked up in this order:
 
     1. Cancellation (`asyncio.CancelledError`, trio's `Cancelled`), `KeyboardInterrupt`,
-       `SystemExit` and `GeneratorExit` propagate at once, whatever the policy lists.
+       `SystemExit` and `GeneratorExit` propagate at once, whatever the policy lists; so does
+       a `BaseExceptionGroup` holding one of them.
     2. `give_up_on` (which always contains [CircuitOpenError][resilience_kit.CircuitOpenError]):
        the policy stops at once and `on_exhausted` decides the outcome.
     3. `retry_on` or `retry_if`: retried until `attempts` or `deadline` run out, then

@@ -28,7 +28,7 @@ from resilience_kit._callables import generator_kind, is_async_callable
 from resilience_kit.breaker import _listeners, _registry
 from resilience_kit.breaker._clocks import switch_clock
 from resilience_kit.breaker._config import validate
-from resilience_kit.breaker._fallback import accepts, answer, resolve
+from resilience_kit.breaker._fallback import accepts, answer, check_fits, resolve
 from resilience_kit.breaker._listeners import (
     ERROR,
     FLAGGED,
@@ -46,12 +46,13 @@ from resilience_kit.breaker._listeners import (
     remove_global_listener,
 )
 from resilience_kit.breaker._machine import (
+    HALF_OPEN,
     LOCK,
-    NORMAL,
     OPEN,
     REJECT,
     CircuitState,
     Machine,
+    Period,
 )
 from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
@@ -81,7 +82,7 @@ class _AlwaysSlow:
     """The gate of a breaker that times calls or inspects results: never the bare fast path."""
 
     __slots__ = ()
-    clean = False
+    clean = None
 
 
 _ALWAYS_SLOW = _AlwaysSlow()
@@ -91,7 +92,7 @@ _new_error = BaseException.__new__
 _NO_RESULT = object()
 
 # The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
-_entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, int, float], ...]] = (
+_entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, Period, float], ...]] = (
     contextvars.ContextVar("resilience_kit_breaker_entered", default=())
 )
 # The process-wide storage of CircuitBreaker.shared() when no storage is given.
@@ -182,6 +183,7 @@ class CircuitBreaker:
         "_on_success",
         "_slow",
         "_timed",
+        "_window",
         "_wrappers",
         "name",
         "storage",
@@ -283,6 +285,12 @@ class CircuitBreaker:
         # Reading the clock again when a call ends is needed only to time it, or to place its
         # outcome in the rate window; a failure always reads it (opened_at, last_failure).
         self._ends_timed = self._timed or settings.failure_rate is not None
+        policy = self._machine.policy
+        self._window = policy if type(policy) is FailureRateWindow else None
+        if self._window is not None and self._window.successes is not self._cell.successes:
+            # A storage's own cell that built its machine without the cell's counter.
+            with self._lock:
+                self._window.follow(self._cell.successes)
         self._wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
         _registry.register(self, shared)
 
@@ -302,7 +310,8 @@ class CircuitBreaker:
                 it only creates the generator, so the breaker would count a success before
                 any of its code ran and never see its errors); or ``fallback`` takes ``error``
                 and so does ``fn`` (the fallback could not tell the call's own ``error`` from
-                the exception).
+                the exception); or ``fallback`` cannot take the arguments ``fn`` is called with
+                (every way of calling ``fn`` is bound to the fallback's signature).
         """
         if isinstance(fn, (staticmethod, classmethod)):
             return type(fn)(self(fn.__func__))
@@ -327,6 +336,9 @@ class CircuitBreaker:
                 parameter="fallback",
                 value=self._fallback,
             )
+        check_fits(
+            self._fallback, fn, passes_error=self._accepts_error, owner=f"breaker {self.name!r}"
+        )
         if is_async_callable(fn):
             return cast("Callable[P, R]", wrap_async(self, cast("Any", fn)))
         return wrap_sync(self, fn)
@@ -364,7 +376,7 @@ class CircuitBreaker:
         if cell.remote:
             cell.pull(now)
         ticket = self._admit(now)
-        if ticket == REJECT:
+        if ticket is REJECT:
             if not own_fallback:
                 raise self._rejection(now)
             return self._reject(now, args, kwargs)  # type: ignore[no-any-return]
@@ -397,12 +409,15 @@ class CircuitBreaker:
         if cell.remote:
             await cell.pull_async(now)
         ticket = self._admit(now)
-        if ticket == REJECT:
+        if ticket is REJECT:
             if not own_fallback:
                 raise self._rejection(now)
             return await resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
         try:
-            result = await fn(*args, **kwargs)
+            awaitable = fn(*args, **kwargs)
+            awaited = type(awaitable) is _COROUTINE or inspect.isawaitable(awaitable)
+            if awaited:
+                result = await awaitable
         except BaseException as error:
             use_fallback = self._failed(error, ticket, now) and own_fallback
             if cell.remote:
@@ -410,6 +425,8 @@ class CircuitBreaker:
             if use_fallback:
                 return await resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
             raise
+        if not awaited:
+            self._not_awaitable(fn, awaitable, ticket)
         self._succeeded(result, ticket, now)
         if cell.remote:
             await cell.push_async(self._monotonic())
@@ -461,7 +478,7 @@ class CircuitBreaker:
 
     def _enter(self, now: float) -> None:
         ticket = self._admit(now)
-        if ticket == REJECT:
+        if ticket is REJECT:
             raise self._rejection(now)
         _entered.set((*_entered.get(), (self, ticket, now)))
 
@@ -481,10 +498,10 @@ class CircuitBreaker:
 
     # -- the steps both forms share -------------------------------------------------------------
 
-    def _admit(self, now: float) -> int:
+    def _admit(self, now: float) -> Period:
         machine = self._machine
         ticket = machine.peek(now)
-        if ticket == LOCK:
+        if ticket is LOCK:
             with self._lock:
                 old = machine.state
                 ticket = machine.admit(now)
@@ -503,7 +520,7 @@ class CircuitBreaker:
         machine = self._machine
         cell = self._cell
         # A cell kept elsewhere takes the fast path only if it says it may (see fast_path).
-        cell.clean = machine.clean and cell.fast_path
+        cell.clean = machine.clean if cell.fast_path else None
         new = machine.state
         if new is not old and (self._on_change or _listeners.global_listeners):
             policy = machine.policy
@@ -560,7 +577,7 @@ class CircuitBreaker:
         fallback = cast("Callable[..., Any]", self._fallback)
         return answer(fallback, self._accepts_error, error, args, kwargs)
 
-    def _failed(self, error: BaseException, ticket: int, started: float) -> bool:
+    def _failed(self, error: BaseException, ticket: Period, started: float) -> bool:
         """Handle a call that raised ``error``; True when ``fallback`` should answer it."""
         if (
             isinstance(error, Exception)
@@ -575,14 +592,15 @@ class CircuitBreaker:
         self._unrecorded(ticket)
         return False
 
-    def _unrecorded(self, ticket: int) -> None:
+    def _unrecorded(self, ticket: Period) -> None:
         """A call ended without an outcome that counts: total it, give back its trial slot."""
         next(self._cell.unrecorded)
-        if ticket > 0:
+        # Only a trial holds a slot; if the state has moved on since, release() ignores it.
+        if self._machine.state is HALF_OPEN:
             with self._lock:
                 self._machine.release(ticket)
 
-    def _not_awaited(self, fn: Callable[..., Any], result: Any, ticket: int) -> None:
+    def _not_awaited(self, fn: Callable[..., Any], result: Any, ticket: Period) -> None:
         """A call run as a plain function returned a coroutine: nothing ran that can be judged."""
         result.close()  # never awaited: close it, so Python does not warn about it
         self._unrecorded(ticket)
@@ -593,17 +611,28 @@ class CircuitBreaker:
             "an object with async def __call__), or use `await breaker.call_async(fn, ...)`"
         )
 
-    def _late_success(self, fn: Callable[..., Any] | None, result: Any) -> Any:
+    def _not_awaitable(self, fn: Callable[..., Any], result: Any, ticket: Period) -> None:
+        """``call_async`` got a result that cannot be awaited: the pairing is wrong."""
+        self._unrecorded(ticket)
+        raise TypeError(
+            f"circuit breaker {self.name!r} was asked to await {fn!r} (call_async), but it "
+            f"returned {type(result).__name__!r}, which is not awaitable: it ran as a plain "
+            "function, and nothing was counted. Use `breaker.call(fn, ...)` for a plain "
+            "function, or pass the async def itself to call_async"
+        )
+
+    def _late_success(self, fn: Callable[..., Any] | None, result: Any, ticket: Period) -> Any:
         """The end of a fast-path call that the fast path could not settle: a sync ``fn``
-        that returned a coroutine, or a success after the gate closed while it ran."""
+        that returned a coroutine, or a success that needs judging after all (a failure was
+        recorded while it ran, the rate window's bucket ended, or the period it was admitted
+        in is over)."""
         if fn is not None and type(result) is _COROUTINE:
-            self._not_awaited(fn, result, NORMAL)
-        # The gate is the cell only with the consecutive policy, whose successes need no
-        # time; reading the clock keeps this right if that ever changes.
-        self._record_success(self._monotonic(), NORMAL)
+            self._not_awaited(fn, result, ticket)
+        # The rate policy's hot path counts a success only when it takes it without the lock.
+        self._record_success(self._monotonic(), ticket, count=self._window is not None)
         return result
 
-    def _succeeded(self, result: Any, ticket: int, started: float) -> None:
+    def _succeeded(self, result: Any, ticket: Period, started: float) -> None:
         # One clock read per call unless the end time matters (see _ends_timed).
         now = self._monotonic() if self._ends_timed else started
         duration = now - started
@@ -624,20 +653,31 @@ class CircuitBreaker:
                 self._record_failure(ticket, now, duration, FLAGGED, result)
                 return
         cell = self._cell
-        next(cell.successes)
+        if self._window is None:
+            next(cell.successes)
         try:
             # The outcome is reported before the transition it may cause.
             if self._on_success:
                 notify(self._on_success, "on_success", self, duration)
         finally:
             # Even if a listener raised SystemExit: the success is in the totals, so the
-            # machine hears it too (and a trial gives back its slot).
-            if ticket != NORMAL or not cell.clean:
-                self._record_success(now, ticket)
+            # machine hears it too (and a trial gives back its slot). Without the lock when
+            # nothing needs judging: the rate window's tally, or nothing at all.
+            if self._window is None:
+                if ticket is not cell.clean:
+                    self._record_success(now, ticket)
+            elif now < ticket.until and not cell.remote:
+                next(cell.successes)  # counted without the lock: see Period.until
+            else:
+                self._record_success(now, ticket, count=True)
 
-    def _record_success(self, now: float, ticket: int) -> None:
+    def _record_success(self, now: float, ticket: Period, *, count: bool = False) -> None:
+        """Record a success under the lock; ``count`` steps the lifetime total there too (the
+        rate policy, whose lock-free successes are told from the others by that counter)."""
         machine = self._machine
         with self._lock:
+            if count:
+                cast("FailureRateWindow", self._window).count_success()
             old = machine.state
             machine.success(now, ticket)
             self._settle(old, SUCCESS)
@@ -658,7 +698,7 @@ class CircuitBreaker:
             return False
 
     def _record_failure(
-        self, ticket: int, now: float, duration: float, kind: int, detail: Any
+        self, ticket: Period, now: float, duration: float, kind: int, detail: Any
     ) -> None:
         """Count a failure: ``kind`` is ``ERROR`` (``detail`` the exception), ``SLOW`` or
         ``FLAGGED`` (``detail`` the duration or the result)."""
@@ -719,7 +759,7 @@ class CircuitBreaker:
     def disable(self) -> None:
         """Let every call through and open for nothing until
         [`reset()`][resilience_kit.CircuitBreaker.reset]; totals still count."""
-        self._control(lambda machine: machine.disable(), "disable()")
+        self._control(lambda machine: machine.disable(self._monotonic()), "disable()")
 
     def reset(self) -> None:
         """Return to a fresh CLOSED state with the base recovery timeout.
@@ -727,7 +767,7 @@ class CircuitBreaker:
         Lifetime totals (``total_*``) are kept: they are counters, and monitoring expects
         counters never to go down.
         """
-        self._control(self._fresh(lambda machine: machine.reset()), "reset()")
+        self._control(self._fresh(lambda machine: machine.reset(self._monotonic())), "reset()")
 
     def _force_state(self, state: CircuitState) -> None:
         """Start afresh in ``state``, as if the breaker had got there itself (for tests).

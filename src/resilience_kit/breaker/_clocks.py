@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from resilience_kit.breaker import _registry
+from resilience_kit.breaker._listeners import TIME
 from resilience_kit.clock import Clock
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def switch_clock(breaker: CircuitBreaker, clock: Clock, *, rebase: bool) -> Cloc
             old_now = breaker._monotonic()
             new_now = monotonic()
             breaker._machine.rebase(old_now, new_now)
+            breaker._settle(breaker._machine.state, TIME)  # the gate, for the turned window
             cell = breaker._cell
             if cell.last_failure is not None:
                 cell.last_failure += new_now - old_now

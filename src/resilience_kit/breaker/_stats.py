@@ -68,10 +68,11 @@ def snapshot(breaker: CircuitBreaker) -> BreakerStats:
         wall = clock.wall()
         old = machine.state
         machine.poll(now)
-        breaker._settle(old, TIME)
         state = machine.state
         failure_count = machine.failure_count(now)
-        window_rate = machine.policy.failure_rate(now)
+        window_rate = machine.failure_rate(now)
+        # After the window has turned to now: the gate is judged on what it holds now.
+        breaker._settle(old, TIME)
         opened_at = machine.opened_at
         retry_after = machine.retry_after(now)
         counted = read_count(cell.successes)

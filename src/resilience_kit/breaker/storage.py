@@ -43,10 +43,12 @@ class BreakerCell:
             holding ``lock``.
         lock: Serialises every change to ``machine`` (re-entrant, so a state-change listener
             may read the breaker).
-        clean: A mirror of ``machine.clean`` kept by the breaker after every change; the hot
-            path reads it without the lock.
+        clean: A mirror of ``machine.clean`` (the current period while a success needs no
+            judging, else ``None``; always ``None`` unless ``fast_path``) kept by the breaker after
+            every change; the hot path reads it without the lock.
         successes, failures, rejected, unrecorded: Lifetime totals as lock-free
-            `itertools.count` counters (read them with `read_count()`).
+            `itertools.count` counters (read them with `read_count()`). The rate window also
+            reads ``successes``, to count the successes taken without the lock.
         zeros: What those four counters read when the totals were last zeroed (for tests):
             the totals reported are the counts minus these.
         success_mark: ``successes`` at the last recorded failure (for
@@ -90,10 +92,10 @@ class BreakerCell:
     store_errors = 0
 
     def __init__(self, settings: MachineSettings) -> None:
-        self.machine = Machine(settings)
-        self.lock = threading.RLock()
-        self.clean = self.machine.clean and self.fast_path
         self.successes = itertools.count()
+        self.machine = Machine(settings, self.successes)
+        self.lock = threading.RLock()
+        self.clean = self.machine.clean if self.fast_path else None
         self.failures = itertools.count()
         self.rejected = itertools.count()
         self.unrecorded = itertools.count()

@@ -116,6 +116,11 @@ def _parse_url(raw: str, *, async_: bool) -> URL:
             f"({len(raw)} characters, not shown: it may hold a password)",
             parameter="DATABASE_URL",
         ) from None
+    query_password = url.query.get("password")
+    if isinstance(query_password, str) and url.password is None:
+        # "?password=..." is a libpq keyword; as the URL's password SQLAlchemy hides it in
+        # every rendering (repr, logs, errors), as a query parameter it would show it.
+        url = url.difference_update_query(["password"]).set(password=query_password)
     backend, _, driver = url.drivername.partition("+")
     if not driver:
         if backend == "postgresql":

@@ -1,12 +1,12 @@
 """EXPLAIN of slow SELECTs on PostgreSQL, off the statement's path.
 
 The plan is taken with plain `EXPLAIN (FORMAT JSON)`, which plans the statement without running
-it, on a connection of its own (a `NullPool` engine on the same URL, never the monitored pool:
-a pool of one would deadlock, and the user's connection may be mid-transaction), in a
-background thread, under `statement_timeout` of 5 s. Only `SELECT`s (and `WITH` queries that
-write nothing) are explained; at most one EXPLAIN runs at a time and each fingerprint at most
-once per `interval` seconds, so a flood of slow statements costs at most one planner call at a
-time.
+it, on a connection of its own (a `NullPool` engine on the same URL and connect function, never
+the monitored pool: a pool of one would deadlock, and the user's connection may be
+mid-transaction), in a background thread, under `statement_timeout` of 5 s. Only `SELECT`s (and
+`WITH` queries that write nothing) are explained; at most one EXPLAIN runs at a time and each
+fingerprint at most once per `interval` seconds, so a flood of slow statements costs at most one
+planner call at a time.
 """
 
 from __future__ import annotations
@@ -47,6 +47,9 @@ class Explainer:
                 value=True,
             )
         self.url = sync_engine.url
+        # The monitored engine's own connect function: its connect_args (sslmode, options
+        # such as search_path) and do_connect hooks apply to the EXPLAIN connection too.
+        self.creator = sync_engine.pool._creator
         self.is_async = sync_engine.dialect.is_async
         self.interval = interval
         self.plans: dict[str, Any] = {}
@@ -108,7 +111,7 @@ class Explainer:
         from sqlalchemy import create_engine
         from sqlalchemy.pool import NullPool
 
-        engine = create_engine(self.url, poolclass=NullPool)
+        engine = create_engine(self.url, poolclass=NullPool, creator=self.creator)
         try:
             with engine.connect() as connection:
                 connection.exec_driver_sql("SET statement_timeout = 5000")
@@ -125,7 +128,7 @@ class Explainer:
         from sqlalchemy.ext.asyncio import create_async_engine
         from sqlalchemy.pool import NullPool
 
-        engine = create_async_engine(self.url, poolclass=NullPool)
+        engine = create_async_engine(self.url, poolclass=NullPool, creator=self.creator)
         try:
             async with engine.connect() as connection:
                 await connection.exec_driver_sql("SET statement_timeout = 5000")

@@ -51,7 +51,9 @@ FOLD_EVERY = 2048
 ACTIVE_SCOPE: ContextVar[QueryScope | None] = ContextVar("resilience_kit_sql_scope", default=None)
 
 _UNSET = object()
-_HUBS: weakref.WeakKeyDictionary[Any, Hub] = weakref.WeakKeyDictionary()
+# Values are weak too: a hub refers to its engine, so a strong value would keep every engine
+# (its pool and connections) alive for ever. The engine's listeners and the monitors hold it.
+_HUBS: weakref.WeakKeyDictionary[Any, weakref.ref[Hub]] = weakref.WeakKeyDictionary()
 _HUBS_LOCK = threading.Lock()
 
 Pending = list[tuple[str, float, "int | None"]]
@@ -60,9 +62,11 @@ Pending = list[tuple[str, float, "int | None"]]
 def hub_for(engine: Engine) -> Hub:
     """The engine's hub, created and hooked in on first use."""
     with _HUBS_LOCK:
-        hub = _HUBS.get(engine)
+        found = _HUBS.get(engine)
+        hub = None if found is None else found()
         if hub is None:
-            hub = _HUBS[engine] = Hub(engine)
+            hub = Hub(engine)
+            _HUBS[engine] = weakref.ref(hub)
         return hub
 
 
@@ -86,6 +90,9 @@ class Hub:
         with self.lock:
             if not self.monitors:
                 self._hook()
+            # Statements buffered so far ran before this monitor existed: they belong to the
+            # monitors already installed only.
+            self.fold()
             self.monitors = (*self.monitors, monitor)
             self.slow_floor = min(m.slow_threshold for m in self.monitors)
 
@@ -99,7 +106,8 @@ class Hub:
             self._unhook()
             self.pending.clear()
             with _HUBS_LOCK:
-                if _HUBS.get(self.engine) is self:
+                found = _HUBS.get(self.engine)
+                if found is not None and found() is self:
                     del _HUBS[self.engine]
 
     def _hook(self) -> None:
@@ -208,7 +216,10 @@ class Hub:
 
     def _on_pool_connect(self, dbapi_connection: Any, connection_record: Any) -> None:
         if self.engine.pool is not self._pool:
+            # The first connection of the pool `engine.dispose()` made: its checkout is under
+            # way in the unwrapped `_do_get`; count it here (creating a connection is no wait).
             self.attach_pool()
+            self.on_checkout(0.0, timed_out=False)
 
     def attach_pool(self) -> None:
         """Wrap the engine's current pool (again, after `dispose()` replaced it)."""

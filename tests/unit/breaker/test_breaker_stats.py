@@ -113,6 +113,63 @@ def test_rate_policy_reports_the_window(clock: FakeClock) -> None:
     assert stats.success_rate == 0.5  # lifetime
 
 
+def test_an_open_rate_breaker_keeps_reporting_the_failures_that_opened_it(
+    clock: FakeClock,
+) -> None:
+    # The window ages while nothing is recorded; a health page must not show OPEN with 0
+    # failures. The figures hold until the breaker closes.
+    breaker = CircuitBreaker(
+        "st", failure_rate=0.5, window=10, minimum_calls=4, recovery_timeout=30
+    )
+    breaker.call(lambda: None)
+    for _ in range(3):
+        with pytest.raises(ValueError, match="invalid literal"):
+            breaker.call(int, "x")
+    assert breaker.state is CircuitState.OPEN
+    clock.advance(20)  # two windows: every outcome has aged out
+    for figures in (breaker.stats(), breaker.to_dict()):
+        held = dataclasses.asdict(figures) if isinstance(figures, BreakerStats) else figures
+        assert (held["failure_count"], held["failure_rate"]) == (3, 0.75)
+    clock.advance(10)  # HALF_OPEN: still the figures it opened with
+    assert breaker.stats().state is CircuitState.HALF_OPEN
+    assert breaker.stats().failure_count == 3
+    breaker.call(lambda: None)  # the trial closes it: a fresh window
+    stats = breaker.stats()
+    assert (stats.state, stats.failure_count, stats.failure_rate) == (CircuitState.CLOSED, 0, 0.0)
+
+
+@pytest.mark.parametrize("control", ["force_open", "disable"])
+def test_a_rate_breaker_held_by_hand_keeps_the_figures_it_had(
+    clock: FakeClock, control: str
+) -> None:
+    breaker = CircuitBreaker("st", failure_rate=0.9, window=10, minimum_calls=100)
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    getattr(breaker, control)()
+    clock.advance(60)
+    assert (breaker.stats().failure_count, breaker.stats().failure_rate) == (1, 1.0)
+
+
+@pytest.mark.parametrize("start", [-100.0, -5.0, -1e9])
+def test_the_rate_window_slides_on_a_clock_that_reads_negative(start: float) -> None:
+    clock = FakeClock(start=start)
+    breaker = CircuitBreaker("st", failure_rate=0.9, window=10, minimum_calls=100, clock=clock)
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    breaker.call(lambda: None)
+    assert (breaker.stats().failure_count, breaker.stats().failure_rate) == (1, 0.5)
+    clock.advance(5)
+    breaker.call(lambda: None)
+    assert breaker.stats().failure_rate == pytest.approx(1 / 3)
+    clock.advance(5)  # the first two are 10 s old: out of the window
+    assert (breaker.stats().failure_count, breaker.stats().failure_rate) == (0, 0.0)
+    clock.advance(5)
+    assert breaker.stats().failure_rate == 0.0
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    assert (breaker.stats().failure_count, breaker.stats().failure_rate) == (1, 1.0)
+
+
 def test_to_dict_is_json_with_the_original_endpoint_names(clock: FakeClock) -> None:
     breaker = CircuitBreaker("Gemini API", failure_threshold=1)
     breaker.call(lambda: None)

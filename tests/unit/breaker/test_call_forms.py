@@ -214,33 +214,6 @@ async def test_an_async_success_ending_after_a_failure_breaks_the_run_of_failure
     assert breaker.stats().failure_count == 1
 
 
-def test_a_success_that_starts_disabled_and_ends_after_a_reset_reaches_the_rate_window(
-    clock: FakeClock,
-) -> None:
-    # DISABLED takes the fast path even with a rate policy; the call ends in CLOSED, where its
-    # success counts in the window like any other.
-    breaker = CircuitBreaker("forms", failure_rate=0.5, minimum_calls=2)
-    entered, release = threading.Event(), threading.Event()
-
-    @breaker
-    def slow_ok() -> str:
-        entered.set()
-        release.wait()
-        return "ok"
-
-    breaker.disable()
-    thread = threading.Thread(target=slow_ok)
-    thread.start()
-    entered.wait()
-    breaker.reset()
-    with pytest.raises(ValueError, match="invalid literal"):
-        breaker.call(int, "x")
-    release.set()
-    thread.join()
-    stats = breaker.stats()
-    assert (stats.failure_rate, stats.state) == (0.5, CircuitState.OPEN)
-
-
 # -- what a decorator is given -------------------------------------------------------------
 
 
@@ -357,3 +330,57 @@ def test_a_plain_function_that_returns_a_coroutine_counts_nothing(clock: FakeClo
     assert breaker.state is CircuitState.HALF_OPEN
     assert breaker.call(lambda: "trial") == "trial"
     assert breaker.state is CircuitState.CLOSED
+
+
+async def test_call_async_refuses_a_plain_function_and_counts_nothing(clock: FakeClock) -> None:
+    # The mirror of call(async_fn): awaiting a plain function's result is the caller's
+    # mistake, not the dependency's failure (it used to count as one, TypeError and all).
+    breaker = CircuitBreaker("forms", failure_threshold=1, recovery_timeout=5)
+
+    def plain(x: int) -> int:
+        return x * 2
+
+    with pytest.raises(TypeError, match=r"call_async.*not awaitable.*breaker\.call"):
+        await breaker.call_async(plain, 2)  # type: ignore[arg-type]
+    stats = breaker.stats()
+    assert (stats.state, stats.total_failures, stats.total_successes) == (
+        CircuitState.CLOSED,
+        0,
+        0,
+    )
+    assert stats.total_calls == 1
+    # In HALF_OPEN it is no failed trial either, and the trial slot goes back.
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    clock.advance(5)
+    with pytest.raises(TypeError, match="not awaitable"):
+        await breaker.call_async(plain, 2)  # type: ignore[arg-type]
+    assert breaker.state is CircuitState.HALF_OPEN
+    assert await breaker.call_async(_fetch) == "page"
+    assert breaker.state is CircuitState.CLOSED
+
+
+async def test_call_async_accepts_a_plain_function_that_returns_an_awaitable() -> None:
+    breaker = CircuitBreaker("forms", failure_threshold=1)
+    loop = asyncio.get_running_loop()
+    done = loop.create_future()
+    done.set_result("future")
+
+    def start() -> Coroutine[Any, Any, str]:  # a plain def handing out a coroutine
+        return _fetch()
+
+    assert await breaker.call_async(start) == "page"
+    assert await breaker.call_async(lambda: done) == "future"
+    assert breaker.stats().total_successes == 2
+
+
+async def test_call_async_counts_a_plain_function_that_raises_before_awaiting() -> None:
+    # It raised while starting the call: that is the call's own failure.
+    breaker = CircuitBreaker("forms", failure_threshold=1)
+
+    def refuses() -> Coroutine[Any, Any, str]:
+        raise ConnectionError("refused")
+
+    with pytest.raises(ConnectionError):
+        await breaker.call_async(refuses)
+    assert breaker.state is CircuitState.OPEN

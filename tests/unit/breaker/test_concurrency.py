@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import Counter
 
 import pytest
@@ -40,6 +41,59 @@ def test_lock_free_success_counting_is_exact_under_threads() -> None:
     stats = breaker.stats()
     assert stats.total_successes == stats.total_calls == THREADS * CALLS
     assert stats.state is CircuitState.CLOSED
+
+
+def test_the_rate_window_counts_lock_free_successes_exactly_under_threads() -> None:
+    # Successes step the lifetime counter without the lock; whoever takes the lock moves them
+    # into the window. Threads read stats() (which harvests) while others count, and the real
+    # clock turns the window's buckets (0.25 s each) under them.
+    breaker = CircuitBreaker("conc", failure_rate=0.5, window=5.0, minimum_calls=10**9)
+    start = threading.Barrier(THREADS)
+    calls = 2_000
+
+    @breaker
+    def work(x: int) -> int:
+        return x
+
+    def hammer(index: int) -> None:
+        start.wait()
+        for i in range(calls):
+            work(i)
+            if index == 0 and i % 100 == 0:
+                breaker.stats()
+
+    began = time.monotonic()
+    breaker.call(int, "1")  # the window starts before the threads
+    run_threads(hammer, THREADS)
+    # One failure now: the window holds it among every success of the last second.
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    stats = breaker.stats()
+    assert stats.total_successes == THREADS * calls + 1
+    assert stats.failure_count == 1
+    if time.monotonic() - began < 4.5:  # every success is still in the window: exact
+        assert stats.failure_rate == 1 / (THREADS * calls + 2)
+    else:  # a very slow machine: the oldest buckets have left it
+        assert 1 / (THREADS * calls + 2) <= stats.failure_rate <= 1 / 2
+
+
+def test_the_rate_window_counts_every_success_of_many_tasks_in_one_bucket() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("conc", failure_rate=0.5, window=60, minimum_calls=10**9, clock=clock)
+
+    @breaker
+    async def work() -> None:
+        await asyncio.sleep(0)
+
+    async def run() -> None:
+        await asyncio.gather(*(work() for _ in range(5_000)))
+
+    asyncio.run(run())
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    assert breaker.stats().failure_rate == 1 / 5_001
+    clock.advance(60)
+    assert (breaker.stats().failure_count, breaker.stats().failure_rate) == (0, 0.0)
 
 
 def test_every_total_is_exact_with_failures_openings_and_trials_under_threads() -> None:

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 
-from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, ConfigurationError
+from resilience_kit import (
+    BreakerListener,
+    CircuitBreaker,
+    CircuitOpenError,
+    CircuitState,
+    ConfigurationError,
+)
 from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock
 
@@ -191,6 +197,82 @@ class TestFallback:
         assert await work(2) == 3
 
 
+class Rejections(BreakerListener):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def on_rejected(self, breaker: CircuitBreaker) -> None:
+        self.count += 1
+
+
+@pytest.mark.parametrize("form", ["sync", "async"])
+@pytest.mark.parametrize("listened", [False, True], ids=["wrapper", "general-path"])
+async def test_a_decorated_rejection_answered_by_a_fallback(
+    clock: FakeClock, form: str, listened: bool
+) -> None:
+    # The wrapper answers a rejection itself unless a listener hears rejections; either way
+    # the fallback gets the call's own arguments, and the rejection when it asks for it.
+    seen: list[tuple[Any, ...]] = []
+
+    def plain(x: int, *, scale: int = 1) -> int:
+        seen.append((x, scale))
+        return -x
+
+    def with_error(x: int, *, scale: int = 1, error: BaseException | None = None) -> int:
+        seen.append((x, scale, error))
+        return -x
+
+    async def awaited(x: int, *, scale: int = 1) -> int:
+        return -x * 10
+
+    for fallback in (plain, with_error, awaited):
+        if form == "sync" and fallback is awaited:
+            continue
+        rejections = Rejections()
+        breaker = CircuitBreaker(
+            "f",
+            failure_threshold=1,
+            recovery_timeout=30,
+            fallback=fallback,
+            listeners=[rejections] if listened else [],
+        )
+
+        def work(x: int, *, scale: int = 1) -> int:
+            raise Flaky
+
+        async def work_async(x: int, *, scale: int = 1) -> int:
+            raise Flaky
+
+        guarded: Any = breaker(work if form == "sync" else work_async)
+
+        async def call(*args: Any, guarded: Any = guarded, **kwargs: Any) -> Any:
+            answer = guarded(*args, **kwargs)
+            return await answer if form == "async" else answer
+
+        seen.clear()
+        await call(1)  # the failure that opens it
+        clock.advance(10)
+        answers = [await call(2), await call(3, scale=5)]
+        expected = [-20, -30] if fallback is awaited else [-2, -3]
+        assert answers == expected
+        stats = breaker.stats()
+        assert (stats.total_rejected, stats.total_failures) == (2, 1)
+        assert rejections.count == (2 if listened else 0)
+        if fallback is plain:
+            assert seen == [(1, 1), (2, 1), (3, 5)]
+        elif fallback is with_error:
+            assert [entry[:2] for entry in seen] == [(1, 1), (2, 1), (3, 5)]
+            assert isinstance(seen[0][2], Flaky)
+            for _, _, error in seen[1:]:
+                assert isinstance(error, CircuitOpenError)
+                assert (error.breaker, error.retry_after, error.state) == (
+                    "f",
+                    20,
+                    CircuitState.OPEN,
+                )
+        breaker.unregister()
+
+
 # -- a BaseException in the bookkeeping after the call -------------------------------------
 
 
@@ -313,3 +395,81 @@ def test_failure_if_alone_reads_the_clock_once_per_call(result: str) -> None:
     guarded = breaker(lambda: result)
     guarded()
     assert clock.reads == (1 if result == "good" else 2)
+
+
+# -- a fallback that cannot take the call's arguments ----------------------------------------
+
+
+def _lookup(user_id: int, *, fresh: bool = False) -> str:
+    raise ConnectionError("down")
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [
+        lambda: "anonymous",  # takes nothing
+        lambda user_id, region: "anonymous",  # wants an argument no call gives
+        lambda user_id: "anonymous",  # cannot take the keyword `fresh`
+        lambda user_id, *, error: "anonymous",  # error= is fine; `fresh` is not
+    ],
+    ids=["no-parameters", "extra-required", "missing-keyword", "error-but-no-keyword"],
+)
+def test_a_fallback_that_cannot_take_the_calls_arguments_is_refused_at_decoration(
+    fallback: Any,
+) -> None:
+    breaker = CircuitBreaker("o", fallback=fallback)
+    with pytest.raises(ConfigurationError, match=r"cannot take the arguments of .*_lookup") as c:
+        breaker(_lookup)
+    assert (c.value.parameter, c.value.value) == ("fallback", fallback)
+    with pytest.raises(ConfigurationError, match=r"fallback .* of resilient\(\) cannot take"):
+        resilient(fallback=fallback)(_lookup)
+    # The breaker's own fallback answers resilient()'s final outcome: checked there too.
+    with pytest.raises(ConfigurationError, match="cannot take the arguments"):
+        resilient(breaker=breaker)(_lookup)
+
+
+def _forward(*args: Any, **kwargs: Any) -> str:
+    raise ConnectionError("down")
+
+
+class Repository:
+    def find(self, key: str, default: str | None = None) -> str:
+        raise ConnectionError("down")
+
+    async def find_async(self, key: str) -> str:
+        raise ConnectionError("down")
+
+
+@pytest.mark.parametrize(
+    ("fn", "fallback"),
+    [
+        (_lookup, lambda *args, **kwargs: "anonymous"),
+        (_lookup, lambda user_id, fresh=False: "anonymous"),
+        (_lookup, lambda user_id, fresh=False, error=None: "anonymous"),
+        (_lookup, lambda user_id, **kwargs: kwargs.get("error")),
+        # A method's fallback gets self; an optional argument by position or by keyword.
+        (Repository.find, lambda repo, key, default=None: default),
+        (Repository.find, lambda repo, key, **kwargs: kwargs.get("default")),
+        (Repository.find_async, lambda *args: None),
+        (int, lambda *args: 0),  # no readable signature: not checked
+        (_forward, lambda url: None),  # takes anything: its calls cannot be known
+    ],
+)
+def test_fallbacks_that_fit_decorate_and_answer(fn: Any, fallback: Any) -> None:
+    breaker = CircuitBreaker("o", fallback=fallback)
+    assert callable(breaker(fn))
+    assert callable(resilient(fallback=fallback)(fn))
+
+
+def test_a_method_fallback_gets_self_and_answers_an_outage() -> None:
+    def cached(repo: Repository, key: str, default: str | None = None) -> str:
+        return f"cached {key} for {type(repo).__name__}"
+
+    breaker = CircuitBreaker("o", fallback=cached)
+
+    class Guarded(Repository):
+        @breaker
+        def find(self, key: str, default: str | None = None) -> str:
+            raise ConnectionError("down")
+
+    assert Guarded().find("k", default="d") == "cached k for Guarded"

@@ -114,3 +114,29 @@ def test_a_storage_cell_is_freed_with_its_last_breaker() -> None:
     gc.collect()
     fresh = CircuitBreaker.shared("short", storage=storage, failure_threshold=3)
     assert fresh.state is CircuitState.CLOSED
+
+
+def test_a_storage_whose_cell_builds_its_own_machine_still_counts_rate_successes() -> None:
+    # A storage may build its cells' machines without the cell's success counter; the rate
+    # window then follows the cell's, so the totals and the window agree.
+    from resilience_kit.breaker._machine import Machine, MachineSettings
+    from resilience_kit.breaker.storage import BreakerCell
+
+    class OwnMachineCell(BreakerCell):
+        def __init__(self, settings: MachineSettings) -> None:
+            super().__init__(settings)
+            self.machine = Machine(settings)
+
+    class OwnMachineStorage:
+        def cell(self, name: str, settings: MachineSettings) -> BreakerCell:
+            return OwnMachineCell(settings)
+
+    breaker = CircuitBreaker(
+        "own-machine", failure_rate=0.5, minimum_calls=100, storage=OwnMachineStorage()
+    )
+    for _ in range(3):
+        breaker.call(lambda: None)
+    with pytest.raises(ValueError, match="invalid literal"):
+        breaker.call(int, "x")
+    stats = breaker.stats()
+    assert (stats.total_successes, stats.failure_rate) == (3, 0.25)

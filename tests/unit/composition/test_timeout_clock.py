@@ -182,6 +182,38 @@ async def test_cancelling_the_caller_is_never_a_timeout_on_the_fake_clock() -> N
     assert pending(clock) == 0
 
 
+async def test_calls_that_finish_in_time_leave_no_deadlines_behind() -> None:
+    # A test making many calls without advancing time: each call withdraws its deadline, and
+    # a withdrawn deadline must not stay on the clock (it holds the call's task) until time
+    # reaches it: 100k calls would keep 100k tasks alive.
+    clock = FakeClock()
+
+    @resilience_kit.timeout(5.0, clock=clock)
+    async def quick() -> int:
+        return 1
+
+    for _ in range(2_000):
+        assert await quick() == 1
+    assert pending(clock) == 0
+    assert len(clock._deadlines) <= 128
+    # A live deadline among them still fires.
+    started = asyncio.Event()
+
+    @resilience_kit.timeout(1.0, clock=clock)
+    async def waits() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    task = asyncio.ensure_future(waits())
+    await started.wait()
+    for _ in range(500):
+        await quick()
+    clock.advance(1.0)
+    with pytest.raises(TimeoutError):
+        await task
+
+
 async def test_the_own_task_form_follows_a_driven_clock_too() -> None:
     # Python 3.10's form (_within), armed by the fake clock instead of the loop: tested on
     # every version.

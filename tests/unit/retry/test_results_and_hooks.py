@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import gc
 import logging
+import sys
 import warnings
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given
@@ -21,6 +23,7 @@ from resilience_kit import (
     RetryPolicy,
     RetryStats,
     reset_retry_stats,
+    resilient,
     retry,
     retry_stats,
 )
@@ -29,6 +32,7 @@ from resilience_kit.retry import (
     retryable_http_response,
     transient_error,
 )
+from resilience_kit.testing import FakeClock, use_clock
 
 
 @dataclasses.dataclass
@@ -408,6 +412,48 @@ def test_a_trio_style_cancellation_is_never_retried(sleeps: Sleeps) -> None:
 @pytest.mark.parametrize(
     "never", [asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit]
 )
+def test_a_group_holding_a_never_retried_error_is_never_retried(
+    sleeps: Sleeps, never: type[BaseException]
+) -> None:
+    # A task group (anyio's, trio's, or one's own) reports a cancellation or an interrupt
+    # inside a BaseExceptionGroup: retry_on=(BaseException,) must not retry that either.
+    Group: Any = _group_class()
+    policy = RetryPolicy(
+        name="everything",
+        attempts=5,
+        min_wait=0,
+        max_wait=0,
+        retry_on=(BaseException,),
+        on_exhausted="return_default",
+    )
+    nested = Group("outer", [ValueError("x"), Group("inner", [never()])])
+    fn = retry(policy, sleep=sleeps.sleep)(returns_in_turn(nested, "unreached"))
+    with pytest.raises(Group) as caught:
+        fn()
+    assert caught.value is nested
+    assert len(fn.__wrapped__.calls) == 1
+    fn = retry(policy, sleep=sleeps.sleep)(
+        returns_in_turn(LibraryTimeout(), Group("g", [never()]), "unreached")
+    )
+    with pytest.raises(Group):
+        fn()
+    assert len(fn.__wrapped__.calls) == 2
+    # A group of other BaseExceptions is retried as retry_on says.
+    fn = retry(policy, sleep=sleeps.sleep)(returns_in_turn(Group("g", [LibraryTimeout()]), "done"))
+    assert fn() == "done"
+
+
+def _group_class() -> type[BaseException]:
+    if sys.version_info >= (3, 11):
+        return cast("type[BaseException]", builtins.BaseExceptionGroup)
+    from exceptiongroup import BaseExceptionGroup  # Python 3.10: pytest's dependency
+
+    return cast("type[BaseException]", BaseExceptionGroup)
+
+
+@pytest.mark.parametrize(
+    "never", [asyncio.CancelledError, KeyboardInterrupt, SystemExit, GeneratorExit]
+)
 def test_listing_a_never_retried_class_is_refused(never: type[BaseException]) -> None:
     with pytest.raises(ConfigurationError, match="never retried") as caught:
         RetryPolicy(retry_on=(ValueError, never))
@@ -447,6 +493,41 @@ def test_the_interactive_preset_rides_out_a_blip_within_a_few_seconds(sleeps: Sl
         retry(INTERACTIVE, sleep=sleeps.sleep, clock=sleeps.clock)(down)()
     assert sleeps.clock.monotonic() - start <= INTERACTIVE.deadline + 1.5  # type: ignore[operator]
     assert slow_failures == 2
+
+
+@pytest.mark.parametrize("retry_after", [None, 0.4])
+async def test_interactive_with_a_timeout_gives_up_within_its_deadline(
+    retry_after: float | None,
+) -> None:
+    # The docs' recipe, resilient(retry=INTERACTIVE, timeout=1.0), against a dependency that
+    # hangs: "gives up on an outage within 3 s in all". Every attempt times out at 1 s; the
+    # last one may only use what is left of the deadline (it took the full second, ending
+    # at 3.5 s).
+    clock = FakeClock()
+    calls = 0
+    policy = INTERACTIVE.replace(retry_after=lambda outcome, now: retry_after)
+
+    with use_clock(clock):
+
+        @resilient(retry=policy, timeout=1.0)
+        async def hangs() -> str:
+            nonlocal calls
+            calls += 1
+            await clock.async_sleep(60)
+            return "never"
+
+        with pytest.raises(TimeoutError):
+            await hangs()
+        assert calls == 3
+        assert clock.monotonic() <= INTERACTIVE.deadline  # type: ignore[operator]
+
+        # A call that does not hang keeps the whole per-attempt timeout.
+        @resilient(retry=INTERACTIVE, timeout=1.0)
+        async def slow_but_in_time() -> str:
+            await clock.async_sleep(0.9)
+            return "ok"
+
+        assert await slow_but_in_time() == "ok"
 
 
 def test_transient_error_is_any_presets_rule() -> None:

@@ -77,7 +77,7 @@ def test_a_trial_whose_process_vanished_frees_its_slot_when_the_lease_expires(fl
     assert converged([survivor], CircuitState.OPEN)
     clock.advance(10)
     crashed._cell.pull(clock.monotonic())  # takes the only lease... and never reports back
-    assert crashed._machine.admit(clock.monotonic()) > 0
+    assert crashed._machine.admit(clock.monotonic()) is crashed._machine.period  # a trial
     with pytest.raises(CircuitOpenError):
         survivor.call(lambda: None)
     clock.advance(5)  # trial_lease

@@ -105,6 +105,23 @@ def test_the_password_never_shows(caplog: pytest.LogCaptureFixture) -> None:
     assert SECRET not in str(caught.value)
 
 
+def test_a_password_given_as_a_query_parameter_never_shows(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = f"postgresql+psycopg://app@db.invalid:5432/prod?password={SECRET}&application_name=x"
+    with caplog.at_level(logging.DEBUG, logger="resilience_kit.sql"):
+        engine = engine_from_env(url)
+    assert SECRET not in repr(engine)
+    assert SECRET not in str(engine.url)
+    assert engine.url.password == SECRET  # still there to connect with
+    assert engine.url.query == {"application_name": "x"}
+    assert all(SECRET not in record.getMessage() for record in caplog.records)
+    engine.dispose()
+    with pytest.raises(ConfigurationError) as caught:
+        engine_from_env(url, bogus_option=1)
+    assert SECRET not in str(caught.value)
+
+
 def test_driverless_urls_get_a_driver() -> None:
     sync = engine_from_env(f"postgres://app:{SECRET}@db.invalid/prod", environ={})
     assert sync.url.drivername == "postgresql+psycopg"

@@ -45,6 +45,14 @@ def test_rules(sql: str, expected: str) -> None:
     assert fingerprint(sql) == expected
 
 
+def test_a_dollar_quoted_body_ends_only_at_its_own_tag() -> None:
+    # "$$" or another tag inside "$pw$...$pw$" is body text: nothing of it may reach the
+    # fingerprint (which is logged and served even with log_parameters off).
+    sql = "SELECT $pw$ hunter$$2 secret $q$ x $pw$, $q$ a $$ b $q$ FROM t"
+    assert fingerprint(sql) == "select ?, ? from t"
+    assert fingerprint(sql) == fingerprint("SELECT $pw$other$pw$, $q$$q$ FROM t")
+
+
 @pytest.mark.parametrize("sql", ["'unterminated", "/* open", '"open', "$$open", "", "   ", "((("])
 def test_broken_text_still_gets_a_fingerprint(sql: str) -> None:
     assert isinstance(fingerprint(sql), str)

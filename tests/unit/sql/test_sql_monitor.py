@@ -98,6 +98,38 @@ def test_two_monitors_on_one_engine_both_count_and_leave_independently(
     assert listener_state(engine) == before
 
 
+def test_an_engine_dropped_without_remove_is_freed_with_its_monitor() -> None:
+    import gc
+    import weakref
+
+    from resilience_kit.sql import monitors
+
+    def install_and_drop() -> Any:
+        engine = sa.create_engine("sqlite://")
+        monitor = install_query_monitor(engine)
+        run(engine, "SELECT 1")
+        return weakref.ref(engine), weakref.ref(monitor)
+
+    engine, monitor = install_and_drop()
+    gc.collect()
+    assert engine() is None
+    assert monitor() is None
+    assert not monitors()
+
+
+def test_a_monitor_installed_later_does_not_see_earlier_statements(engine: Any) -> None:
+    first = install_query_monitor(engine)
+    for _ in range(5):
+        run(engine, "SELECT 1")  # buffered, not yet folded: nobody has read the stats
+    second = install_query_monitor(engine)
+    assert second.stats().total_queries == 0
+    run(engine, "SELECT 1")
+    assert second.stats().total_queries == 1
+    assert first.stats().total_queries == 6
+    first.remove()
+    second.remove()
+
+
 async def test_async_engine_is_monitored_and_removed_exactly(listener_state: Any) -> None:
     from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -21,10 +21,10 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from resilience_kit.breaker._machine import (
-    NORMAL,
+    CLOSED,
     OPEN,
     CircuitState,
     Machine,
@@ -86,7 +86,7 @@ def _mirror_window(policy: FailureRateWindow, now: float, calls: int, failed: in
     them."""
     policy.clear()
     policy.failure_count(now)  # turns the ring to ``now``
-    slot = policy.head % BUCKETS
+    slot = cast("int", policy.head) % BUCKETS  # set by the turn above
     policy.calls[slot], policy.failed[slot] = calls, failed
     policy.total, policy.total_failed = calls, failed
 
@@ -130,8 +130,8 @@ class RedisCell(BreakerCell):
         # an async one cannot (the fast path is sync), so every call goes the general way.
         self.fast_path = not storage.is_async
         super().__init__(settings)
-        self.machine = SharedMachine(settings)
-        self.clean = False  # nothing is known until the first read
+        self.machine = SharedMachine(settings, self.successes)
+        self.clean = None  # nothing is known until the first read
         self.storage = storage
         self.name = name
         self.keys = storage.keyspace.keys("breaker", name, "state", "window", "leases")
@@ -213,16 +213,16 @@ class RedisCell(BreakerCell):
             old = machine.state
             if request[0] == "record":
                 for _ in range(request[1]):
-                    Machine.success(machine, now, NORMAL)
+                    Machine.success(machine, now, machine.period)
                 if request[2]:
-                    Machine.failure(machine, now, NORMAL)
+                    Machine.failure(machine, now, machine.period)
             elif request[0] == "trial" and request[2] != "release":
                 machine.in_flight += 1  # the trial's slot, given back when it was noted
                 if request[2] == "ok":
-                    Machine.success(machine, now, machine.epoch)
+                    Machine.success(machine, now, machine.period)
                 else:
-                    Machine.failure(machine, now, machine.epoch)
-            self.clean = machine.clean and self.fast_path
+                    Machine.failure(machine, now, machine.period)
+            self.clean = machine.clean if self.fast_path else None
             new = machine.state
         if new is not old:
             self.storage.announce(self, old, "an outcome decided locally (Redis unreachable)")
@@ -383,7 +383,7 @@ class RedisCell(BreakerCell):
             machine.opened_at = None if snapshot.opened_at is None else local(snapshot.opened_at)
             machine.timeout = snapshot.timeout / _MICRO
             if snapshot.state is not old or snapshot.epoch != machine.remote_epoch:
-                Machine._set(machine, snapshot.state)
+                Machine._set(machine, snapshot.state, now)
             state = snapshot.state
             machine.reject_until = (
                 machine.open_until
@@ -398,11 +398,14 @@ class RedisCell(BreakerCell):
                 policy.failures = snapshot.failures
             elif window is not None:
                 _mirror_window(policy, now, *window)
+            if state is not CLOSED:
+                # The figures the shared state holds since it left CLOSED (see Machine.held).
+                machine.held = (policy.failure_count(now), policy.failure_rate(now))
             machine.remote_epoch = snapshot.epoch
             self.view = (snapshot.incarnation, snapshot.version)
             self.fresh_after = read_count(self.requests)
             self.synced_at = now
-            self.clean = machine.clean and self.fast_path
+            self.clean = machine.clean if self.fast_path else None
             new = machine.state
         if new is not old:
             self.storage.announce(self, old, "shared state changed in Redis")
@@ -417,8 +420,8 @@ class RedisCell(BreakerCell):
             if mode == "open":
                 Machine.force_open(machine, now)
             elif mode == "closed":
-                Machine.disable(machine)
-            self.clean = machine.clean and self.fast_path
+                Machine.disable(machine, now)
+            self.clean = machine.clean if self.fast_path else None
             new = machine.state
         if new is not old:
             self.storage.announce(self, old, f"Redis unreachable (fallback={mode!r})")
@@ -433,4 +436,4 @@ class RedisCell(BreakerCell):
         machine.degraded = False
         machine.reject_until = -math.inf  # the next call goes to the slow path and reads
         self.view = None
-        self.clean = False
+        self.clean = None

@@ -13,6 +13,7 @@ once, whatever each process's local view says.
 
 from __future__ import annotations
 
+import itertools
 from contextvars import ContextVar
 from typing import Any
 
@@ -20,11 +21,11 @@ from resilience_kit.breaker._machine import (
     CLOSED,
     HALF_OPEN,
     LOCK,
-    NORMAL,
     REJECT,
     CircuitState,
     Machine,
     MachineSettings,
+    Period,
 )
 
 __all__ = ["SharedMachine", "lease", "outcome"]
@@ -34,8 +35,8 @@ lease: ContextVar[tuple[SharedMachine, str, int] | None] = ContextVar(
     "resilience_kit_redis_lease", default=None
 )
 # The trials this thread or task is running, innermost last: (machine, lease id, epoch in
-# Redis) each. A `with breaker:` block may run another call of the breaker inside it.
-trial: ContextVar[tuple[tuple[SharedMachine, str, int], ...]] = ContextVar(
+# Redis, ticket) each. A `with breaker:` block may run another call of the breaker inside it.
+trial: ContextVar[tuple[tuple[SharedMachine, str, int, Period], ...]] = ContextVar(
     "resilience_kit_redis_trial", default=()
 )
 # The outcome waiting to be sent: (machine, "ok" | "fail" | "trial", its arguments).
@@ -56,35 +57,43 @@ class SharedMachine(Machine):
 
     __slots__ = ("control", "degraded", "pending_ok", "remote_epoch")
 
-    def __init__(self, settings: MachineSettings) -> None:
-        super().__init__(settings)
+    def __init__(
+        self, settings: MachineSettings, successes: itertools.count[int] | None = None
+    ) -> None:
+        super().__init__(settings, successes)
         self.degraded = False
         self.remote_epoch = 0
         self.pending_ok = 0
         self.control: str | None = None
 
-    def admit(self, now: float) -> int:
+    def admit(self, now: float) -> Period:
         """Admit as the machine does, except that a trial needs this context's Redis lease."""
         if self.degraded:
             return super().admit(now)
         self.poll(now)
         answer = self.peek(now)
-        if answer != LOCK:
+        if answer is not LOCK:
             return answer
         held = lease.get()
         if held is None or held[0] is not self or held[2] != self.remote_epoch:
             return REJECT
         lease.set(None)
-        trial.set((*trial.get(), held))
+        ticket = self.period
+        trial.set((*trial.get(), (*held, ticket)))
         self.in_flight += 1
-        return self.epoch
+        return ticket
 
-    def success(self, now: float, ticket: int) -> None:
+    def _is_trial(self, ticket: Period) -> bool:
+        """Whether ``ticket`` was given to a trial this thread or task is running."""
+        return any(held[0] is self and held[3] is ticket for held in trial.get())
+
+    def success(self, now: float, ticket: Period) -> None:
         """Note a success for Redis (decide alone when degraded)."""
         if self.degraded:
             super().success(now, ticket)
-        elif ticket == NORMAL:
-            if self.state is CLOSED:
+        elif not self._is_trial(ticket):
+            # A call admitted in an earlier period counts nowhere, as in the machine.
+            if ticket is self.period and self.state is CLOSED:
                 if self.settings.failure_rate is not None:
                     self.pending_ok += 1
                 elif self.policy.failure_count(now):
@@ -93,30 +102,31 @@ class SharedMachine(Machine):
         else:
             self._end_trial(ticket, "ok")
 
-    def failure(self, now: float, ticket: int) -> None:
+    def failure(self, now: float, ticket: Period) -> None:
         """Note a failure for Redis (decide alone when degraded)."""
         if self.degraded:
             super().failure(now, ticket)
-        elif ticket == NORMAL:
-            if self.state is CLOSED:
+        elif not self._is_trial(ticket):
+            # A call admitted in an earlier period counts nowhere, as in the machine.
+            if ticket is self.period and self.state is CLOSED:
                 outcome.set((self, "fail", (self.remote_epoch,)))
         else:
             self._end_trial(ticket, "fail")
 
-    def release(self, ticket: int) -> None:
+    def release(self, ticket: Period) -> None:
         """A call without an outcome: give its trial lease back."""
         if self.degraded:
             super().release(ticket)
-        elif ticket > 0:
+        elif self._is_trial(ticket):
             self._end_trial(ticket, "release")
 
-    def _end_trial(self, ticket: int, result: str) -> None:
-        if ticket == self.epoch:
+    def _end_trial(self, ticket: Period, result: str) -> None:
+        if ticket is self.period:
             self.in_flight -= 1
         running = trial.get()
         for index in range(len(running) - 1, -1, -1):
             held = running[index]
-            if held[0] is self:
+            if held[0] is self and held[3] is ticket:
                 trial.set(running[:index] + running[index + 1 :])
                 outcome.set((self, "trial", (held[1], result, held[2])))
                 return
@@ -128,14 +138,14 @@ class SharedMachine(Machine):
         super().force_open(now)
         self.control = "force_open"
 
-    def disable(self) -> None:
+    def disable(self, now: float) -> None:
         """Disable; sent to Redis as ``disable``."""
-        super().disable()
+        super().disable(now)
         self.control = "disable"
 
-    def reset(self) -> None:
+    def reset(self, now: float) -> None:
         """Reset; sent to Redis as ``reset``."""
-        super().reset()
+        super().reset(now)
         self.control = "reset"
 
     def force(self, state: CircuitState, now: float) -> None:

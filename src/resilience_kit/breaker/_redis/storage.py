@@ -55,7 +55,7 @@ def _after_fork() -> None:
     for storage in list(_storages):
         for cell in list(storage._cells.values()):
             cell.view = None
-            cell.clean = False
+            cell.clean = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -1,0 +1,90 @@
+"""The header every stored entry carries, and compression.
+
+An entry is ``b"RK"``, a version byte, the serializer's format byte, a flags byte
+(bit 0: zlib-compressed), the prefix generation it was written under, the times it stays
+fresh and stale until (the backend's time base), and how long computing it took (for early
+refresh), then the serialized value. Anything that does not parse as such, or decodes with
+another format, is a miss.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from typing import Any, NamedTuple
+
+from resilience_kit.cache.serializers import Serializer
+
+__all__ = ["Entry", "MAX_DECOMPRESSED", "pack", "unpack"]
+
+_HEADER = struct.Struct(">2sBBBqddf")
+_MAGIC = b"RK"
+_VERSION = 1
+_COMPRESSED = 1
+MAX_DECOMPRESSED = 256 * 1024 * 1024
+"""Bytes an entry may inflate to; a larger one (a zip bomb) is a miss."""
+
+
+class Entry(NamedTuple):
+    """A cached value and its times, as the decorator reads it from any backend."""
+
+    value: Any
+    generation: int
+    fresh_until: float
+    stale_until: float
+    delta: float
+
+
+class CorruptEntry(ValueError):
+    """A stored entry that is not one this library wrote with this serializer."""
+
+
+def pack(entry: Entry, serializer: Serializer, payload: bytes, compress_over: int | None) -> bytes:
+    """Frame ``payload`` (``serializer.dumps(entry.value)``) with ``entry``'s header."""
+    flags = 0
+    if compress_over is not None and len(payload) > compress_over:
+        squeezed = zlib.compress(payload, 1)
+        if len(squeezed) < len(payload):
+            payload, flags = squeezed, _COMPRESSED
+    header = _HEADER.pack(
+        _MAGIC,
+        _VERSION,
+        serializer.format_id,
+        flags,
+        entry.generation,
+        entry.fresh_until,
+        entry.stale_until,
+        entry.delta,
+    )
+    return header + payload
+
+
+def unpack(data: Any, serializer: Serializer) -> Entry:
+    """The entry in ``data``.
+
+    Raises:
+        CorruptEntry: ``data`` is not an entry of ``serializer``'s format, or does not decode.
+    """
+    if type(data) is not bytes or len(data) < _HEADER.size:
+        raise CorruptEntry("too short, or not bytes")
+    magic, version, format_id, flags, generation, fresh, stale, delta = _HEADER.unpack_from(data)
+    if magic != _MAGIC or version != _VERSION:
+        raise CorruptEntry("not a resilience_kit entry")
+    if format_id != serializer.format_id:
+        raise CorruptEntry(f"written by format {format_id}, read as {serializer.format_id}")
+    payload = data[_HEADER.size :]
+    if flags & _COMPRESSED:
+        inflater = zlib.decompressobj()
+        try:
+            payload = inflater.decompress(payload, MAX_DECOMPRESSED)
+        except zlib.error as error:
+            raise CorruptEntry(f"bad compression: {error}") from None
+        if inflater.unconsumed_tail or not inflater.eof:
+            raise CorruptEntry("compressed data truncated or too large")
+    elif flags:
+        raise CorruptEntry(f"unknown flags {flags}")
+    try:
+        value = serializer.loads(payload)
+    except Exception as error:
+        raise CorruptEntry(f"does not decode: {type(error).__name__}: {error}") from None
+    return Entry(value, generation, fresh, stale, delta)

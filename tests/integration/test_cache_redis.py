@@ -1,0 +1,244 @@
+"""The cache on real Redis: round trips, server figures, leases across processes, outages."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import time
+import uuid
+from typing import Any
+
+import pytest
+import redis
+
+from resilience_kit import CircuitBreaker, CircuitState
+from resilience_kit.cache import RedisBackend, cache_stats, cached, invalidate_prefix
+
+PrivateRedis = PrivateCluster = Any  # the fixtures' types live in conftest.py
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def unique(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:8]}"
+
+
+def command_calls(client: redis.Redis, command: str) -> int:
+    stats = client.info("commandstats")
+    return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+
+
+def test_a_hit_is_exactly_one_round_trip_sync_and_async(private_redis: PrivateRedis) -> None:
+    watcher = redis.Redis.from_url(private_redis.url)
+    backend = RedisBackend(private_redis.url, namespace="it")
+    calls = []
+
+    @cached(unique("rtt"), backend=backend)
+    def get(n: int) -> dict[str, int]:
+        calls.append(n)
+        return {"n": n}
+
+    @cached(unique("artt"), backend=backend)
+    async def aget(n: int) -> dict[str, int]:
+        calls.append(n)
+        return {"n": n}
+
+    get(1)
+    asyncio.run(aget(1))
+    before = watcher.info("commandstats")
+    total_before = sum(int(v["calls"]) for v in before.values())
+    for _ in range(50):
+        assert get(1) == {"n": 1}
+
+    async def hits() -> None:
+        for _ in range(50):
+            assert await aget(1) == {"n": 1}
+        await backend.aclose()
+
+    asyncio.run(hits())
+    after = watcher.info("commandstats")
+    total_after = sum(int(v["calls"]) for v in after.values())
+    mgets = int(after["cmdstat_mget"]["calls"]) - int(before["cmdstat_mget"]["calls"])
+    assert mgets == 100
+    # 100 MGETs, plus this watcher's own INFO and any HELLO/CLIENT of the new async connection
+    assert total_after - total_before - mgets <= 4
+    assert calls == [1, 1]
+    backend.close()
+    watcher.close()
+
+
+def test_info_reports_the_original_endpoints_figures(redis_url: str) -> None:
+    backend = RedisBackend(redis_url, namespace=unique("info"))
+    info = backend.info()
+    for name in ("used_memory_human", "keyspace_hits", "keyspace_misses", "connected_clients"):
+        assert info[name] is not None
+    assert isinstance(info["total_keys"], int)
+    assert 0.0 <= info["hit_rate"] <= 100.0
+    backend.close()
+    backend.breaker.unregister()
+
+
+async def test_async_client_end_to_end(redis_url: str) -> None:
+    import redis.asyncio
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    backend = RedisBackend(client, namespace=unique("ns"))
+    prefix = unique("async")
+    calls = []
+
+    @cached(prefix, backend=backend, stale_ttl=5)
+    async def get(n: int) -> tuple[int, str]:
+        calls.append(n)
+        return (n, "x" * 5000)  # compressed on the way in
+
+    assert await get(1) == (1, "x" * 5000)
+    assert await get(1) == (1, "x" * 5000)
+    await invalidate_prefix(prefix)
+    assert await get(1) == (1, "x" * 5000)
+    assert calls == [1, 1]
+    assert (await backend.ainfo())["total_keys"] >= 1
+    await backend.aset_many(prefix, {"a": [1], "b": {2: 3}}, ttl=30)
+    assert await backend.aget_many(prefix, ["a", "b", "c"]) == {"a": [1], "b": {2: 3}}
+    await client.aclose()
+    backend.breaker.unregister()
+
+
+def _compete(url: str, prefix: str, namespace: str, start: float, out: Any) -> None:
+    backend = RedisBackend(url, namespace=namespace, lock_timeout=10)
+
+    @cached(prefix, backend=backend)
+    def slow() -> int:
+        out.put(os.getpid())
+        time.sleep(1.0)
+        return 42
+
+    while time.time() < start:
+        time.sleep(0.001)
+    out.put(("result", slow()))
+
+
+def test_four_processes_on_a_cold_key_compute_once(redis_url: str) -> None:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    prefix, namespace = unique("procs"), unique("ns")
+    start = time.time() + 3
+    processes = [
+        context.Process(target=_compete, args=(redis_url, prefix, namespace, start, out))
+        for _ in range(4)
+    ]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(60)
+    messages = [out.get(timeout=5) for _ in range(5)]
+    computations = [m for m in messages if not isinstance(m, tuple)]
+    results = [m[1] for m in messages if isinstance(m, tuple)]
+    assert len(computations) == 1
+    assert results == [42] * 4
+
+
+def _timed_calls(fn: Any, n: int) -> list[float]:
+    durations = []
+    for i in range(n):
+        started = time.perf_counter()
+        assert fn(i % 5) == (i % 5) * 2
+        durations.append(time.perf_counter() - started)
+    return durations
+
+
+def test_killing_redis_mid_run_keeps_values_right_and_cheap(private_redis: PrivateRedis) -> None:
+    guard = CircuitBreaker(unique("kill-guard"), failure_threshold=3, recovery_timeout=1.0)
+    backend = RedisBackend(private_redis.url, namespace="kill", socket_timeout=0.2, breaker=guard)
+    calls = []
+
+    @cached(unique("kill"), backend=backend)
+    def double(n: int) -> int:
+        calls.append(n)
+        return n * 2
+
+    def plain(n: int) -> int:
+        return n * 2
+
+    _timed_calls(double, 50)
+    assert len(calls) == 5
+    private_redis.stop()
+    _timed_calls(double, 20)  # errors until the breaker opens; values still right
+    assert backend.breaker.state is CircuitState.OPEN
+    guarded = sorted(_timed_calls(double, 2000))
+    baseline = sorted(_timed_calls(plain, 2000))
+    p99 = guarded[int(len(guarded) * 0.99)] - baseline[int(len(baseline) * 0.99)]
+    assert p99 < 0.001, f"added p99 with the guard open: {p99 * 1e6:.0f} us"
+    private_redis.start()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        before = len(calls)
+        double(1)
+        double(1)
+        if len(calls) == before + 1:  # computed once, then a hit: caching is back
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail(f"caching did not resume; breaker {backend.breaker.state}")
+    assert cache_stats().errors > 0
+    backend.close()
+    backend.breaker.unregister()
+
+
+def test_a_redis_cluster_works_and_survives_outages(redis_cluster: PrivateCluster) -> None:
+    client = redis_cluster.client(socket_timeout=0.3, socket_connect_timeout=0.3)
+    guard = CircuitBreaker(unique("cluster-guard"), failure_threshold=3, recovery_timeout=1.0)
+    backend = RedisBackend(client, namespace="cl", breaker=guard)
+    calls = []
+    prefixes = [unique(f"cl{i}") for i in range(6)]
+    functions = []
+    for prefix in prefixes:
+
+        def make(prefix: str = prefix) -> Any:
+            @cached(prefix, backend=backend)
+            def get(n: int) -> int:
+                calls.append(n)
+                return n * 2
+
+            return get
+
+        functions.append(make())
+    for fn in functions:
+        assert [fn(n) for n in range(3)] == [0, 2, 4]
+        assert [fn(n) for n in range(3)] == [0, 2, 4]
+    assert len(calls) == 18  # every second round was a hit: MGET within a slot works
+    invalidate_prefix(prefixes[0])
+    functions[0](0)
+    assert len(calls) == 19
+    info = backend.info()
+    assert info["total_keys"] >= 18
+    assert info["used_memory_human"]
+
+    redis_cluster.servers[1].stop()  # one master down: its slots fail, the others serve
+    for fn in functions:
+        assert [fn(n) for n in range(3)] == [0, 2, 4]
+
+    for server in redis_cluster.servers:  # all down: the guard opens
+        server.stop()
+    _timed_calls(functions[0], 20)
+    assert guard.state is CircuitState.OPEN
+    guarded = sorted(_timed_calls(functions[0], 2000))
+    baseline = sorted(_timed_calls(lambda n: n * 2, 2000))
+    p99 = guarded[int(len(guarded) * 0.99)] - baseline[int(len(baseline) * 0.99)]
+    assert p99 < 0.001, f"added p99 with the guard open: {p99 * 1e6:.0f} us"
+
+    for server in redis_cluster.servers:
+        server.start()
+    redis_cluster.wait_ok()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        before = len(calls)
+        functions[1](7)
+        functions[1](7)
+        if len(calls) == before + 1:
+            break
+        time.sleep(0.3)
+    else:
+        pytest.fail(f"caching did not resume on the cluster; guard {guard.state}")
+    client.close()
+    guard.unregister()

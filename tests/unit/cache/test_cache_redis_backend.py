@@ -1,0 +1,293 @@
+"""RedisBackend on fakeredis: one command per hit, generations, leases, batches, fail-open."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from resilience_kit import CircuitState
+from resilience_kit.cache import (
+    RedisBackend,
+    cache_stats,
+    cached,
+    invalidate_pattern,
+    invalidate_prefix,
+)
+from resilience_kit.errors import ConfigurationError
+
+
+class Counting:
+    """Counts the commands a sync client sends."""
+
+    def __init__(self, client: Any) -> None:
+        self.commands: list[str] = []
+        original = client.execute_command
+
+        def execute(*args: Any, **options: Any) -> Any:
+            self.commands.append(str(args[0]))
+            return original(*args, **options)
+
+        client.execute_command = execute
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def client(server: fakeredis.FakeServer) -> Iterator[redis.Redis]:
+    client = fakeredis.FakeRedis(server=server)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def backend(client: redis.Redis) -> Iterator[RedisBackend]:
+    backend = RedisBackend(client, namespace="t")
+    yield backend
+    backend.breaker.unregister()
+
+
+def test_a_hit_is_one_command(client: redis.Redis, backend: RedisBackend) -> None:
+    calls = []
+
+    @cached("one-rtt", backend=backend)
+    def get(n: int) -> dict[str, int]:
+        calls.append(n)
+        return {"n": n}
+
+    get(1)
+    counting = Counting(client)
+    for _ in range(10):
+        assert get(1) == {"n": 1}
+    assert counting.commands == ["MGET"] * 10
+    assert calls == [1]
+
+
+def test_keys_read_namespace_prefix_parts_digest(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    @cached("layout", backend=backend)
+    def get(user: int, name: str) -> int:
+        return user
+
+    get(42, "a*b")
+    keys = sorted(k.decode() for k in client.keys("*"))
+    (key,) = [k for k in keys if not k.endswith("#lease")]
+    assert key.startswith("t:{layout}:42:a%2Ab:")
+    assert len(key.rsplit(":", 1)[1]) == 32
+
+
+def test_prefix_invalidation_is_one_incr(client: redis.Redis, backend: RedisBackend) -> None:
+    calls = []
+
+    @cached("gen", backend=backend)
+    def get(n: int) -> int:
+        calls.append(n)
+        return n
+
+    get(1), get(2)
+    counting = Counting(client)
+    invalidate_prefix("gen")
+    assert counting.commands in (["INCRBY"], ["INCR"])
+    get(1), get(2)
+    assert calls == [1, 2, 1, 2]
+
+
+def test_pattern_invalidation_stays_in_namespace_and_prefix(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    @cached("pat-r", backend=backend)
+    def get(user: str) -> str:
+        return user
+
+    for user in ("ann", "bob", "*", "a]"):
+        get(user)
+    client.set("t:{pat-r}:ann:not-an-entry", b"x")
+    client.set("other:{pat-r}:ann:" + "0" * 32, b"x")
+    assert invalidate_pattern("pat-r", "ann") == 1
+    assert invalidate_pattern("pat-r", "%2A") == 1
+    assert invalidate_pattern("pat-r", "*") == 2
+    assert client.exists("t:{pat-r}:ann:not-an-entry", "other:{pat-r}:ann:" + "0" * 32) == 2
+
+
+def test_entries_expire_in_redis_too(client: redis.Redis, backend: RedisBackend) -> None:
+    @cached("ttl-r", ttl=30, stale_ttl=10, backend=backend)
+    def get() -> int:
+        return 1
+
+    get()
+    (key,) = [k for k in client.keys("t:{ttl-r}:*") if not k.endswith(b"#gen")]
+    assert 39_000 < client.pttl(key) <= 40_000
+
+
+def test_an_outage_is_a_miss_then_the_breaker_stops_calling(backend: RedisBackend) -> None:
+    calls = []
+
+    class Down:
+        def execute_command(self, *args: Any) -> Any:
+            calls.append(args[0])
+            raise redis.ConnectionError("down")
+
+    backend._client = Down()
+
+    @cached("outage", backend=backend)
+    def get(n: int) -> int:
+        return n * 2
+
+    assert [get(1) for _ in range(10)] == [2] * 10
+    assert len(calls) == 3  # the breaker opened after three failures
+    assert backend.breaker.state is CircuitState.OPEN
+    assert cache_stats().prefixes["outage"].errors == 10
+
+
+def test_a_corrupt_redis_entry_is_a_counted_miss(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("corrupt-r", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 1
+
+    get()
+    for key in client.keys("t:{corrupt-r}:*"):
+        if not key.endswith(b"#gen"):
+            client.set(key, b"RK\x01\x01\x00garbage")
+    assert get() == 1
+    assert len(calls) == 2
+    assert cache_stats().prefixes["corrupt-r"].errors == 1
+
+
+def test_a_lease_held_elsewhere_makes_a_caller_wait_for_its_value(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    other = RedisBackend(client, namespace="t", lock_wait=2)
+    calls = []
+
+    @cached("lease", backend=other)
+    def get() -> int:
+        calls.append(1)
+        return 7
+
+    from resilience_kit.cache._decorator import _lookup
+
+    cache_key = _lookup("lease").spec.keys.build((), {})
+    assert cache_key is not None
+    token = backend.acquire("lease", cache_key)  # another process holds the lease
+    assert token is not None
+
+    import threading
+
+    def finish() -> None:
+        import time
+
+        time.sleep(0.2)
+        from resilience_kit.cache._frame import Entry, pack
+        from resilience_kit.cache.serializers import JsonSerializer
+
+        s = JsonSerializer()
+        now = __import__("time").time()
+        stored = pack(Entry(9, 0, now + 60, now + 60, 0.0), s, s.dumps(9), None)
+        assert backend.set_fenced("lease", cache_key, stored, 60, token)
+
+    threading.Thread(target=finish).start()
+    assert get() == 9  # the holder's value, not a computation of its own
+    assert calls == []
+    assert client.get(backend.full_key(cache_key) + "#lease") is None
+    other.breaker.unregister()
+
+
+def test_a_fenced_write_from_an_expired_holder_is_dropped(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    first = backend.acquire("fence", "{fence}:k")
+    assert first is not None
+    client.delete(backend.full_key("{fence}:k") + "#lease")  # the lease expired
+    second = backend.acquire("fence", "{fence}:k")
+    assert second is not None
+    assert not backend.set_fenced("fence", "{fence}:k", b"old", 60, first)
+    assert client.get(backend.full_key("{fence}:k")) is None
+    assert backend.set_fenced("fence", "{fence}:k", b"new", 60, second)
+    assert client.get(backend.full_key("{fence}:k")) == b"new"
+
+
+def test_get_many_and_set_many_share_entries_with_the_decorator(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("batch", backend=backend, key=str)
+    def get(user: int) -> dict[str, int]:
+        calls.append(user)
+        return {"user": user}
+
+    backend.set_many("batch", {"1": {"user": 1}, "2": {"user": 2}}, ttl=60)
+    assert get(1) == {"user": 1}
+    assert calls == []
+    get(3)
+    counting = Counting(client)
+    assert backend.get_many("batch", ["1", "2", "3", "4"]) == {
+        "1": {"user": 1},
+        "2": {"user": 2},
+        "3": {"user": 3},
+    }
+    assert counting.commands == ["MGET"]
+    with pytest.raises(TypeError):
+        backend.set_many("batch", {"5": object()}, ttl=60)
+
+
+def test_bad_arguments_are_configuration_errors(client: redis.Redis) -> None:
+    with pytest.raises(ConfigurationError, match="client_or_url"):
+        RedisBackend("http://nope")
+    with pytest.raises(ConfigurationError, match="client_or_url"):
+        RedisBackend(object())
+    with pytest.raises(ConfigurationError, match="namespace"):
+        RedisBackend(client, namespace="a*")
+    with pytest.raises(ConfigurationError, match="lock_timeout"):
+        RedisBackend(client, lock_timeout=0)
+
+
+async def test_async_client_hits_are_one_command(server: fakeredis.FakeServer) -> None:
+    client = fakeredis.FakeAsyncRedis(server=server)
+    backend = RedisBackend(client, namespace="t")
+    calls = []
+
+    @cached("async-r", backend=backend)
+    async def get(n: int) -> tuple[int, int]:
+        calls.append(n)
+        await asyncio.sleep(0)
+        return (n, n)
+
+    assert await get(1) == (1, 1)
+    sent: list[str] = []
+    original = client.execute_command
+
+    async def execute(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]))
+        return await original(*args, **options)
+
+    client.execute_command = execute  # type: ignore[method-assign]
+    assert await get(1) == (1, 1)
+    assert sent == ["MGET"]
+    await get.invalidate(1)
+    await invalidate_prefix("async-r")
+    assert await get(1) == (1, 1)
+    assert calls == [1, 1]
+    assert await invalidate_pattern("async-r", "*") == 1
+    assert await backend.aget_many("async-r", []) == {}
+    with pytest.raises(ConfigurationError, match="asyncio client"):
+
+        @cached("async-only", backend=backend)
+        def sync_fn() -> int:
+            return 1
+
+    backend.breaker.unregister()
+    await client.aclose()
