@@ -22,7 +22,7 @@ from resilience_kit.clock import Clock
 from resilience_kit.errors import CircuitOpenError, ConfigurationError, ResilienceError
 
 if TYPE_CHECKING:
-    from resilience_kit._retry import retry
+    from resilience_kit._retry.decorator import retry
     from resilience_kit._timeout import timeout
     from resilience_kit.breaker.redis_storage import RedisStorage
     from resilience_kit.composition import resilient

@@ -28,7 +28,9 @@ from typing import Any, TypeVar, cast
 from typing_extensions import ParamSpec
 
 from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
-from resilience_kit._retry import RetryPolicy, _decorate, _resolve
+from resilience_kit._retry.decorator import _decorate
+from resilience_kit._retry.policy import RetryPolicy
+from resilience_kit._retry.presets import _resolve
 from resilience_kit._timeout import _on_driven_clock, _on_loop_clock, _Schedule, _time_limited
 from resilience_kit._validation import check_callable, check_number
 from resilience_kit.breaker._breaker import CircuitBreaker, _accepts, _answer

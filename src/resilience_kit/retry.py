@@ -17,7 +17,9 @@ import sys
 import types
 from typing import Any
 
-from resilience_kit._retry import (
+from resilience_kit._retry.decorator import retry
+from resilience_kit._retry.policy import RetryEvent, RetryPolicy
+from resilience_kit._retry.presets import (
     BEST_EFFORT,
     DATABASE,
     EXTERNAL_API,
@@ -25,14 +27,9 @@ from resilience_kit._retry import (
     INTERNAL_API,
     PRESETS,
     REDIS,
-    RetryEvent,
-    RetryPolicy,
-    RetryStats,
-    reset_retry_stats,
-    retry,
-    retry_stats,
     transient_error,
 )
+from resilience_kit._retry.stats import RetryStats, reset_retry_stats, retry_stats
 from resilience_kit._transient import (
     http_status,
     parse_retry_after,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from resilience_kit._retry import _NO_WAITS
+from resilience_kit._retry.sleeps import _NO_WAITS
 from resilience_kit._transitions import (
     Transition,
     TransitionLog,

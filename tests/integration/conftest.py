@@ -7,6 +7,7 @@ An unreachable server skips the test with the reason, unless
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -218,9 +219,10 @@ class PrivateCluster:
         raise RuntimeError("the private Redis Cluster did not reach cluster_state:ok")
 
 
-@pytest.fixture
-def redis_cluster() -> Iterator[PrivateCluster]:
-    """A running 3-master Redis Cluster of this test's own (``redis-server`` on free ports).
+@contextlib.contextmanager
+def running_cluster() -> Iterator[PrivateCluster]:
+    """Start a 3-master Redis Cluster of this test's own (``redis-server`` on free ports), stop
+    it on leaving; for fixtures of any scope.
 
     Yields a [PrivateCluster][]: ``nodes`` are the startup nodes; each of ``servers`` can be
     stopped and restarted (its cluster config survives in its directory).
@@ -268,3 +270,17 @@ def redis_cluster() -> Iterator[PrivateCluster]:
         finally:
             for server in servers:
                 server.stop()
+
+
+@pytest.fixture
+def redis_cluster() -> Iterator[PrivateCluster]:
+    """A running 3-master Redis Cluster of this test's own: see `running_cluster()`."""
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def module_redis_cluster() -> Iterator[PrivateCluster]:
+    """As `redis_cluster`, one for all the tests of a module."""
+    with running_cluster() as cluster:
+        yield cluster

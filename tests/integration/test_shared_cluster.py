@@ -6,47 +6,34 @@ breakers spread over the masters; announcements are cluster-wide pub/sub.
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
-from shared_cluster import LocalCluster
 from shared_fleet import run_fleet
 
 from resilience_kit import CircuitBreaker, CircuitState, RedisStorage
 
-
-@pytest.fixture(scope="module")
-def local_cluster() -> Iterator[LocalCluster]:
-    with tempfile.TemporaryDirectory() as directory:
-        cluster = LocalCluster(Path(directory))
-        try:
-            cluster.start()
-        except (FileNotFoundError, RuntimeError) as error:
-            cluster.stop()
-            from conftest import _unavailable
-
-            _unavailable("a local Redis Cluster", error)
-        try:
-            yield cluster
-        finally:
-            cluster.stop()
+PrivateCluster = Any  # the fixtures' types live in conftest.py
 
 
 @pytest.fixture
-def cluster_client(local_cluster: LocalCluster) -> Iterator[object]:
+def cluster_client(module_redis_cluster: PrivateCluster) -> Iterator[object]:
     from redis.cluster import RedisCluster
 
-    client = RedisCluster(host="127.0.0.1", port=local_cluster.ports[0], socket_timeout=5)
+    client = RedisCluster(
+        host="127.0.0.1", port=module_redis_cluster.servers[0].port, socket_timeout=5
+    )
     yield client
     client.close()
 
 
-def test_four_processes_share_one_circuit_on_a_cluster(local_cluster, cluster_client) -> None:
+def test_four_processes_share_one_circuit_on_a_cluster(
+    module_redis_cluster, cluster_client
+) -> None:
     spec = {
-        "cluster_port": local_cluster.ports[0],
+        "cluster_port": module_redis_cluster.servers[0].port,
         "prefix": f"cluster-{uuid.uuid4().hex[:8]}",
         "name": "payments",
     }

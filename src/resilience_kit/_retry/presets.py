@@ -14,6 +14,8 @@ from resilience_kit._transient import (
 )
 from resilience_kit.errors import ConfigurationError
 
+# Each preset spells out its whole configuration, defaults included: it is read as its own
+# documentation, so the repeated shape of these calls is kept on purpose.
 DATABASE: Final = RetryPolicy(
     name="database",
     attempts=3,

@@ -17,7 +17,7 @@ import json
 import math
 import os
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from resilience_kit.errors import CircuitOpenError, ConfigurationError, ResilienceError
 
@@ -28,6 +28,7 @@ __all__ = [
     "ADMIN_TOKEN_ENV",
     "MIN_TOKEN_LENGTH",
     "Endpoints",
+    "EndpointsApp",
     "Reply",
     "error_reply",
     "resolve_token",
@@ -41,6 +42,8 @@ _JSON = "application/json"
 # which older Prometheus servers do not know; 0.0.4 is what every server reads.)
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 ACTIONS = ("force_open", "disable", "reset")
+
+App = TypeVar("App")
 
 
 class Reply(NamedTuple):
@@ -315,6 +318,45 @@ class Endpoints:
             getattr(breaker, parts[1])()
             return json_reply(200, {"breaker": breaker.name, "state": str(breaker.state)})
         return json_reply(404, {"detail": "not found"})
+
+
+class EndpointsApp(Generic[App]):
+    """What the ASGI and the WSGI app share: the endpoints, the error table and the wrapped app.
+
+    [ResilienceApp][resilience_kit.integrations.asgi.ResilienceApp] documents the arguments;
+    the subclasses only translate their protocol's requests and replies.
+    """
+
+    def __init__(
+        self,
+        app: App | None = None,
+        *,
+        checker: HealthChecker | None = None,
+        metrics: bool = True,
+        registry: Any = None,
+        admin: bool = False,
+        token: str | None = None,
+        cache_stats: Callable[[], Any] | None = None,
+        db_metrics: Callable[[], Any] | None = None,
+        statuses: Mapping[type[BaseException], int] | None = None,
+        health_path: str = "/health",
+        metrics_path: str = "/metrics",
+        admin_prefix: str = "/admin",
+    ) -> None:
+        self.app = app
+        self.endpoints = Endpoints(
+            checker=checker,
+            metrics=metrics,
+            registry=registry,
+            admin=admin,
+            token=token,
+            cache_stats=cache_stats,
+            db_metrics=db_metrics,
+            health_path=health_path,
+            metrics_path=metrics_path,
+            admin_prefix=admin_prefix,
+        )
+        self.statuses = {**default_statuses(), **(statuses or {})}
 
 
 def _not_allowed(allowed: str) -> Reply:

@@ -20,13 +20,10 @@ limit) become 503 or 429 with a ``Retry-After`` header, as long as no response h
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
-from typing import TYPE_CHECKING, Any, TypeAlias
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, TypeAlias
 
-from resilience_kit.integrations._core import Endpoints, Reply, default_statuses, error_reply
-
-if TYPE_CHECKING:
-    from resilience_kit.health import HealthChecker
+from resilience_kit.integrations._core import EndpointsApp, Reply, error_reply
 
 __all__ = ["ASGIApp", "ResilienceApp"]
 
@@ -61,7 +58,7 @@ async def send_reply(send: Send, reply: Reply, *, head: bool = False) -> None:
     await send({"type": "http.response.body", "body": b"" if head else reply.body})
 
 
-class ResilienceApp:
+class ResilienceApp(EndpointsApp[ASGIApp]):
     """An ASGI app serving the health, metrics and admin endpoints; a middleware if ``app``.
 
     Args:
@@ -81,37 +78,6 @@ class ResilienceApp:
         metrics_path: Where the scrape lives.
         admin_prefix: Where the admin endpoints live.
     """
-
-    def __init__(
-        self,
-        app: ASGIApp | None = None,
-        *,
-        checker: HealthChecker | None = None,
-        metrics: bool = True,
-        registry: Any = None,
-        admin: bool = False,
-        token: str | None = None,
-        cache_stats: Callable[[], Any] | None = None,
-        db_metrics: Callable[[], Any] | None = None,
-        statuses: Mapping[type[BaseException], int] | None = None,
-        health_path: str = "/health",
-        metrics_path: str = "/metrics",
-        admin_prefix: str = "/admin",
-    ) -> None:
-        self.app = app
-        self.endpoints = Endpoints(
-            checker=checker,
-            metrics=metrics,
-            registry=registry,
-            admin=admin,
-            token=token,
-            cache_stats=cache_stats,
-            db_metrics=db_metrics,
-            health_path=health_path,
-            metrics_path=metrics_path,
-            admin_prefix=admin_prefix,
-        )
-        self.statuses = {**default_statuses(), **(statuses or {})}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """The ASGI entry point."""

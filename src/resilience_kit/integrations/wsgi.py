@@ -25,12 +25,9 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import Any, TypeAlias
 
-from resilience_kit.integrations._core import Endpoints, Reply, default_statuses, error_reply
-
-if TYPE_CHECKING:
-    from resilience_kit.health import HealthChecker
+from resilience_kit.integrations._core import EndpointsApp, Reply, default_statuses, error_reply
 
 __all__ = ["ResilienceWSGI", "WSGIApp", "register_flask_error_handlers"]
 
@@ -49,42 +46,11 @@ def _headers(reply: Reply) -> list[tuple[str, str]]:
     return [*reply.headers, ("content-length", str(len(reply.body)))]
 
 
-class ResilienceWSGI:
+class ResilienceWSGI(EndpointsApp[WSGIApp]):
     """A WSGI app serving the health, metrics and admin endpoints; a middleware if ``app``.
 
     Takes the same arguments as [ResilienceApp][resilience_kit.integrations.asgi.ResilienceApp].
     """
-
-    def __init__(
-        self,
-        app: WSGIApp | None = None,
-        *,
-        checker: HealthChecker | None = None,
-        metrics: bool = True,
-        registry: Any = None,
-        admin: bool = False,
-        token: str | None = None,
-        cache_stats: Callable[[], Any] | None = None,
-        db_metrics: Callable[[], Any] | None = None,
-        statuses: Mapping[type[BaseException], int] | None = None,
-        health_path: str = "/health",
-        metrics_path: str = "/metrics",
-        admin_prefix: str = "/admin",
-    ) -> None:
-        self.app = app
-        self.endpoints = Endpoints(
-            checker=checker,
-            metrics=metrics,
-            registry=registry,
-            admin=admin,
-            token=token,
-            cache_stats=cache_stats,
-            db_metrics=db_metrics,
-            health_path=health_path,
-            metrics_path=metrics_path,
-            admin_prefix=admin_prefix,
-        )
-        self.statuses = {**default_statuses(), **(statuses or {})}
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

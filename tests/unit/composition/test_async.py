@@ -4,23 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable
 
 import pytest
+from composition_support import FIVE, MakeBreaker
 
 from resilience_kit import (
-    CircuitBreaker,
     CircuitOpenError,
     CircuitState,
-    RetryPolicy,
     RetryStats,
     retry_stats,
 )
 from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock
 
-FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
-MakeBreaker = Callable[..., CircuitBreaker]
 # Seconds: on the test's FakeClock where a test uses it, else real seconds (the attempts that
 # time out then wait on an event that never fires, so only this much real time passes).
 TIMEOUT = 0.02

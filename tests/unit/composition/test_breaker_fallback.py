@@ -10,14 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from composition_support import FIVE, MakeBreaker
 
-from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RetryPolicy, retry_stats
+from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, retry_stats
 from resilience_kit.clock import SYSTEM_CLOCK
 from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock
-
-FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
-MakeBreaker = Callable[..., CircuitBreaker]
 
 
 class Recorder:

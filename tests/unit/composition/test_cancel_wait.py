@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 import pytest
+from composition_support import MakeBreaker
 
 from resilience_kit import (
-    CircuitBreaker,
     CircuitState,
     RetryPolicy,
     reset_retry_stats,
@@ -18,7 +17,6 @@ from resilience_kit.clock import SYSTEM_CLOCK
 from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock, use_clock
 
-MakeBreaker = Callable[..., CircuitBreaker]
 WAIT = 10.0
 SLOW = RetryPolicy(name="slow-waits", attempts=3, wait="fixed", min_wait=WAIT, max_wait=WAIT)
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 import pytest
+from composition_support import FIVE, MakeBreaker
 
 from doubles import Flaky
 from resilience_kit import (
@@ -14,15 +14,11 @@ from resilience_kit import (
     CircuitOpenError,
     CircuitState,
     ConfigurationError,
-    RetryPolicy,
     RetryStats,
     retry_stats,
 )
 from resilience_kit.composition import resilient
 from resilience_kit.testing import FakeClock
-
-FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
-MakeBreaker = Callable[..., CircuitBreaker]
 
 
 def down(times: int = 100) -> Flaky:

@@ -14,14 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from composition_support import FIVE, MakeBreaker
 
-from resilience_kit import CircuitBreaker, ConfigurationError, RetryPolicy
+from resilience_kit import ConfigurationError
 from resilience_kit._timeout import _time_limited, _within
 from resilience_kit.clock import SYSTEM_CLOCK
 from resilience_kit.composition import resilient
 
-FIVE = RetryPolicy(name="composed", attempts=5, min_wait=0.0, max_wait=0.0)
-MakeBreaker = Callable[..., CircuitBreaker]
 Limiter = Callable[[Callable[..., Awaitable[Any]], float], Callable[..., Awaitable[Any]]]
 
 

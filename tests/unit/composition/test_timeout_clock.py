@@ -29,6 +29,21 @@ def pending(clock: FakeClock) -> int:
     return sum(not deadline.cancelled for _, _, deadline in clock._deadlines)
 
 
+async def start_waiting(clock: FakeClock, limit: float) -> asyncio.Task[str]:
+    """A task running a call limited to ``limit`` on ``clock`` that waits for ever, once started."""
+    started = asyncio.Event()
+
+    @resilience_kit.timeout(limit, clock=clock)
+    async def waits() -> str:
+        started.set()
+        await asyncio.Event().wait()
+        return "never"
+
+    task = asyncio.ensure_future(waits())
+    await started.wait()
+    return task
+
+
 async def test_chaos_latency_beyond_the_limit_times_out_on_the_fake_clock(
     clock: FakeClock,
 ) -> None:
@@ -163,16 +178,7 @@ async def test_the_calls_own_timeout_error_passes_through_on_the_fake_clock() ->
 
 async def test_cancelling_the_caller_is_never_a_timeout_on_the_fake_clock() -> None:
     clock = FakeClock()
-    started = asyncio.Event()
-
-    @resilience_kit.timeout(1.0, clock=clock)
-    async def waits() -> str:
-        started.set()
-        await asyncio.Event().wait()
-        return "never"
-
-    task = asyncio.ensure_future(waits())
-    await started.wait()
+    task = await start_waiting(clock, 1.0)
     # Both in one loop iteration: the caller's cancellation and the deadline.
     task.cancel()
     clock.advance(5)
@@ -197,16 +203,7 @@ async def test_calls_that_finish_in_time_leave_no_deadlines_behind() -> None:
     assert pending(clock) == 0
     assert len(clock._deadlines) <= 128
     # A live deadline among them still fires.
-    started = asyncio.Event()
-
-    @resilience_kit.timeout(1.0, clock=clock)
-    async def waits() -> str:
-        started.set()
-        await asyncio.Event().wait()
-        return "never"
-
-    task = asyncio.ensure_future(waits())
-    await started.wait()
+    task = await start_waiting(clock, 1.0)
     for _ in range(500):
         await quick()
     clock.advance(1.0)

@@ -4,13 +4,9 @@ their PromQL is valid, and the alerts fire when they should (promtool)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from resilience_kit.prometheus import exported_metrics
 
@@ -20,15 +16,6 @@ ALERTS = ROOT / "contrib" / "prometheus" / "alerts.yml"
 ALERT_TESTS = ROOT / "contrib" / "prometheus" / "alerts_test.yml"
 METRIC = re.compile(r"\bresilience_kit_[a-z0-9_]+")
 GRAFANA_VARIABLES = {"$__rate_interval": "5m", "$__range": "1h", "$job": ".*", "$breaker": ".*"}
-
-
-def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("RESILIENCE_KIT_REQUIRE_SERVICES") == "1":
-            pytest.fail("promtool is missing (Debian package 'prometheus'); .ci/run installs it")
-        pytest.skip("promtool is missing (Debian package 'prometheus')")
-    return found
 
 
 def exported_sample_names() -> set[str]:
@@ -67,8 +54,7 @@ def test_the_dashboard_has_the_panels_the_issue_asks_for() -> None:
         assert title in titles
 
 
-def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
-    tool = promtool()
+def test_the_dashboard_queries_are_valid_promql(promtool: str, tmp_path: Path) -> None:
     rules = []
     for number, query in enumerate(dashboard_expressions()):
         if query.startswith("label_values("):
@@ -79,16 +65,19 @@ def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
         rules.append({"record": f"dashboard:panel_{number}", "expr": expr})
     path = tmp_path / "dashboard_rules.yml"
     path.write_text(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))  # JSON is YAML
-    result = subprocess.run([tool, "check", "rules", str(path)], capture_output=True, check=False)
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, check=False
+    )
     assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
     assert f"SUCCESS: {len(rules)} rules found" in result.stdout.decode()
 
 
-def test_promtool_checks_and_tests_the_alert_rules() -> None:
-    tool = promtool()
-    check = subprocess.run([tool, "check", "rules", str(ALERTS)], capture_output=True, check=False)
+def test_promtool_checks_and_tests_the_alert_rules(promtool: str) -> None:
+    check = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS)], capture_output=True, check=False
+    )
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
     tested = subprocess.run(
-        [tool, "test", "rules", str(ALERT_TESTS)], capture_output=True, check=False
+        [promtool, "test", "rules", str(ALERT_TESTS)], capture_output=True, check=False
     )
     assert tested.returncode == 0, tested.stdout.decode() + tested.stderr.decode()

@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from resilience_kit import CircuitBreaker, CircuitOpenError, ConfigurationError, ResilienceError
-from resilience_kit import prometheus as rk_prometheus
 from resilience_kit.health import HealthChecker, check_breaker
 from resilience_kit.integrations import _core
 from resilience_kit.integrations.asgi import ResilienceApp
@@ -44,14 +43,6 @@ class Throttled(ResilienceError):
 class FakeCacheStats:
     hits: int
     misses: int
-
-
-@pytest.fixture
-def registry() -> Iterator[CollectorRegistry]:
-    registry = CollectorRegistry()
-    collector = rk_prometheus.register(registry=registry)
-    yield registry
-    rk_prometheus.unregister(collector, registry=registry)
 
 
 @pytest.fixture

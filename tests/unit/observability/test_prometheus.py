@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,14 +21,6 @@ from resilience_kit.retry import reset_retry_stats, retry
 from resilience_kit.testing import no_waits
 
 pytestmark = pytest.mark.usefixtures("breakers")
-
-
-@pytest.fixture
-def registry() -> Iterator[CollectorRegistry]:
-    registry = CollectorRegistry()
-    collector = rk_prometheus.register(registry=registry)
-    yield registry
-    rk_prometheus.unregister(collector, registry=registry)
 
 
 def scrape(registry: CollectorRegistry) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -257,17 +247,9 @@ def test_exported_metrics_follow_the_naming_conventions() -> None:
     assert calls.sample_names == ("resilience_kit_breaker_calls_total",)
 
 
-def _promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("RESILIENCE_KIT_REQUIRE_SERVICES") == "1":
-            pytest.fail("promtool is missing (Debian package 'prometheus'); .ci/run installs it")
-        pytest.skip("promtool is missing (Debian package 'prometheus')")
-    return found
-
-
-def test_promtool_accepts_a_real_scrape(registry: CollectorRegistry, tmp_path: Path) -> None:
-    promtool = _promtool()
+def test_promtool_accepts_a_real_scrape(
+    registry: CollectorRegistry, promtool: str, tmp_path: Path
+) -> None:
     breaker = CircuitBreaker("prom-lint", failure_threshold=1)
     with pytest.raises(ZeroDivisionError):
         breaker.call(lambda: 1 / 0)
