@@ -214,6 +214,53 @@ async def test_calls_that_finish_in_time_leave_no_deadlines_behind() -> None:
         await task
 
 
+async def _outcome(call: Any) -> BaseException | object:
+    """Run ``call()`` with a generous safety net: what it ended with, or ``hung`` if it never
+    ended (a net of the test's own, so a hang fails the test instead of passing as a
+    ``TimeoutError``)."""
+    task = asyncio.ensure_future(call())
+    done, _ = await asyncio.wait({task}, timeout=10)
+    if task not in done:
+        task.cancel()
+        return "hung"
+    return task.exception() or task.result()
+
+
+async def test_under_a_fake_clock_a_call_that_really_waits_still_ends_at_the_limit() -> None:
+    # The fake clock drives the limit, but does not switch off real time: a dependency stub
+    # that really hangs (an Event nobody sets, a socket that never answers) ends at the limit
+    # as in production, instead of hanging the test.
+    clock = FakeClock()
+
+    @resilience_kit.timeout(0.05)
+    async def waits() -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    with use_clock(clock):
+        ended = await _outcome(waits)
+    assert isinstance(ended, TimeoutError), ended
+    assert "within its timeout of 0.05s" in str(ended)
+    assert clock.monotonic() == 0.0  # the fake clock was not moved
+    assert pending(clock) == 0
+
+
+async def test_under_a_fake_clock_resilient_retries_an_attempt_that_really_hung() -> None:
+    clock = FakeClock()
+    attempts: list[int] = []
+
+    @resilient(retry=ONCE, timeout=0.05)
+    async def hangs_once() -> str:
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            await asyncio.Event().wait()
+        return "second"
+
+    with use_clock(clock):
+        ended = await _outcome(hangs_once)
+    assert (ended, attempts) == ("second", [0, 1])
+
+
 async def test_the_own_task_form_follows_a_driven_clock_too() -> None:
     # Python 3.10's form (_within), armed by the fake clock instead of the loop: tested on
     # every version.
