@@ -164,7 +164,9 @@ if sys.version_info >= (3, 11):
         active = True
 
         def expire() -> None:  # in the loop's thread
-            if active:
+            # Two timers may end one attempt (a fake clock's and the loop's): only the first
+            # does, since an expiring timeout cannot be rescheduled.
+            if active and not deadline.expired():
                 deadline.reschedule(loop.time())  # due now: cancels at the next await
 
         timer = None

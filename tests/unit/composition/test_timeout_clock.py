@@ -245,6 +245,36 @@ async def test_under_a_fake_clock_a_call_that_really_waits_still_ends_at_the_lim
     assert pending(clock) == 0
 
 
+async def test_the_fake_and_the_real_limit_both_reached_end_the_call_once() -> None:
+    # The fake clock ends the attempt; its clean-up then awaits past the real limit too, so the
+    # loop's timer fires while the first expiry is under way: nothing may go wrong in the loop.
+    clock = FakeClock()
+    loop = asyncio.get_running_loop()
+    problems: list[object] = []
+    loop.set_exception_handler(lambda _, context: problems.append(context))
+
+    @resilience_kit.timeout(0.05)
+    async def waits() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)  # a clean-up that awaits (closing a connection)
+            raise
+        return "never"
+
+    try:
+        with use_clock(clock):
+            task = asyncio.ensure_future(waits())
+            await asyncio.sleep(0)
+            clock.advance(1)
+            with pytest.raises(TimeoutError, match="within its timeout"):
+                await task
+        await asyncio.sleep(0.1)  # any late timer has fired by now
+    finally:
+        loop.set_exception_handler(None)
+    assert problems == []
+
+
 async def test_under_a_fake_clock_resilient_retries_an_attempt_that_really_hung() -> None:
     clock = FakeClock()
     attempts: list[int] = []
