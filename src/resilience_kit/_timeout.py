@@ -6,12 +6,13 @@ turns only its own cancellation into `TimeoutError`; Python 3.10 has `_within`. 
 cancelled in the loop iteration the attempt finishes, so the caller's cancellation is lost.
 
 Under a [FakeClock][resilience_kit.testing.FakeClock] (the pytest plugin's `fake_clock`, or
-`use_clock`), real time says nothing about the test's time: the deadline is registered on the
-fake clock instead, and the `advance` (or fake sleep) that reaches it expires the same
-machinery, from whichever thread advanced. An attempt that ends after its deadline without
-having been cancelled (its code advanced the clock and returned without awaiting) ends with
-`TimeoutError` too: under a fake clock, an attempt that took longer than the limit has timed
-out, whatever it returned.
+`use_clock`), the deadline is also registered on the fake clock, and the `advance` (or fake
+sleep) that reaches it expires the same machinery, from whichever thread advanced. The event
+loop's timer stays armed too: an attempt that really waits past the limit (a stub that never
+answers) ends there, as in production, instead of hanging the test. An attempt that ends
+after its deadline without having been cancelled (its code advanced the clock and returned
+without awaiting) ends with `TimeoutError` too: under a fake clock, an attempt that took
+longer than the limit has timed out, whatever it returned.
 """
 
 from __future__ import annotations
@@ -59,7 +60,8 @@ def timeout(
     call. Under a [FakeClock][resilience_kit.testing.FakeClock] (the pytest plugin's
     `fake_clock`, or [use_clock][resilience_kit.testing.use_clock]), time advanced past the
     limit during a call ends it with `TimeoutError`: a chaos `latency` longer than the limit
-    times out at once, and so does a test's `fake_clock.advance()` while the call waits.
+    times out at once, and so does a test's `fake_clock.advance()` while the call waits. Real
+    time bounds the call too: one that really waits past the limit ends there all the same.
 
     It is the timeout of [resilient][resilience_kit.resilient] alone; inside `resilient` each
     attempt has its own.
@@ -162,7 +164,9 @@ if sys.version_info >= (3, 11):
         active = True
 
         def expire() -> None:  # in the loop's thread
-            if active:
+            # Two timers may end one attempt (a fake clock's and the loop's): only the first
+            # does, since an expiring timeout cannot be rescheduled.
+            if active and not deadline.expired():
                 deadline.reschedule(loop.time())  # due now: cancels at the next await
 
         timer = None
@@ -225,11 +229,14 @@ async def _on_driven_clock(
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to end
                 loop.call_soon_threadsafe(expire)
 
+        # Real time still bounds the attempt: one that really waits (a stub that never
+        # answers) ends at the limit as it would in production, instead of hanging the test.
+        real = loop.call_later(limit, expire)
         registration = schedule(start + limit, notify)
         if registration is None:  # the clock follows real time now (after its test)
             following = True
-            return loop.call_later(limit, expire)
-        return registration
+            return real
+        return _Timers(registration, real)
 
     try:
         result = await _until_expiry(fn, args, kwargs, limit, arm)
@@ -241,6 +248,19 @@ async def _on_driven_clock(
         # Time was advanced past the limit by code that never awaited after it.
         raise _timed_out(fn, limit)
     return result
+
+
+class _Timers:
+    """Two timers that end one attempt: whichever fires first expires it."""
+
+    __slots__ = ("timers",)
+
+    def __init__(self, *timers: _Cancellable) -> None:
+        self.timers = timers
+
+    def cancel(self) -> None:
+        for timer in self.timers:
+            timer.cancel()
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:

@@ -13,7 +13,7 @@ text = generate_latest(registry)
 Nothing on a breaker's or a retry's hot path touches Prometheus: the collector asks each
 *source* for its current figures when the registry is collected (see
 [add_source][resilience_kit.prometheus.add_source] to plug in another one). Needs the
-``prometheus`` extra (``pip install resilience-kit[prometheus]``).
+``prometheus`` extra (``pip install "resilience-kit-py[prometheus]"``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,9 @@ point into the page itself.
 from __future__ import annotations
 
 import ast
+import builtins
 import doctest
+import symtable
 import sys
 import traceback
 import types
@@ -181,6 +183,69 @@ def test_docstring_examples_run(doc: object, workdir: Path) -> None:
         run_blocks(runnable, module.__dict__, workdir)
     finally:
         del sys.modules[module.__name__]
+
+
+def _bound_and_read(code: str, filename: str) -> tuple[set[str], set[str]]:
+    """The names `code` binds at module level, and the module-level names it reads anywhere
+    (in the bodies of its functions and classes too)."""
+    top = symtable.symtable(code, filename, "exec")
+    bound = {s.get_name() for s in top.get_symbols() if s.is_assigned() or s.is_imported()}
+    read: set[str] = set()
+    tables = [top]
+    while tables:
+        table = tables.pop()
+        read |= {
+            symbol.get_name()
+            for symbol in table.get_symbols()
+            if symbol.is_referenced() and (table is top or symbol.is_global())
+        }
+        tables.extend(table.get_children())
+    return bound, read
+
+
+BUILTINS = set(dir(builtins)) | {"__name__", "__file__"}
+
+
+def _undefined_names(runnable: list[Block]) -> list[str]:
+    """Names a block reads that nothing on its page (or its own file block) defines.
+
+    Running a page does not find them when they are read only inside a function it never
+    calls (`return redis_client.get(key)`): the reader who copies the example finds them.
+    """
+    code = [b for b in runnable if b.language != "pycon"]
+    page_bound = _bound_and_read("\n".join(b.code for b in code if b.file_name is None), "page")[0]
+    problems = []
+    for block in code:
+        bound, read = _bound_and_read(block.code, block.where())
+        known = bound if block.file_name is not None else page_bound
+        missing = sorted(read - known - BUILTINS)
+        if missing:
+            problems.append(f"{block.where()}: {', '.join(missing)}")
+    return problems
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_EXAMPLES, ids=_relative)
+def test_page_examples_use_only_names_they_define(page: Path) -> None:
+    problems = _undefined_names(_runnable(page))
+    assert not problems, "undefined names in examples:\n" + "\n".join(problems)
+
+
+@pytest.mark.parametrize("doc", DOCSTRINGS_WITH_EXAMPLES, ids=lambda doc: doc.qualname)
+def test_docstring_examples_use_only_names_they_define(doc: object) -> None:
+    runnable = [block for block in doc.blocks() if block.runs]  # type: ignore[attr-defined]
+    problems = _undefined_names(runnable)
+    assert not problems, "undefined names in examples:\n" + "\n".join(problems)
+
+
+def test_an_undefined_name_in_a_function_body_is_found(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\nimport logging\n\nlog = logging.getLogger(__name__)\n\n\n"
+        "def get(key):\n    log.info(key)\n    return redis_client.get(key)\n```\n",
+        encoding="utf-8",
+    )
+    (problem,) = _undefined_names(_runnable(page))
+    assert problem.endswith(": redis_client")
 
 
 def test_docstrings_have_examples_to_run() -> None:

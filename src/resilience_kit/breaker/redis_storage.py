@@ -1,6 +1,6 @@
 """Breaker state shared through Redis: [RedisStorage][resilience_kit.RedisStorage].
 
-Needs the ``redis`` extra (``pip install resilience-kit[redis]``) only when a storage is made
+Needs the ``redis`` extra (``pip install "resilience-kit-py[redis]"``) only when a storage is made
 from a URL or talks to Redis; importing this module needs nothing beyond the core.
 """
 

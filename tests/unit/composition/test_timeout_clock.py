@@ -211,6 +211,83 @@ async def test_calls_that_finish_in_time_leave_no_deadlines_behind() -> None:
         await task
 
 
+async def _outcome(call: Any) -> BaseException | object:
+    """Run ``call()`` with a generous safety net: what it ended with, or ``hung`` if it never
+    ended (a net of the test's own, so a hang fails the test instead of passing as a
+    ``TimeoutError``)."""
+    task = asyncio.ensure_future(call())
+    done, _ = await asyncio.wait({task}, timeout=10)
+    if task not in done:
+        task.cancel()
+        return "hung"
+    return task.exception() or task.result()
+
+
+async def test_under_a_fake_clock_a_call_that_really_waits_still_ends_at_the_limit() -> None:
+    # The fake clock drives the limit, but does not switch off real time: a dependency stub
+    # that really hangs (an Event nobody sets, a socket that never answers) ends at the limit
+    # as in production, instead of hanging the test.
+    clock = FakeClock()
+
+    @resilience_kit.timeout(0.05)
+    async def waits() -> str:
+        await asyncio.Event().wait()
+        return "never"
+
+    with use_clock(clock):
+        ended = await _outcome(waits)
+    assert isinstance(ended, TimeoutError), ended
+    assert "within its timeout of 0.05s" in str(ended)
+    assert clock.monotonic() == 0.0  # the fake clock was not moved
+    assert pending(clock) == 0
+
+
+async def test_the_fake_and_the_real_limit_both_reached_end_the_call_once() -> None:
+    # The fake clock ends the attempt; its clean-up then awaits past the real limit too, so the
+    # loop's timer fires while the first expiry is under way: nothing may go wrong in the loop.
+    clock = FakeClock()
+    loop = asyncio.get_running_loop()
+    problems: list[object] = []
+    loop.set_exception_handler(lambda _, context: problems.append(context))
+
+    @resilience_kit.timeout(0.05)
+    async def waits() -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.2)  # a clean-up that awaits (closing a connection)
+            raise
+        return "never"
+
+    try:
+        with use_clock(clock):
+            task = asyncio.ensure_future(waits())
+            await asyncio.sleep(0)
+            clock.advance(1)
+            with pytest.raises(TimeoutError, match="within its timeout"):
+                await task
+        await asyncio.sleep(0.1)  # any late timer has fired by now
+    finally:
+        loop.set_exception_handler(None)
+    assert problems == []
+
+
+async def test_under_a_fake_clock_resilient_retries_an_attempt_that_really_hung() -> None:
+    clock = FakeClock()
+    attempts: list[int] = []
+
+    @resilient(retry=ONCE, timeout=0.05)
+    async def hangs_once() -> str:
+        attempts.append(len(attempts))
+        if len(attempts) == 1:
+            await asyncio.Event().wait()
+        return "second"
+
+    with use_clock(clock):
+        ended = await _outcome(hangs_once)
+    assert (ended, attempts) == ("second", [0, 1])
+
+
 async def test_the_own_task_form_follows_a_driven_clock_too() -> None:
     # Python 3.10's form (_within), armed by the fake clock instead of the loop: tested on
     # every version.
