@@ -60,11 +60,13 @@ def check_fits(
 ) -> None:
     """Refuse, at decoration, a ``fallback`` that could not take a call of ``fn``.
 
-    The fallback gets the call's own arguments (``self`` too, for a method), plus ``error=``
-    when ``passes_error``. A call of ``fn`` with its required arguments only must bind to the
-    fallback's signature, and one with every argument, its optional ones passed positionally
-    or by keyword. A function that takes ``*args`` or ``**kwargs`` (whose calls cannot be
-    known), or whose signature Python cannot read (some builtins), is not checked.
+    The fallback gets the call's own arguments as they were passed (``self`` too, for a
+    method), plus ``error=`` when ``passes_error``. So every way of calling ``fn`` must bind to
+    the fallback's signature: its required arguments alone and every argument, each with the
+    parameters that may go either way passed by position up to some point and by keyword after
+    it (a leading ``self`` or ``cls`` always by position). A function that takes ``*args`` or
+    ``**kwargs`` (whose calls cannot be known), or whose signature Python cannot read (some
+    builtins), is not checked.
 
     Raises:
         ConfigurationError: One of those calls does not bind, naming ``owner`` (where the
@@ -81,53 +83,52 @@ def check_fits(
     if any(p.kind in (kind.VAR_POSITIONAL, kind.VAR_KEYWORD) for p in called.parameters.values()):
         return  # a generic function (a proxy, a test double): its calls cannot be known
     extra = {"error": None} if passes_error else {}
-    fewest, *most = _sample_calls(called)
-    problem: TypeError | None = None
-    # The fewest arguments must bind, and the most in one of the ways they may be passed.
-    for candidates in ([fewest], most):
-        for args, keywords in candidates:
-            try:
-                answering.bind(*args, **keywords, **extra)
-            except TypeError as refused:
-                problem = refused
-            else:
-                problem = None
-                break
-        if problem is not None:
+    for args, keywords in _sample_calls(called):
+        try:
+            answering.bind(*args, **keywords, **extra)
+        except TypeError as problem:
             name = getattr(fn, "__qualname__", None) or repr(fn)
+            shown = ", ".join([*("..." for _ in args), *(f"{k}=..." for k in keywords)])
             raise ConfigurationError(
                 f"fallback {fallback!r} of {owner} cannot take the arguments of {name}"
-                f"{called}: {problem}. The fallback is called with the call's own arguments"
+                f"{called}: a call {name}({shown}) would fail there ({problem}). The "
+                f"fallback is called with the call's own arguments as they were passed"
                 f"{' and error=' if passes_error else ''}; give it the same parameters, or "
                 "*args and **kwargs",
                 parameter="fallback",
                 value=fallback,
-            )
+            ) from None
 
 
 def _sample_calls(
     signature: inspect.Signature,
 ) -> list[tuple[tuple[Any, ...], dict[str, Any]]]:
-    """Calls that ``signature`` (without ``*args`` or ``**kwargs``) accepts: the fewest
-    arguments (positionally where allowed), then every argument in two ways: optional
-    parameters positionally, or by keyword."""
+    """Every shape of call that ``signature`` (without ``*args`` or ``**kwargs``) accepts.
+
+    The required arguments alone, then every argument; in each, the parameters that may be
+    passed either way go by position up to a split and by keyword after it, for every split.
+    """
     kind = inspect.Parameter
+    parameters = list(signature.parameters.values())
     calls = []
-    for everything, by_keyword in ((False, False), (True, False), (True, True)):
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        for parameter in signature.parameters.values():
-            optional = parameter.default is not parameter.empty
-            if optional and not everything:
-                continue
-            if parameter.kind is kind.POSITIONAL_ONLY:
-                args.append(None)
-            elif parameter.kind is kind.POSITIONAL_OR_KEYWORD:
-                if optional and by_keyword:
-                    kwargs[parameter.name] = None
-                else:
-                    args.append(None)
-            else:  # keyword-only
-                kwargs[parameter.name] = None
-        calls.append((tuple(args), kwargs))
+    for everything in (False, True):
+        chosen = [p for p in parameters if everything or p.default is p.empty]
+        either = [p for p in chosen if p.kind is kind.POSITIONAL_OR_KEYWORD]
+        # A method's self or cls is bound by the attribute lookup: always positional.
+        first = 1 if either and either[0] is parameters[0] and either[0].name in _BOUND else 0
+        for split in range(first, len(either) + 1):
+            by_position = {p.name for p in either[:split]}
+            args = tuple(
+                None for p in chosen if p.kind is kind.POSITIONAL_ONLY or p.name in by_position
+            )
+            keywords = {
+                p.name: None
+                for p in chosen
+                if p.kind is kind.KEYWORD_ONLY
+                or (p.kind is kind.POSITIONAL_OR_KEYWORD and p.name not in by_position)
+            }
+            calls.append((args, keywords))
     return calls
+
+
+_BOUND = frozenset({"self", "cls"})

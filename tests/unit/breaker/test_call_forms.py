@@ -56,7 +56,7 @@ async def test_async_decorator_counts_like_the_sync_one(clock: FakeClock) -> Non
 
 
 def test_methods_static_and_class_methods(clock: FakeClock) -> None:
-    breaker = CircuitBreaker("forms", failure_threshold=1, fallback=lambda *a: a)
+    breaker = CircuitBreaker("forms", failure_threshold=1, fallback=lambda *a, **k: a)
 
     class Client:
         def __init__(self, base: str) -> None:

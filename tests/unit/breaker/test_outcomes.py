@@ -355,7 +355,7 @@ def test_a_fallback_taking_error_refuses_a_function_taking_error() -> None:
     with pytest.raises(ConfigurationError, match="could not tell the call's `error`"):
         resilient(breaker=breaker)(report)
     # A fallback without `error` gets the call's own arguments, `error` among them.
-    plain = CircuitBreaker("o2", fallback=lambda message, **kw: f"{message}/{kw['error']}")
+    plain = CircuitBreaker("o2", fallback=lambda message, *more, **kw: f"{message}/{kw['error']}")
     assert plain(report)("disk full", error="E42") == "disk full/E42"
 
 
@@ -411,8 +411,17 @@ def _lookup(user_id: int, *, fresh: bool = False) -> str:
         lambda user_id, region: "anonymous",  # wants an argument no call gives
         lambda user_id: "anonymous",  # cannot take the keyword `fresh`
         lambda user_id, *, error: "anonymous",  # error= is fine; `fresh` is not
+        lambda uid, fresh=False: "anonymous",  # _lookup(user_id=1) would pass `user_id`
+        lambda *args: "anonymous",  # cannot take `fresh`, nor user_id by keyword
     ],
-    ids=["no-parameters", "extra-required", "missing-keyword", "error-but-no-keyword"],
+    ids=[
+        "no-parameters",
+        "extra-required",
+        "missing-keyword",
+        "error-but-no-keyword",
+        "renamed-parameter",
+        "positional-only",
+    ],
 )
 def test_a_fallback_that_cannot_take_the_calls_arguments_is_refused_at_decoration(
     fallback: Any,
@@ -449,8 +458,9 @@ class Repository:
         (_lookup, lambda user_id, **kwargs: kwargs.get("error")),
         # A method's fallback gets self; an optional argument by position or by keyword.
         (Repository.find, lambda repo, key, default=None: default),
-        (Repository.find, lambda repo, key, **kwargs: kwargs.get("default")),
-        (Repository.find_async, lambda *args: None),
+        (Repository.find, lambda repo, key, *rest, **kwargs: kwargs.get("default")),
+        (Repository.find_async, lambda *args, **kwargs: None),
+        (Repository.find_async, lambda repo, key: None),  # self goes by position only
         (int, lambda *args: 0),  # no readable signature: not checked
         (_forward, lambda url: None),  # takes anything: its calls cannot be known
     ],
@@ -459,6 +469,25 @@ def test_fallbacks_that_fit_decorate_and_answer(fn: Any, fallback: Any) -> None:
     breaker = CircuitBreaker("o", fallback=fallback)
     assert callable(breaker(fn))
     assert callable(resilient(fallback=fallback)(fn))
+
+
+@pytest.mark.parametrize(
+    "fallback",
+    [lambda *args: None, lambda repo, name: None, lambda repo, key, fallback_default=None: None],
+    ids=["positional-only", "renamed", "optional-renamed"],
+)
+def test_a_method_fallback_must_take_the_keyword_calls_too(fallback: Any) -> None:
+    # repository.find(key="k") or find("k", default="d") reaches the fallback as (self, key="k")
+    # or (self, "k", default="d"): refused at decoration rather than a TypeError mid-outage.
+    with pytest.raises(ConfigurationError, match=r"a call Repository.find\(.*=\.\.\.\) would fail"):
+        CircuitBreaker("o", fallback=fallback)(Repository.find)
+
+
+def test_a_keyword_call_reaches_a_fallback_that_fits() -> None:
+    breaker = CircuitBreaker("kw", failure_threshold=1, fallback=lambda user_id, fresh=False: fresh)
+    guarded = breaker(_lookup)
+    assert guarded(user_id=1, fresh=True) is True  # the failure that opens it, answered
+    assert guarded(user_id=2) is False  # rejected while open, answered
 
 
 def test_a_method_fallback_gets_self_and_answers_an_outage() -> None:

@@ -25,8 +25,8 @@ class Recorder:
         self.answer = answer
         self.seen: list[tuple[tuple[object, ...], BaseException]] = []
 
-    def __call__(self, *args: object, error: BaseException) -> str:
-        self.seen.append((args, error))
+    def __call__(self, *args: object, error: BaseException, **kwargs: object) -> str:
+        self.seen.append((args + tuple(kwargs.values()), error))
         return self.answer
 
 
