@@ -103,17 +103,22 @@ def worker_pids(samples: dict) -> set[int]:  # type: ignore[type-arg]
 def test_one_scrape_merges_every_worker_and_keeps_an_exited_workers_counters(
     server: str,
 ) -> None:
-    samples = wait_for(
-        server,
-        lambda s: s.get(SUCCESSES) == 10 * WORKERS and len(worker_pids(s)) == WORKERS,
-        f"{WORKERS} workers' figures in one scrape",
-    )
-    pids = worker_pids(samples)
-    # Whichever worker answers, the scrape is the same merged view.
-    for _ in range(10):
-        again = scrape(server)
-        assert again[SUCCESSES] == 10 * WORKERS
-        assert worker_pids(again) == pids
+    deadline = time.monotonic() + 60
+    while True:
+        samples = wait_for(
+            server,
+            lambda s: s.get(SUCCESSES) == 10 * WORKERS and len(worker_pids(s)) == WORKERS,
+            f"{WORKERS} workers' figures in one scrape",
+        )
+        pids = worker_pids(samples)
+        # Whichever worker answers, the scrape is the same merged view, once every worker has
+        # written a snapshot since its calls (until then, a worker's file may predate them:
+        # one answering worker can show all 30 while another still reads a stale 0).
+        views = [scrape(server) for _ in range(10)]
+        if all(v.get(SUCCESSES) == 10 * WORKERS and worker_pids(v) == pids for v in views):
+            break
+        assert time.monotonic() < deadline, [v.get(SUCCESSES) for v in views]
+        time.sleep(0.2)
 
     victim = min(pids)
     os.kill(victim, signal.SIGKILL)
