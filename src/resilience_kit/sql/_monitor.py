@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from resilience_kit._redact import MASK, _names_secret, redact
 from resilience_kit._validation import check_choice, check_int, check_number
 from resilience_kit.errors import ConfigurationError
-from resilience_kit.sql._fingerprint import FINGERPRINTS, has_literals
+from resilience_kit.sql._fingerprint import fingerprints_for, has_literals
 from resilience_kit.sql._hub import Hub, Pending, hub_for
 from resilience_kit.sql._scope import QueryScope
 from resilience_kit.sql._stats import PoolStats, QueryStats, StatementStats, StatementTable, _Row
@@ -150,6 +150,8 @@ class QueryMonitor:
 
             self.explainer = Explainer(engine, interval=explain_interval)
         self.pool_counters = _PoolCounters()
+        # Fingerprints follow the engine's lexis: MySQL reads backslashes and quotes its way.
+        self.fingerprints = fingerprints_for(sync_engine.dialect.name)
         self._table = StatementTable(self.max_statements)
         self._n_plus_one = 0
         self._reported_failure = False
@@ -309,7 +311,7 @@ class QueryMonitor:
             if elapsed >= slow_threshold:
                 entry[3] += 1
         table = self._table
-        fingerprints = FINGERPRINTS
+        fingerprints = self.fingerprints
         for statement, (durations, rows, errors, slow) in by_text.items():
             table.add(table.row(fingerprints.get(statement)), durations, rows, errors, slow)
 
@@ -317,7 +319,7 @@ class QueryMonitor:
         self, statement: str, parameters: Any, context: Any, elapsed: float, *, failed: bool
     ) -> None:
         """Log one slow statement (and queue its EXPLAIN)."""
-        fingerprint = FINGERPRINTS.get(statement)
+        fingerprint = self.fingerprints.get(statement)
         LOGGER.warning(
             "SLOW QUERY%s (%.3fs, threshold %.3fs)\nFingerprint: %s\nSQL: %s\nParameters: %s",
             " (failed)" if failed else "",
@@ -361,7 +363,7 @@ class QueryMonitor:
     def _format_sql(self, statement: str, fingerprint: str) -> str:
         # Values written into the statement's text are parameters too: without
         # log_parameters they are shown as the fingerprint shows them, as "?".
-        if not self.log_parameters and has_literals(statement):
+        if not self.log_parameters and has_literals(statement, self.fingerprints.dialect):
             statement = fingerprint
         return redact(statement, max_length=_MAX_SQL_LOGGED)
 

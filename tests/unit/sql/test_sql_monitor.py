@@ -199,6 +199,22 @@ def test_statements_differing_in_values_share_one_row(engine: Any) -> None:
     monitor.remove()
 
 
+def test_a_mysql_engine_fingerprints_by_mysql_rules_and_leaks_no_value(
+    engine: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite stands in for MySQL: only the dialect's name decides the lexis. SQLite rejects the
+    # backslash-escaped quote, which is fine: a failed statement gets its row and log line too.
+    monkeypatch.setattr(engine.dialect, "name", "mysql")
+    monitor = install_query_monitor(engine, slow_threshold=0)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(sa.exc.OperationalError):
+        run(engine, "SELECT * FROM items WHERE password = 'x\\'hunter2' AND id = 1")
+    (row,) = monitor.top()
+    assert row.fingerprint == "select * from items where password = ? and id = ?"
+    assert row.errors == 1
+    assert "hunter2" not in "\n".join(slow_records(caplog))
+    monitor.remove()
+
+
 def test_per_statement_figures(engine: Any) -> None:
     monitor = install_query_monitor(engine)
     run(engine, "INSERT INTO items (name) VALUES ('a'), ('b'), ('c')")
