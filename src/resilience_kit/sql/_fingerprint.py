@@ -142,7 +142,7 @@ def _nested_comment_end(sql: str, start: int, flat_end: int) -> int:
 def _tokens(sql: str, mysql: bool = False) -> list[str]:
     out: list[str] = []
     depth = 0
-    by_depth = -1  # the parenthesis depth of the ORDER BY / GROUP BY list we are in, or -1
+    by_depth: int | None = None  # the parenthesis depth of the ORDER BY / GROUP BY list we are in
     for kind, text in _scan(sql, mysql):
         if kind in ("space", "comment"):
             continue
@@ -157,15 +157,15 @@ def _tokens(sql: str, mysql: bool = False) -> list[str]:
             if lowered == "by" and out and out[-1] in ("order", "group"):
                 by_depth = depth
             elif depth == by_depth and lowered in _END_OF_BY_LIST:
-                by_depth = -1
+                by_depth = None
             out.append(PLACEHOLDER if lowered in _BOOLEANS else lowered)
         else:
             if text == "(":
                 depth += 1
             elif text == ")":
                 depth -= 1
-                if depth < by_depth:
-                    by_depth = -1
+                if by_depth is not None and depth < by_depth:
+                    by_depth = None
             out.append(text)
     return out
 

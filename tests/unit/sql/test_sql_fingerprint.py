@@ -167,3 +167,16 @@ def test_order_by_1_and_order_by_2_are_different_statements() -> None:
     assert fingerprint("SELECT a, b FROM t ORDER BY 1") != fingerprint(
         "SELECT a, b FROM t ORDER BY 2"
     )
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a) , 42", "select a), ?"),
+        ("SELECT a FROM t ORDER BY 1) , 9", "select a from t order by 1), ?"),
+    ],
+)
+def test_an_unbalanced_parenthesis_never_makes_a_value_a_column_position(
+    sql: str, expected: str
+) -> None:
+    assert fingerprint(sql) == expected
