@@ -27,7 +27,8 @@ def _result(status: str, message: str = "", details: dict[str, Any] | None = Non
 
 
 def _pool_details(pool: Any) -> dict[str, Any]:
-    """What a SQLAlchemy pool says about itself (a QueuePool has all four; others fewer)."""
+    """What a SQLAlchemy pool says about itself (a QueuePool has all four; others fewer);
+    ``overflow`` is the number of overflow connections open (0 or more)."""
     details: dict[str, Any] = {"pool": type(pool).__name__}
     for figure in ("size", "checkedin", "checkedout", "overflow"):
         method = getattr(pool, figure, None)
@@ -36,6 +37,9 @@ def _pool_details(pool: Any) -> dict[str, Any]:
                 details[figure] = int(method())
             except Exception:  # noqa: S112 - a pool that cannot say simply says less
                 continue
+    if "overflow" in details:
+        # QueuePool counts overflow from -pool_size up; below 0 no overflow connection is open.
+        details["overflow"] = max(0, details["overflow"])
     return details
 
 

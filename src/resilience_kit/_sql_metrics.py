@@ -6,37 +6,19 @@ and statement text is no label). The engine label is the engine's ``logging_name
 gave it one (``create_engine(url, logging_name="orders")``), else ``backend://host:port/db``
 from its URL (never the user, the password or the query string).
 
-The histogram's buckets are Prometheus-style bounds over the monitor's own log-scale
-histogram (8 buckets per doubling): a monitor bucket that straddles a bound is counted in the
-next bound up, so a count is at most one monitor bucket (about 9 % of the duration) late.
+Everything is read through the monitors' public API: `stats()` (totals and the pool, whose
+`max_connections` is the saturation gauge's denominator) and `duration_histogram()` (a
+cumulative histogram over Prometheus-style bounds, built from the monitor's finer one).
 """
 
 from __future__ import annotations
 
 import sys
-from bisect import bisect_left
 from typing import Any
 
 from resilience_kit._metrics import Histogram, MetricFamily
 
-__all__ = ["BUCKETS", "sql_families"]
-
-BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-"""The histogram's upper bounds in seconds (``+Inf`` follows)."""
-
-_coarse_of: list[int] | None = None
-
-
-def _coarse_index() -> list[int]:
-    """Monitor bucket index -> index in BUCKETS (len(BUCKETS) for +Inf), built once."""
-    global _coarse_of  # noqa: PLW0603 - a cache of a pure function of the monitor's bounds
-    if _coarse_of is None:
-        from resilience_kit.sql._stats import _BOUNDS
-
-        # Monitor bucket i holds durations in [_BOUNDS[i-1], _BOUNDS[i]); the last one, past
-        # every bound, only fits +Inf.
-        _coarse_of = [bisect_left(BUCKETS, upper) for upper in _BOUNDS] + [len(BUCKETS)]
-    return _coarse_of
+__all__ = ["sql_families"]
 
 
 def _engine_label(engine: Any) -> str:
@@ -48,21 +30,6 @@ def _engine_label(engine: Any) -> str:
     host = url.host or ""
     port = f":{url.port}" if url.port else ""
     return f"{url.get_backend_name()}://{host}{port}/{url.database or ''}"
-
-
-def _histogram(monitor: Any) -> tuple[list[float], float, float]:
-    """Cumulative-ready counts per BUCKETS (+Inf last), the sum and the count of durations."""
-    coarse_of = _coarse_index()
-    counts = [0.0] * (len(BUCKETS) + 1)
-    hub = monitor.hub
-    hub.fold()
-    with hub.lock:
-        table = monitor._table
-        total, calls = table.total, table.calls
-        for row in table.every_row():
-            for index, count in row.buckets.items():
-                counts[coarse_of[min(index, len(coarse_of) - 1)]] += count
-    return counts, total, float(calls)
 
 
 def sql_families() -> list[MetricFamily]:
@@ -107,34 +74,20 @@ def sql_families() -> list[MetricFamily]:
         queries.add(float(stats.total_queries), label)
         slow.add(float(stats.slow_queries), label)
         errors.add(float(stats.errors), label)
-        counts, total, calls = _histogram(monitor)
-        running, buckets = 0.0, []
-        for bound, count in zip((*BUCKETS, float("inf")), counts, strict=True):
-            running += count
-            buckets.append((bound, running))
-        durations.add(Histogram(tuple(buckets), total, calls), label)
+        histogram = monitor.duration_histogram()
+        buckets = tuple((bound, float(count)) for bound, count in histogram.buckets)
+        durations.add(Histogram(buckets, histogram.sum, float(histogram.count)), label)
         pool = stats.pool
         if pool is not None:
             if pool.checked_out is not None:
                 checked_out.add(float(pool.checked_out), label)
-            limit = _max_connections(monitor)
-            if limit is not None:
-                capacity.add(float(limit), label)
+            if pool.max_connections is not None:
+                capacity.add(float(pool.max_connections), label)
             waited.add(pool.wait_time, label)
             timeouts.add(float(pool.timeouts), label)
     for family in families:
         family.samples = _summed(family.samples)
     return families
-
-
-def _max_connections(monitor: Any) -> int | None:
-    """size + max_overflow of a QueuePool; None for a pool without a fixed limit."""
-    pool = monitor.hub.pool
-    size = getattr(pool, "size", None)
-    overflow = getattr(pool, "_max_overflow", None)
-    if not callable(size) or not isinstance(overflow, int) or overflow < 0:
-        return None
-    return int(size()) + overflow
 
 
 def _summed(samples: list[tuple[tuple[str, ...], Any]]) -> list[tuple[tuple[str, ...], Any]]:

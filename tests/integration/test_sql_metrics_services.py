@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import uuid
@@ -56,8 +57,11 @@ def test_postgresql_statements_in_the_scrape(database_url: str) -> None:
     assert ":n" not in text
     assert "pg_sleep" not in text, "statements are never labels"
     promtool = shutil.which("promtool")
-    if promtool is not None:
-        result = subprocess.run(
-            [promtool, "check", "metrics"], input=text.encode(), capture_output=True, check=False
-        )
-        assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
+    if promtool is None:
+        if os.environ.get("RESILIENCE_KIT_REQUIRE_SERVICES") == "1":
+            pytest.fail("promtool is missing (Debian package 'prometheus'); .ci/run installs it")
+        pytest.skip("promtool is missing (Debian package 'prometheus'); the figures were checked")
+    result = subprocess.run(
+        [promtool, "check", "metrics"], input=text.encode(), capture_output=True, check=False
+    )
+    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()

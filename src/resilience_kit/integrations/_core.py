@@ -100,8 +100,8 @@ def _retry_after(seconds: float) -> str:
 def error_reply(error: BaseException, statuses: Mapping[type[BaseException], int]) -> Reply | None:
     """The reply for an error a guarded call raised, or ``None`` if it is not ours to answer.
 
-    [CircuitOpenError][resilience_kit.CircuitOpenError] becomes 503, a rate limit 429 (and
-    any error class in ``statuses`` its status); when the error has ``retry_after`` the reply
+    [CircuitOpenError][resilience_kit.CircuitOpenError] becomes 503 (and any error class in
+    ``statuses`` its status); when the error has ``retry_after`` the reply
     has a ``Retry-After`` header (whole seconds, rounded up).
     """
     status = None
@@ -123,8 +123,8 @@ def error_reply(error: BaseException, statuses: Mapping[type[BaseException], int
 
 
 def default_statuses() -> dict[type[BaseException], int]:
-    """CircuitOpenError -> 503, plus the load-control errors (a rate limit -> 429, a full
-    bulkhead -> 503) wherever the library defines them."""
+    """CircuitOpenError -> 503, plus the load-control errors API.md names (``RateLimitedError``
+    -> 429, ``BulkheadFullError`` -> 503) once the library defines them (none does yet)."""
     statuses: dict[type[BaseException], int] = {CircuitOpenError: 503}
     for module_name in (
         "resilience_kit.errors",

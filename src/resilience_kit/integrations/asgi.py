@@ -14,8 +14,9 @@ app = ResilienceApp(
 ```
 
 Wrapping your own app, it answers its own paths and hands every other request on; errors a
-guarded call raises out of your app ([CircuitOpenError][resilience_kit.CircuitOpenError], a rate
-limit) become 503 or 429 with a ``Retry-After`` header, as long as no response has started.
+guarded call raises out of your app ([CircuitOpenError][resilience_kit.CircuitOpenError], and
+classes you map in ``statuses``, such as your rate limiter's error to 429) become their status
+with a ``Retry-After`` header, as long as no response has started.
 """
 
 from __future__ import annotations
@@ -73,7 +74,8 @@ class ResilienceApp(EndpointsApp[ASGIApp]):
         cache_stats: A callable (sync or async) whose result ``/admin/cache_stats`` shows.
         db_metrics: A callable (sync or async) whose result ``/admin/db_metrics`` shows.
         statuses: Extra error classes and the status each becomes (added to
-            [CircuitOpenError][resilience_kit.CircuitOpenError] -> 503 and a rate limit -> 429).
+            [CircuitOpenError][resilience_kit.CircuitOpenError] -> 503), e.g. your rate
+            limiter's error -> 429.
         health_path: Where the health endpoints live.
         metrics_path: Where the scrape lives.
         admin_prefix: Where the admin endpoints live.

@@ -11,7 +11,7 @@ from resilience_kit.integrations.fastapi import (
 
 app = FastAPI()
 app.include_router(health_router(HealthChecker({"ok": lambda: True})))
-install_exception_handlers(app)  # CircuitOpenError -> 503, a rate limit -> 429
+install_exception_handlers(app)  # CircuitOpenError -> 503 with Retry-After
 ```
 
 Needs the ``fastapi`` extra. The routes answer exactly as the plain
@@ -170,8 +170,9 @@ def admin_router(
 def install_exception_handlers(
     app: FastAPI, *, statuses: Mapping[type[BaseException], int] | None = None
 ) -> None:
-    """Answer [CircuitOpenError][resilience_kit.CircuitOpenError] with 503 and a rate limit
-    with 429, each with a ``Retry-After`` header from the error's ``retry_after``.
+    """Answer [CircuitOpenError][resilience_kit.CircuitOpenError] with 503, and the classes in
+    ``statuses`` with their status (your rate limiter's error with 429, say), each with a
+    ``Retry-After`` header from the error's ``retry_after`` when it has one.
 
     Args:
         app: The FastAPI (or Starlette) application.

@@ -14,7 +14,7 @@ Around a Flask app: ``app.wsgi_app = ResilienceWSGI(app.wsgi_app, checker=checke
 Django: ``application = ResilienceWSGI(get_wsgi_application(), checker=checker)`` in
 ``wsgi.py``. Flask turns a view's exception into a 500 before any middleware sees it: add
 [register_flask_error_handlers][resilience_kit.integrations.wsgi.register_flask_error_handlers]
-for the 503 and 429 replies.
+for the 503 replies (and the statuses you map, such as 429).
 
 Health checks run on an event loop of their own per probe (``asyncio.run``): give async checks
 clients that are not bound to another loop, or use sync clients.
@@ -88,8 +88,8 @@ class ResilienceWSGI(EndpointsApp[WSGIApp]):
 def register_flask_error_handlers(
     app: Any, *, statuses: Mapping[type[BaseException], int] | None = None
 ) -> None:
-    """Answer [CircuitOpenError][resilience_kit.CircuitOpenError] with 503 and a rate limit
-    with 429 (``Retry-After`` set) in a Flask ``app`` (or blueprint)."""
+    """Answer [CircuitOpenError][resilience_kit.CircuitOpenError] with 503, and the classes in
+    ``statuses`` with their status (``Retry-After`` set), in a Flask ``app`` (or blueprint)."""
     table = {**default_statuses(), **(statuses or {})}
 
     def handle(error: BaseException) -> tuple[bytes, int, list[tuple[str, str]]]:

@@ -21,7 +21,14 @@ from resilience_kit.sql._env import engine_from_env
 from resilience_kit.sql._fingerprint import fingerprint
 from resilience_kit.sql._monitor import QueryMonitor, install_query_monitor, monitors
 from resilience_kit.sql._scope import NPlusOne, QueryScope
-from resilience_kit.sql._stats import OTHER, PoolStats, QueryStats, StatementStats
+from resilience_kit.sql._stats import (
+    DURATION_BOUNDS,
+    OTHER,
+    DurationHistogram,
+    PoolStats,
+    QueryStats,
+    StatementStats,
+)
 
 __all__ = [
     "install_query_monitor",
@@ -30,6 +37,8 @@ __all__ = [
     "QueryStats",
     "StatementStats",
     "PoolStats",
+    "DurationHistogram",
+    "DURATION_BOUNDS",
     "QueryScope",
     "NPlusOne",
     "OTHER",

@@ -6,16 +6,26 @@ import logging
 import re
 import threading
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from resilience_kit._redact import MASK, _names_secret, redact
 from resilience_kit._validation import check_choice, check_int, check_number
 from resilience_kit.errors import ConfigurationError
-from resilience_kit.sql._fingerprint import FINGERPRINTS, has_literals
+from resilience_kit.sql._fingerprint import fingerprints_for, has_literals
 from resilience_kit.sql._hub import Hub, Pending, hub_for
 from resilience_kit.sql._scope import QueryScope
-from resilience_kit.sql._stats import PoolStats, QueryStats, StatementStats, StatementTable, _Row
+from resilience_kit.sql._stats import (
+    DURATION_BOUNDS,
+    DurationHistogram,
+    PoolStats,
+    QueryStats,
+    StatementStats,
+    StatementTable,
+    _Row,
+    check_bounds,
+    duration_histogram,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -150,6 +160,8 @@ class QueryMonitor:
 
             self.explainer = Explainer(engine, interval=explain_interval)
         self.pool_counters = _PoolCounters()
+        # Fingerprints follow the engine's lexis: MySQL reads backslashes and quotes its way.
+        self.fingerprints = fingerprints_for(sync_engine.dialect.name)
         self._table = StatementTable(self.max_statements)
         self._n_plus_one = 0
         self._reported_failure = False
@@ -196,6 +208,36 @@ class QueryMonitor:
         snapshots.sort(key=lambda stats: getattr(stats, by), reverse=True)
         return snapshots[:n]
 
+    def duration_histogram(self, bounds: Iterable[float] = DURATION_BOUNDS) -> DurationHistogram:
+        """How long every statement took, as a cumulative histogram over `bounds` (seconds).
+
+        Covers every statement since install or the last `reset()`, the `other` row's
+        included; exporters (Prometheus, OpenTelemetry) read it at scrape time.
+
+        Example:
+            ```python
+            import sqlalchemy as sa
+            from resilience_kit.sql import install_query_monitor
+
+            engine = sa.create_engine("sqlite://")
+            monitor = install_query_monitor(engine)
+            with engine.connect() as connection:
+                connection.exec_driver_sql("SELECT 1")
+            histogram = monitor.duration_histogram((0.01, 0.1, 1.0))
+            assert histogram.count == 1
+            assert histogram.buckets[-1] == (float("inf"), 1)
+            monitor.remove()
+            ```
+
+        Raises:
+            ConfigurationError: `bounds` are not finite, positive and strictly ascending.
+        """
+        checked = check_bounds(bounds)
+        hub = self.hub
+        hub.fold()
+        with hub.lock:
+            return duration_histogram(self._table.every_row(), checked)
+
     def to_dict(self, *, top: int = 10) -> dict[str, Any]:
         """The `/admin/db_metrics` answer: `{"db_metrics": {...}}`, JSON-able.
 
@@ -234,6 +276,7 @@ class QueryMonitor:
         counters = self.pool_counters
         overflow = _call(pool, "overflow")
         return PoolStats(
+            max_connections=_max_connections(pool),
             pool=type(pool).__name__,
             size=_call(pool, "size"),
             checked_out=_call(pool, "checkedout"),
@@ -309,7 +352,7 @@ class QueryMonitor:
             if elapsed >= slow_threshold:
                 entry[3] += 1
         table = self._table
-        fingerprints = FINGERPRINTS
+        fingerprints = self.fingerprints
         for statement, (durations, rows, errors, slow) in by_text.items():
             table.add(table.row(fingerprints.get(statement)), durations, rows, errors, slow)
 
@@ -317,7 +360,7 @@ class QueryMonitor:
         self, statement: str, parameters: Any, context: Any, elapsed: float, *, failed: bool
     ) -> None:
         """Log one slow statement (and queue its EXPLAIN)."""
-        fingerprint = FINGERPRINTS.get(statement)
+        fingerprint = self.fingerprints.get(statement)
         LOGGER.warning(
             "SLOW QUERY%s (%.3fs, threshold %.3fs)\nFingerprint: %s\nSQL: %s\nParameters: %s",
             " (failed)" if failed else "",
@@ -361,7 +404,7 @@ class QueryMonitor:
     def _format_sql(self, statement: str, fingerprint: str) -> str:
         # Values written into the statement's text are parameters too: without
         # log_parameters they are shown as the fingerprint shows them, as "?".
-        if not self.log_parameters and has_literals(statement):
+        if not self.log_parameters and has_literals(statement, self.fingerprints.dialect):
             statement = fingerprint
         return redact(statement, max_length=_MAX_SQL_LOGGED)
 
@@ -405,6 +448,15 @@ def _call(pool: Any, method: str) -> int | None:
     except Exception:  # pragma: no cover - pools answer these without I/O
         return None
     return value if isinstance(value, int) else None
+
+
+def _max_connections(pool: Any) -> int | None:
+    """``pool_size + max_overflow`` of a QueuePool; None for a pool without a fixed limit."""
+    size = _call(pool, "size")
+    overflow = getattr(pool, "_max_overflow", None)
+    if size is None or not isinstance(overflow, int) or overflow < 0:
+        return None
+    return size + overflow
 
 
 def _is_many(parameters: Any) -> bool:

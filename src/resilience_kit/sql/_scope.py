@@ -20,7 +20,6 @@ from time import perf_counter
 from types import FrameType, TracebackType
 from typing import TYPE_CHECKING
 
-from resilience_kit.sql._fingerprint import FINGERPRINTS
 from resilience_kit.sql._hub import ACTIVE_SCOPE
 
 if TYPE_CHECKING:
@@ -118,7 +117,7 @@ class QueryScope:
     def record(self, statement: str, elapsed: float) -> None:
         """Count one statement (called by the monitor's hook)."""
         threshold = self.monitor.n_plus_one_threshold
-        fingerprint = FINGERPRINTS.get(statement) if threshold is not None else ""
+        fingerprint = self.monitor.fingerprints.get(statement) if threshold is not None else ""
         with self._lock:
             self.queries += 1
             self.total_time += elapsed

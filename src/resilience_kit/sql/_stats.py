@@ -10,11 +10,26 @@ is folded into the ``other`` row, so totals stay exact while memory stays bounde
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
 from typing import Any
 
-__all__ = ["OTHER", "PoolStats", "QueryStats", "StatementStats", "StatementTable"]
+from resilience_kit.errors import ConfigurationError
+
+__all__ = [
+    "DURATION_BOUNDS",
+    "OTHER",
+    "DurationHistogram",
+    "PoolStats",
+    "QueryStats",
+    "StatementStats",
+    "StatementTable",
+    "check_bounds",
+    "duration_histogram",
+]
 
 OTHER = "other"
 """The fingerprint of the row that holds every statement evicted from the table."""
@@ -24,6 +39,14 @@ _LOWEST = 2.0**-20  # ~0.95 µs
 _BOUNDS: list[float] = [
     _LOWEST * math.pow(2.0, i / _PER_OCTAVE) for i in range(30 * _PER_OCTAVE + 1)
 ]
+
+
+DURATION_BOUNDS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+)  # fmt: skip
+"""The default upper bounds of
+[QueryMonitor.duration_histogram][resilience_kit.sql.QueryMonitor.duration_histogram], in
+seconds (1 ms to 10 s; ``+Inf`` follows)."""
 
 
 def _bucket_value(index: int) -> float:
@@ -71,11 +94,29 @@ class StatementStats:
 
 
 @dataclass(frozen=True)
+class DurationHistogram:
+    """How long statements took, as a cumulative histogram (the shape Prometheus exports).
+
+    `buckets` holds `(upper_bound, count)` pairs in ascending order, the last bound `inf`:
+    `count` is the number of statements that took at most `upper_bound` seconds. The monitor
+    keeps a finer log-scale histogram; a fine bucket that straddles a bound is counted at the
+    next bound up, so a count is late by at most one fine bucket (about 9 % of the duration),
+    never early. `sum` is the exact total time in seconds, `count` the number of statements.
+    """
+
+    buckets: tuple[tuple[float, int], ...]
+    sum: float
+    count: int
+
+
+@dataclass(frozen=True)
 class PoolStats:
     """The connection pool of the monitored engine.
 
     `size`, `checked_out` and `overflow` are read from the pool when the snapshot is taken
-    (None where the pool class has no such notion, e.g. `NullPool`); the rest counts since the
+    (None where the pool class has no such notion, e.g. `NullPool`), and so is
+    `max_connections`, the connections the pool may hand out at once (`pool_size` plus
+    `max_overflow`; None for a pool without a fixed limit); the rest counts since the
     monitor was installed or reset: `checkouts` (connections handed out), `wait_time` and
     `max_wait` (seconds spent waiting for a free connection, connection set-up excluded) and
     `timeouts` (checkouts that gave up after `pool_timeout`).
@@ -89,6 +130,7 @@ class PoolStats:
     wait_time: float
     max_wait: float
     timeouts: int
+    max_connections: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
@@ -245,3 +287,49 @@ class StatementTable:
 
 def _bucket_of(duration: float, _bounds: list[float] = _BOUNDS) -> int:
     return bisect_right(_bounds, duration)
+
+
+def check_bounds(bounds: Iterable[float]) -> tuple[float, ...]:
+    """``bounds`` as a tuple, if they are finite, positive and strictly ascending."""
+    values = tuple(bounds)
+    valid = bool(values) and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
+        for v in values
+    )
+    if not valid or any(b <= a for a, b in pairwise(values)):
+        raise ConfigurationError(
+            "bounds must be one or more finite numbers > 0 in strictly ascending order, "
+            f"got {values!r}",
+            parameter="bounds",
+            value=values,
+        )
+    return tuple(float(v) for v in values)
+
+
+@lru_cache(maxsize=16)
+def _coarse_index(bounds: tuple[float, ...]) -> list[int]:
+    """Fine bucket index -> index in ``bounds`` (``len(bounds)`` for +Inf).
+
+    Fine bucket i holds durations in [_BOUNDS[i-1], _BOUNDS[i]); it is counted at the first
+    bound at or above its upper edge. The last fine bucket, past every edge, only fits +Inf.
+    """
+    return [bisect_left(bounds, upper) for upper in _BOUNDS] + [len(bounds)]
+
+
+def duration_histogram(rows: Iterable[_Row], bounds: Sequence[float]) -> DurationHistogram:
+    """Fold the fine histograms of ``rows`` into one cumulative histogram over ``bounds``."""
+    bounds = tuple(bounds)
+    coarse_of = _coarse_index(bounds)
+    last = len(coarse_of) - 1
+    counts = [0] * (len(bounds) + 1)
+    total, calls = 0.0, 0
+    for row in rows:
+        total += row.total
+        calls += row.calls
+        for index, count in row.buckets.items():
+            counts[coarse_of[min(index, last)]] += count
+    running, buckets = 0, []
+    for bound, count in zip((*bounds, math.inf), counts, strict=True):
+        running += count
+        buckets.append((bound, running))
+    return DurationHistogram(tuple(buckets), total, calls)

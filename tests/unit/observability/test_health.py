@@ -8,6 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -335,6 +336,24 @@ async def test_check_sqlalchemy_on_sqlite() -> None:
         result = (await broken.check_all()).checks["db"]
         assert result.status is HealthStatus.UNHEALTHY
         assert "OperationalError" in result.message
+    finally:
+        engine.dispose()
+
+
+async def test_check_sqlalchemy_pool_details_never_show_a_negative_overflow(
+    tmp_path: Path,
+) -> None:
+    import sqlalchemy as sa
+
+    # QueuePool.overflow() starts at -pool_size ("connections left before overflow"): the
+    # details say how many overflow connections are open, as the query monitor does.
+    engine = sa.create_engine(
+        f"sqlite:///{tmp_path / 'db'}", poolclass=sa.pool.QueuePool, pool_size=5
+    )
+    try:
+        report = await HealthChecker({"db": check_sqlalchemy(engine)}).check_all()
+        details = report.checks["db"].details
+        assert (details["size"], details["checkedout"], details["overflow"]) == (5, 0, 0)
     finally:
         engine.dispose()
 

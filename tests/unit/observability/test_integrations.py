@@ -357,3 +357,21 @@ def test_circuit_open_error_statuses_without_retry_after_header() -> None:
     assert reply.status == 503
     assert dict(reply.headers)["retry-after"] == "1", "never 0: clients would retry at once"
     assert _core.error_reply(ValueError("x"), _core.default_statuses()) is None
+
+
+def test_a_rate_limit_error_of_the_library_would_map_to_429_without_statuses(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No RateLimitedError exists yet (API.md names it for the load-control primitives); once
+    # resilience_kit.errors (or .ratelimit) defines one, the handlers answer it with 429.
+    from resilience_kit import errors
+
+    class RateLimitedError(ResilienceError):
+        retry_after = 0.2
+
+    assert not hasattr(errors, "RateLimitedError")
+    monkeypatch.setattr(errors, "RateLimitedError", RateLimitedError, raising=False)
+    reply = _core.error_reply(RateLimitedError(), _core.default_statuses())
+    assert reply is not None
+    assert reply.status == 429
+    assert dict(reply.headers)["retry-after"] == "1"

@@ -62,6 +62,45 @@ def test_the_same_figures_as_observable_instruments(reader: InMemoryMetricReader
     assert transitions[(("breaker", "otel-upstream"), ("to_state", "OPEN"))] == 1
 
 
+def test_retry_cache_and_query_monitor_figures_too(reader: InMemoryMetricReader) -> None:
+    import sqlalchemy as sa
+
+    from resilience_kit.cache import MemoryBackend, cached
+    from resilience_kit.sql import install_query_monitor
+
+    @retry("database", name="otel-all", attempts=2)
+    def once() -> int:
+        return 1
+
+    @cached("otel-all", ttl=60, backend=MemoryBackend())
+    def user(user_id: int) -> int:
+        return user_id
+
+    once()
+    user(1)
+    user(1)
+    engine = sa.create_engine("sqlite://", logging_name="otel-all")
+    monitor = install_query_monitor(engine)
+    try:
+        with engine.connect() as connection:
+            for _ in range(3):
+                connection.exec_driver_sql("SELECT 1")
+        found = points(reader)
+    finally:
+        monitor.remove()
+        engine.dispose()
+    engine_label = (("engine", "otel-all"),)
+    assert found["resilience_kit.db_queries"][engine_label] == 3
+    assert found["resilience_kit.db_query_duration_seconds.count"][engine_label] == 3
+    assert 0 < found["resilience_kit.db_query_duration_seconds.sum"][engine_label] < 3
+    assert found["resilience_kit.cache_hits"][(("prefix", "otel-all"),)] == 1
+    assert found["resilience_kit.cache_misses"][(("prefix", "otel-all"),)] == 1
+    retry_calls = {
+        name: table for name, table in found.items() if name.startswith("resilience_kit.retry")
+    }
+    assert any(("policy", "otel-all") in key for t in retry_calls.values() for key in t)
+
+
 def test_nothing_is_read_between_collections() -> None:
     reads = []
 

@@ -259,7 +259,25 @@ def test_promtool_accepts_a_real_scrape(
         return 1
 
     once()
-    HealthChecker({"ok": lambda: True}).check_all_sync()
+    checker = HealthChecker({"ok": lambda: True})  # held: the metrics see live checkers only
+    checker.check_all_sync()
+
+    from resilience_kit.cache import MemoryBackend, cached
+
+    @cached("prom-lint", ttl=60, backend=MemoryBackend())
+    def user(user_id: int) -> int:
+        return user_id
+
+    user(1)
+    user(1)
+
+    sa = pytest.importorskip("sqlalchemy")
+    from resilience_kit.sql import install_query_monitor
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'lint.db'}", logging_name="lint")
+    monitor = install_query_monitor(engine)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT 1")
 
     def histogram_source() -> list[MetricFamily]:
         family = MetricFamily("lint_duration_seconds", "histogram", "Durations.", ("engine",))
@@ -271,6 +289,17 @@ def test_promtool_accepts_a_real_scrape(
         text = generate_latest(registry)
     finally:
         rk_prometheus.remove_source("test-histogram")
+        monitor.remove()
+        engine.dispose()
+    # Every primitive is in the scrape that promtool reads.
+    for series in (
+        'resilience_kit_breaker_state{breaker="prom-lint"',
+        'resilience_kit_retry_attempts_total{policy="prom-lint"}',
+        'resilience_kit_cache_hits_total{prefix="prom-lint"} 1.0',
+        'resilience_kit_db_query_duration_seconds_count{engine="lint"} 1.0',
+        'resilience_kit_health_check_status{check="ok"',
+    ):
+        assert series.encode() in text, series
     result = subprocess.run(
         [promtool, "check", "metrics"], input=text, capture_output=True, check=False
     )

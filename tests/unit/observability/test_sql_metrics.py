@@ -13,7 +13,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from resilience_kit import prometheus as rk_prometheus
-from resilience_kit.sql import install_query_monitor
+from resilience_kit.sql import DURATION_BOUNDS, DurationHistogram, install_query_monitor
+
+BOUNDS = (*DURATION_BOUNDS[2:], float("inf"))  # every bound after 0.0025 s
 
 
 @pytest.fixture
@@ -109,3 +111,26 @@ def test_the_engine_label_is_never_a_secret_or_a_statement(
     assert not any("s3cret" in str(labels) for _, labels in samples)
     removed = scrape(registry)
     assert ("resilience_kit_db_queries_total", (("engine", label),)) not in removed
+
+
+def test_the_scrape_reads_monitors_through_their_public_accessors(
+    registry: CollectorRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = sqlite_engine(tmp_path / "public.db", logging_name="public")
+    monitor = install_query_monitor(engine)
+    planted = DurationHistogram(((0.001, 7), (0.0025, 8), *[(b, 9) for b in BOUNDS]), 1.5, 9)
+    monkeypatch.setattr(monitor, "duration_histogram", lambda: planted)
+    try:
+        samples = scrape(registry)
+    finally:
+        monitor.remove()
+        engine.dispose()
+
+    def value(name: str, **labels: str) -> float:
+        return samples[name, tuple(sorted({"engine": "public", **labels}.items()))]
+
+    assert value("resilience_kit_db_query_duration_seconds_bucket", le="0.001") == 7
+    assert value("resilience_kit_db_query_duration_seconds_bucket", le="0.0025") == 8
+    assert value("resilience_kit_db_query_duration_seconds_bucket", le="+Inf") == 9
+    assert value("resilience_kit_db_query_duration_seconds_sum") == 1.5
+    assert value("resilience_kit_db_query_duration_seconds_count") == 9

@@ -74,7 +74,11 @@ def test_cache_parses_each_text_once_and_stays_bounded(monkeypatch: pytest.Monke
 
     parsed: list[str] = []
     real = _fingerprint.fingerprint
-    monkeypatch.setattr(_fingerprint, "fingerprint", lambda sql: parsed.append(sql) or real(sql))
+    monkeypatch.setattr(
+        _fingerprint,
+        "fingerprint",
+        lambda sql, **options: parsed.append(sql) or real(sql, **options),
+    )
     cache = FingerprintCache(max_entries=100)
     for _ in range(3):
         assert cache.get("SELECT 1") == "select ?"
@@ -82,3 +86,97 @@ def test_cache_parses_each_text_once_and_stays_bounded(monkeypatch: pytest.Monke
     for i in range(1000):
         cache.get(f"SELECT {i}")
     assert len(cache) <= 100
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 1 /* a /* b */ c */ FROM t",
+        "SELECT 1 /* a /* b /* c */ d */ e */ FROM t",
+        "SELECT 1 /**/ FROM t",
+    ],
+)
+def test_block_comments_nest_as_in_postgresql(sql: str) -> None:
+    assert fingerprint(sql) == "select ? from t"
+
+
+def test_an_inner_comment_opener_left_open_is_plain_text_as_in_sqlite_and_mysql() -> None:
+    # SQLite and MySQL do not nest: "/* a /* b */" is one whole comment there. Read as nested
+    # it would never end and swallow the statement, so an opener left open is not nesting.
+    assert fingerprint("/* a /* b */ SELECT a FROM t WHERE b = 1") == (
+        "select a from t where b = ?"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a FROM t WHERE b = 'it\\'s' AND c = 1", "select a from t where b = ? and c = ?"),
+        ("SELECT a FROM t WHERE b = 'x\\\\' AND c = 'y'", "select a from t where b = ? and c = ?"),
+        (
+            'SELECT a FROM t WHERE b = "say \\"hi\\"" AND c = 1',
+            "select a from t where b = ? and c = ?",
+        ),
+        (
+            "SELECT a FROM t WHERE b = 'it''s' # note\n AND c = 1",
+            "select a from t where b = ? and c = ?",
+        ),
+        ("SELECT `key` FROM t /* a /* b */ WHERE c = 1", "select `key` from t where c = ?"),
+    ],
+)
+def test_mysql_rules(sql: str, expected: str) -> None:
+    assert fingerprint(sql, dialect="mysql") == expected
+    assert fingerprint(sql, dialect="mariadb") == expected
+
+
+def test_a_backslash_escape_never_leaks_the_rest_of_a_mysql_string() -> None:
+    assert "secret" not in fingerprint("SELECT a FROM t WHERE pw = 'x\\'secret'", dialect="mysql")
+
+
+def test_backslashes_are_plain_characters_in_standard_strings() -> None:
+    # PostgreSQL (standard_conforming_strings, the default since 9.1) and SQLite: 'C:\' is
+    # a whole string, and the value after it is a value.
+    assert fingerprint("SELECT 'C:\\', 'x' FROM t") == "select ?, ? from t"
+    assert fingerprint("SELECT 'C:\\', 'x' FROM t", dialect="postgresql") == "select ?, ? from t"
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a, b FROM t ORDER BY 2", "select a, b from t order by 2"),
+        ("SELECT a, b FROM t ORDER BY 1, 2 DESC", "select a, b from t order by 1, 2 desc"),
+        ("SELECT a, count(*) FROM t GROUP BY 1", "select a, count(*) from t group by 1"),
+        ("SELECT a FROM t ORDER BY a, 2 LIMIT 10", "select a from t order by a, 2 limit ?"),
+        ("SELECT a FROM t ORDER BY 1 LIMIT 5, 10", "select a from t order by 1 limit ?, ?"),
+        (
+            "SELECT a FROM t ORDER BY coalesce(a, 0), 1",
+            "select a from t order by coalesce(a, ?), 1",
+        ),
+        (
+            "SELECT (SELECT b FROM u ORDER BY 1 LIMIT 1) FROM t WHERE c = 3",
+            "select (select b from u order by 1 limit ?) from t where c = ?",
+        ),
+        ("SELECT a FROM t ORDER BY :p", "select a from t order by ?"),
+    ],
+)
+def test_positional_order_and_group_by_references_are_structure(sql: str, expected: str) -> None:
+    assert fingerprint(sql) == expected
+
+
+def test_order_by_1_and_order_by_2_are_different_statements() -> None:
+    assert fingerprint("SELECT a, b FROM t ORDER BY 1") != fingerprint(
+        "SELECT a, b FROM t ORDER BY 2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("sql", "expected"),
+    [
+        ("SELECT a) , 42", "select a), ?"),
+        ("SELECT a FROM t ORDER BY 1) , 9", "select a from t order by 1), ?"),
+    ],
+)
+def test_an_unbalanced_parenthesis_never_makes_a_value_a_column_position(
+    sql: str, expected: str
+) -> None:
+    assert fingerprint(sql) == expected

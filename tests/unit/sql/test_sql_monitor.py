@@ -199,6 +199,22 @@ def test_statements_differing_in_values_share_one_row(engine: Any) -> None:
     monitor.remove()
 
 
+def test_a_mysql_engine_fingerprints_by_mysql_rules_and_leaks_no_value(
+    engine: Any, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # SQLite stands in for MySQL: only the dialect's name decides the lexis. SQLite rejects the
+    # backslash-escaped quote, which is fine: a failed statement gets its row and log line too.
+    monkeypatch.setattr(engine.dialect, "name", "mysql")
+    monitor = install_query_monitor(engine, slow_threshold=0)
+    with caplog.at_level(logging.WARNING, logger=LOGGER), pytest.raises(sa.exc.OperationalError):
+        run(engine, "SELECT * FROM items WHERE password = 'x\\'hunter2' AND id = 1")
+    (row,) = monitor.top()
+    assert row.fingerprint == "select * from items where password = ? and id = ?"
+    assert row.errors == 1
+    assert "hunter2" not in "\n".join(slow_records(caplog))
+    monitor.remove()
+
+
 def test_per_statement_figures(engine: Any) -> None:
     monitor = install_query_monitor(engine)
     run(engine, "INSERT INTO items (name) VALUES ('a'), ('b'), ('c')")
@@ -416,4 +432,57 @@ def test_statements_under_the_threshold_are_not_logged(
         run(engine, "SELECT 1")
     assert slow_records(caplog) == []
     assert monitor.stats().slow_queries == 0
+    monitor.remove()
+
+
+# -- the duration histogram ---------------------------------------------------------------------
+
+
+def plant(monitor: QueryMonitor, *durations: float) -> None:
+    """Statements with exact durations, handed over as the statement hook hands them."""
+    monitor.hub.pending.extend(("SELECT 1", seconds, 1) for seconds in durations)
+
+
+def test_duration_histogram_counts_every_statement_cumulatively(engine: Any) -> None:
+    monitor = install_query_monitor(engine)
+    plant(monitor, 0.0005, 0.003, 0.003, 0.2, 30.0)
+    histogram = monitor.duration_histogram((0.001, 0.01, 1.0))
+    assert [bound for bound, _ in histogram.buckets] == [0.001, 0.01, 1.0, float("inf")]
+    assert [count for _, count in histogram.buckets] == [1, 3, 4, 5]
+    assert histogram.count == 5
+    assert histogram.sum == pytest.approx(30.2065)
+    default = monitor.duration_histogram()
+    assert default.buckets[-1] == (float("inf"), 5)
+    assert [bound for bound, _ in default.buckets[:-1]] == [
+        0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+    ]  # fmt: skip
+    monitor.reset()
+    assert monitor.duration_histogram((1.0,)).buckets == ((1.0, 0), (float("inf"), 0))
+    monitor.remove()
+
+
+def test_duration_histogram_counts_a_straddling_bucket_at_the_next_bound_up(engine: Any) -> None:
+    # 1.05 ms shares a monitor bucket with durations just under 1 ms: the pair is never
+    # counted under 1 ms (late by one fine bucket rather than early).
+    monitor = install_query_monitor(engine)
+    plant(monitor, 0.00105, 0.00099)
+    histogram = monitor.duration_histogram((0.001, 0.002))
+    assert [count for _, count in histogram.buckets] == [0, 2, 2]
+    monitor.remove()
+
+
+def test_duration_histogram_keeps_the_other_rows_statements(engine: Any) -> None:
+    monitor = install_query_monitor(engine, max_statements=1)
+    for i in range(5):
+        run(engine, f"SELECT id AS column_{i} FROM items")  # five fingerprints
+    assert monitor.stats().evictions > 0
+    assert monitor.duration_histogram().count == monitor.stats().total_queries
+    monitor.remove()
+
+
+@pytest.mark.parametrize("bounds", [(), (0.1, 0.01), (0.0, 1.0), (1.0, float("inf")), (1.0, 1.0)])
+def test_duration_histogram_refuses_bad_bounds(engine: Any, bounds: tuple[float, ...]) -> None:
+    monitor = install_query_monitor(engine)
+    with pytest.raises(ConfigurationError, match="bounds"):
+        monitor.duration_histogram(bounds)
     monitor.remove()

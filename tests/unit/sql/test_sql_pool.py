@@ -32,6 +32,8 @@ def test_size_checked_out_and_overflow_are_read_from_the_pool(tmp_path: Any) -> 
     pool = monitor.stats().pool
     assert pool is not None
     assert (pool.pool, pool.size, pool.checked_out, pool.overflow) == ("QueuePool", 2, 3, 1)
+    assert pool.max_connections == 5
+    assert monitor.to_dict()["db_metrics"]["pool"]["max_connections"] == 5
     assert pool.checkouts == 3
     for connection in connections:
         connection.close()
@@ -132,3 +134,14 @@ def test_reset_zeroes_the_pool_counters(file_engine: Any) -> None:
     assert pool is not None
     assert (pool.checkouts, pool.wait_time, pool.timeouts) == (0, 0.0, 0)
     monitor.remove()
+
+
+@pytest.mark.parametrize("options", [{"poolclass": "NullPool"}, {"poolclass": "StaticPool"}])
+def test_a_pool_without_a_fixed_limit_has_no_max_connections(options: dict[str, str]) -> None:
+    engine = sa.create_engine("sqlite://", poolclass=getattr(sa.pool, options["poolclass"]))
+    monitor = install_query_monitor(engine)
+    pool = monitor.stats().pool
+    assert pool is not None
+    assert pool.max_connections is None
+    monitor.remove()
+    engine.dispose()
