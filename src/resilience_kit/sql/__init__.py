@@ -11,7 +11,7 @@ with engine.connect() as connection:
 print(monitor.to_dict())
 ```
 
-Requires the `sqlalchemy` extra (`pip install resilience-kit[sqlalchemy]`); the documentation's
+Requires the `sqlalchemy` extra (`pip install resilience-kit-py[sqlalchemy]`); the documentation's
 "Query monitor" page explains how to read the statistics.
 """
 
