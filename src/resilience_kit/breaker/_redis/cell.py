@@ -183,25 +183,44 @@ class RedisCell(BreakerCell):
             kind, details = noted[1], noted[2]
             if kind == "trial":
                 request = ["trial", *details]
-            elif kind == "fail":
-                with self.lock:  # successes are counted under it
-                    batched, machine.pending_ok = machine.pending_ok, 0
-                request = ["record", batched, 1, details[0]]
-            else:
-                request = ["record", 1, 0, details[0]]
+            else:  # a failure, with the successes noted before it (those of its epoch)
+                with self.lock:
+                    batched, epoch = machine.take_pending(details[0])
+                request = ["record", batched, 1, epoch]
         elif machine.control is not None:
             with self.lock:
                 request, machine.control = ["control", machine.control], None
-        elif machine.pending_ok and now - self.last_flush >= self.storage.flush_interval:
-            with self.lock:
-                batched, machine.pending_ok = machine.pending_ok, 0
-            request = ["record", batched, 0, ""]
+        else:
+            request = self._batch_request(now)
         if request is None:
             return None
         if machine.degraded or not self.storage.guard.allows():
             self._replay(request, now)
             return None
         if request[0] == "record" and request[1]:
+            self.last_flush = now
+        return request
+
+    def _batch_request(self, now: float) -> list[Any] | None:
+        """The noted successes, when they are due: at once when one ends a run of
+        failures (consecutive policy), else every ``flush_interval`` seconds."""
+        machine = self.machine
+        if not machine.pending_ok or (
+            machine.settings.failure_rate is not None
+            and now - self.last_flush < self.storage.flush_interval
+        ):
+            return None
+        with self.lock:
+            batched, epoch = machine.take_pending()
+        return ["record", batched, 0, epoch] if batched else None
+
+    def flush_request(self, now: float) -> list[Any] | None:
+        """The subscriber thread's share of `push()`: the noted successes, when due (those
+        of a call whose end could not send them, such as an async call's fast path)."""
+        if self.machine.degraded or not self.machine.pending_ok:
+            return None
+        request = self._batch_request(now)
+        if request is not None:
             self.last_flush = now
         return request
 
@@ -383,7 +402,7 @@ class RedisCell(BreakerCell):
             machine.opened_at = None if snapshot.opened_at is None else local(snapshot.opened_at)
             machine.timeout = snapshot.timeout / _MICRO
             if snapshot.state is not old or snapshot.epoch != machine.remote_epoch:
-                Machine._set(machine, snapshot.state, now)
+                machine._set(snapshot.state, now)
             state = snapshot.state
             machine.reject_until = (
                 machine.open_until
@@ -435,5 +454,6 @@ class RedisCell(BreakerCell):
         machine = self.machine
         machine.degraded = False
         machine.reject_until = -math.inf  # the next call goes to the slow path and reads
+        machine.period.until = -math.inf  # successes go to Redis again, none lock-free
         self.view = None
         self.clean = None
