@@ -197,6 +197,23 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
     return guarded
 
 
+def _sent_when_failed(breaker: CircuitBreaker) -> Callable[..., Any]:
+    """The fast path's failure handler for a breaker whose state lives in a store: the
+    failure is in the store when the call returns, so an async store is awaited.
+
+    It returns a coroutine for the wrapper to await (the wrapper tells it from the in-memory
+    handler's bool by its type), so an in-memory async failure pays no extra await.
+    """
+    failed, cell = breaker._failed, breaker._cell
+
+    async def failed_and_sent(error: BaseException, ticket: Any, started: float) -> bool:
+        use = failed(error, ticket, started)
+        await cell.push_async(breaker._monotonic())
+        return use
+
+    return failed_and_sent
+
+
 def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
     breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]
 ) -> Callable[P, Awaitable[R]]:
@@ -215,6 +232,8 @@ def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
         late,
     ) = _hot_parts(breaker)
     general = breaker._call_async
+    if breaker._cell.remote and breaker._cell.fast_path:
+        failed = _sent_when_failed(breaker)
 
     if breaker._window is None:
 
@@ -224,7 +243,10 @@ def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as error:
-                    if failed(error, period, 0.0):
+                    use = failed(error, period, 0.0)
+                    if use.__class__ is _COROUTINE:  # a shared store: the failure goes out first
+                        use = await use
+                    if use:
                         return await resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                     raise
                 next(successes)
@@ -265,7 +287,10 @@ def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as error:
-                    if failed(error, period, 0.0):
+                    use = failed(error, period, 0.0)
+                    if use.__class__ is _COROUTINE:  # a shared store: the failure goes out first
+                        use = await use
+                    if use:
                         return await resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                     raise
                 if monotonic() < period.until:

@@ -126,9 +126,9 @@ class RedisCell(BreakerCell):
     machine: SharedMachine
 
     def __init__(self, storage: RedisStorage, name: str, settings: MachineSettings) -> None:
-        # A sync client can send a failure from the fast path, so the fast path is allowed;
-        # an async one cannot (the fast path is sync), so every call goes the general way.
-        self.fast_path = not storage.is_async
+        # The fast path needs a view kept fresh by the subscriber thread. (A failure on an
+        # async call's fast path is sent by the decorator's wrapper, which awaits it.)
+        self.fast_path = storage.listener_client is not None
         super().__init__(settings)
         self.machine = SharedMachine(settings, self.successes)
         self.clean = None  # nothing is known until the first read
@@ -287,24 +287,25 @@ class RedisCell(BreakerCell):
     def _run(self, request: list[Any], now: float) -> None:
         sent = next(self.requests)
         try:
-            reply = self.storage.script(self.storage.client, self.keys, [*self._args(request)])
+            reply = self.storage.script(self.storage.client, self.keys, [*self.script_args(request)])
         except Exception as error:
-            self._failed(error, request, now)
+            self.failed(error, request, now)
             return
-        self._answered(request, reply, now, sent)
+        self.answered(request, reply, now, sent)
 
     async def _run_async(self, request: list[Any], now: float) -> None:
         sent = next(self.requests)
         try:
             reply = await self.storage.script.call_async(
-                self.storage.client, self.keys, [*self._args(request)]
+                self.storage.client, self.keys, [*self.script_args(request)]
             )
         except Exception as error:
-            self._failed(error, request, now)
+            self.failed(error, request, now)
             return
-        self._answered(request, reply, now, sent)
+        self.answered(request, reply, now, sent)
 
-    def _args(self, request: list[Any]) -> list[Any]:
+    def script_args(self, request: list[Any]) -> list[Any]:
+        """The script's ARGV for ``request`` (an operation and its own arguments)."""
         args = self.args
         clock = self.storage.fixed_clock
         now = "" if clock is None else round(clock.monotonic() * _MICRO)
@@ -315,11 +316,13 @@ class RedisCell(BreakerCell):
         """Errors met talking to Redis through this cell's storage."""
         return self.storage.guard.errors
 
-    def _failed(self, error: BaseException, request: list[Any], now: float) -> None:
+    def failed(self, error: BaseException, request: list[Any], now: float) -> None:
+        """``request`` met ``error``: tell the guard, decide what it carried locally."""
         self.storage.guard.failed(error)
         self._replay(request, now)
 
-    def _answered(self, request: list[Any], reply: Any, now: float, sent: int) -> None:
+    def answered(self, request: list[Any], reply: Any, now: float, sent: int) -> None:
+        """Take Redis's ``reply`` to ``request`` (number ``sent``) into the local view."""
         self.storage.guard.succeeded()
         try:
             snapshot = parse_snapshot(_text(reply[0]))
@@ -327,7 +330,7 @@ class RedisCell(BreakerCell):
             counted = int(_text(reply[4]))
             window = (int(_text(reply[5])), int(_text(reply[6])))
         except Exception as error:  # not our script's answer: count it, keep the local view
-            self._failed(error, request, now)
+            self.failed(error, request, now)
             return
         self.recorded_failures += counted
         if corrupt:

@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from resilience_kit import _validation as check
@@ -43,6 +44,7 @@ _BREAKER_SCRIPT = load_script("breaker.lua")
 _FALLBACKS = ("local", "closed", "open")
 _TTL = 7 * 24 * 3600  # seconds an untouched breaker's keys live
 _RECONNECT = 0.25  # seconds between the subscriber's attempts while Redis is down
+_PIPELINE = 1000  # scripts sent in one pipeline by the subscriber thread at most
 
 
 _storages: weakref.WeakSet[RedisStorage] = weakref.WeakSet()
@@ -137,6 +139,8 @@ class RedisStorage:
         self.fixed_clock = clock
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
         self.is_async = is_async_client(client)
+        # What makes the subscriber thread's sync client (None: breakers poll instead).
+        self.listener_client = listener_client(client)
         self.keyspace = KeySpace(prefix)
         self.channel = self.keyspace.channel("breaker")
         self.script = _BREAKER_SCRIPT
@@ -252,16 +256,45 @@ class RedisStorage:
         if cell is not None:
             cell.apply(parse_snapshot(fields), self.clock.monotonic())
 
-    def resync(self) -> None:
-        """Re-read every live breaker's shared state (the subscriber's periodic task)."""
-        if self.is_async:
-            for cell in self.live_cells():
-                cell.synced_at = -float("inf")  # its next call reads
+    def resync(self, client: Any) -> None:
+        """Re-read every live breaker's shared state through the sync ``client`` (the
+        subscriber thread's periodic task): pipelined, so a thousand breakers cost one round
+        trip (one per node on a Cluster)."""
+        if self.guard.down and not self.guard.allows():
             return
+        self._send(client, [(cell, ["read"]) for cell in self.live_cells()])
+
+    def flush(self, client: Any) -> None:
+        """Send every live breaker's successes that are due (pipelined, as `resync()`): a
+        success whose call could not send it (an async call's fast path) or a batch under the
+        failure-rate policy that no later call came to send."""
+        if self.guard.down:
+            return  # the next caller that gets through sends or replays them
+        now = self.clock.monotonic()
+        batch = []
         for cell in self.live_cells():
-            if self.guard.down and not self.guard.allows():
+            request = cell.flush_request(now)
+            if request is not None:
+                batch.append((cell, request))
+        self._send(client, batch)
+
+    def _send(self, client: Any, batch: list[tuple[RedisCell, list[Any]]]) -> None:
+        for start in range(0, len(batch), _PIPELINE):
+            chunk = batch[start : start + _PIPELINE]
+            now = self.clock.monotonic()
+            sent = [next(cell.requests) for cell, _ in chunk]
+            calls = [(cell.keys, cell.script_args(request)) for cell, request in chunk]
+            try:
+                replies = self.script.run_many(client, calls)
+            except Exception as error:
+                for cell, request in chunk:
+                    cell.failed(error, request, now)
                 return
-            cell._run(["read"], self.clock.monotonic())
+            for (cell, request), number, reply in zip(chunk, sent, replies):
+                if isinstance(reply, Exception):
+                    cell.failed(reply, request, now)
+                else:
+                    cell.answered(request, reply, now, number)
 
     def close(self) -> None:
         """Stop the subscriber thread (breakers go on, resynchronising by polling)."""
@@ -286,9 +319,10 @@ class _Listener:
     It holds its storage weakly and ends when the storage is garbage-collected or closed.
     """
 
-    def __init__(self, storage: RedisStorage, client: Any) -> None:
+    def __init__(self, storage: RedisStorage, make: Callable[[], Any]) -> None:
         self._storage = weakref.ref(storage)
-        self._client = client
+        self._make = make
+        self._client: Any = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.connected = False
@@ -299,10 +333,9 @@ class _Listener:
 
     @classmethod
     def start(cls, storage: RedisStorage) -> _Listener | None:
-        client = listener_client(storage.client)
-        if client is None:
+        if storage.listener_client is None:
             return None
-        listener = cls(storage, client)
+        listener = cls(storage, storage.listener_client)
         listener._thread.start()
         return listener
 
@@ -324,6 +357,8 @@ class _Listener:
                     if storage.guard.down and not self._wake.is_set():
                         self._wake.wait(_RECONNECT)
                     self._wake.clear()
+                    if self._client is None:
+                        self._client = self._make()
                     pubsub = self._client.pubsub(ignore_subscribe_messages=True)
                     pubsub.subscribe(storage.channel)
                     self.connected = True
@@ -332,7 +367,8 @@ class _Listener:
                 now = time.monotonic()
                 if now >= next_resync:
                     next_resync = now + storage.resync_interval
-                    storage.resync()
+                    storage.resync(self._client)
+                storage.flush(self._client)
                 message = pubsub.get_message(timeout=0.05)
                 while message is not None:
                     if message.get("type") == "message":
