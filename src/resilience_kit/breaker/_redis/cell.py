@@ -307,8 +307,9 @@ class RedisCell(BreakerCell):
     def script_args(self, request: list[Any]) -> list[Any]:
         """The script's ARGV for ``request`` (an operation and its own arguments)."""
         args = self.args
-        clock = self.storage.fixed_clock
-        now = "" if clock is None else round(clock.monotonic() * _MICRO)
+        storage = self.storage
+        clock = storage.fixed_clock
+        now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * _MICRO)
         return [request[0], now, *args, *request[1:]]
 
     @property
@@ -447,6 +448,13 @@ class RedisCell(BreakerCell):
             new = machine.state
         if new is not old:
             self.storage.announce(self, old, f"Redis unreachable (fallback={mode!r})")
+
+    def forget_view(self) -> None:
+        """Read the shared state again before the next call is decided (the clock the
+        view's times were on is gone)."""
+        with self.lock:
+            if not self.machine.degraded:
+                self._recover_view()
 
     def recover(self) -> None:
         """Redis answers again: forget the view so the next request reads the shared state."""

@@ -138,6 +138,8 @@ class RedisStorage:
             clock = default_clock()
         self.fixed_clock = clock
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
+        # Seconds added to fixed_clock's readings for the store (see _use_clock).
+        self.clock_offset = 0.0
         self.is_async = is_async_client(client)
         # What makes the subscriber thread's sync client (None: breakers poll instead).
         self.listener_client = listener_client(client)
@@ -222,6 +224,27 @@ class RedisStorage:
                 breaker._settle(old, MANUAL, cause)
             if cell.outbox:
                 breaker._deliver()
+
+    def _use_clock(self, clock: Clock | None) -> Clock | None:
+        """Time the shared state by ``clock`` from now on (``None``: the Redis server's
+        clock); return the clock used so far (``None`` for the server's).
+
+        Private but stable: the pytest plugin's ``fake_clock`` uses it (through
+        ``use_clock_everywhere``) for storages made before the test, at import time. The
+        store's timeline goes on where it is: ``clock`` is offset to read the wall clock now
+        (which the server's ``TIME`` is, on this machine), so what is left of a timeout in
+        Redis carries over and advancing ``clock`` advances it. Every local view is read
+        again before it is used.
+        """
+        previous = self.fixed_clock
+        if clock is None or clock is SYSTEM_CLOCK:
+            self.fixed_clock, self.clock, self.clock_offset = None, SYSTEM_CLOCK, 0.0
+        else:
+            self.clock_offset = time.time() - clock.monotonic()
+            self.fixed_clock = self.clock = clock
+        for cell in self.live_cells():
+            cell.forget_view()
+        return previous
 
     def _down(self, error: BaseException) -> None:
         _logger.warning(
