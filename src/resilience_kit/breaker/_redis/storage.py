@@ -366,7 +366,10 @@ class _Listener:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop the thread and wait (briefly) until it has: no announcement is applied after."""
         self._stop.set()
+        if self._thread is not threading.current_thread() and self._thread.is_alive():
+            self._thread.join(timeout=2.0)
 
     def _run(self) -> None:
         pubsub = None
