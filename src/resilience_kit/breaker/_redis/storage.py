@@ -346,6 +346,7 @@ class _Listener:
         self._storage = weakref.ref(storage)
         self._make = make
         self._client: Any = None
+        self._users = storage.client  # never closed here; a twin made for the thread is
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.connected = False
@@ -415,3 +416,8 @@ class _Listener:
                 pubsub.close()
             except Exception:
                 _logger.debug("closing the subscription failed", exc_info=True)
+        if self._client is not None and self._client is not self._users:
+            try:
+                self._client.close()
+            except Exception:
+                _logger.debug("closing the subscriber's client failed", exc_info=True)
