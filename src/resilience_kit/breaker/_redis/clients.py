@@ -126,8 +126,13 @@ def _cluster_twin(client: Any) -> Callable[[], Any] | None:
     """A sync Cluster client on the nodes an asyncio Cluster client knows."""
     from redis.cluster import ClusterNode, RedisCluster
 
+    import redis.asyncio.connection as connections
+
     settings = getattr(client, "connection_kwargs", None)
-    if not isinstance(settings, dict) or settings.get("connection_class") is not None:
+    if not isinstance(settings, dict) or settings.get("connection_class") not in (
+        None,
+        connections.Connection,
+    ):
         return None  # TLS, or a connection class of its own: nothing to copy safely
     known = client.get_nodes() or client.startup_nodes
     nodes = [ClusterNode(node.host, node.port) for node in known]
