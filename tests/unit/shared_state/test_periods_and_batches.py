@@ -1,6 +1,6 @@
 """Outcomes count only in the period they were admitted in, in Redis too; resynchronising and
 sending batched successes are pipelined (fakeredis here; the Cluster's per-node pipelines are
-in tests/integration/test_shared_sentinel_and_async.py)."""
+in tests/integration/test_shared_asyncio_clients.py)."""
 
 from __future__ import annotations
 
