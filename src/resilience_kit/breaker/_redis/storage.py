@@ -74,10 +74,13 @@ class RedisStorage:
     what each process sees and when.
 
     Args:
-        client: A redis-py client: `redis.Redis`, `redis.asyncio.Redis`, a Sentinel master,
+        client: A redis-py client: `redis.Redis`, `redis.asyncio.Redis`, a Sentinel master
+            (`Sentinel(...).master_for(...)`, sync or asyncio),
             `redis.cluster.RedisCluster` or `redis.asyncio.cluster.RedisCluster`; it is used
-            as it is. Or a `redis://` URL: then the storage builds a sync client with 0.25 s
-            timeouts and no command retries.
+            as it is. (The background thread that hears announcements and resynchronises
+            talks through a sync client: this one, or for an asyncio client one built from
+            its settings.) Or a `redis://` URL: then the storage builds a sync client with
+            0.25 s timeouts and no command retries.
         prefix: The first part of every key (`{PREFIX:breaker:NAME}:...`) and channel.
         fallback: What breakers do while Redis is unreachable: `"local"` (go on deciding on
             this process's own state), `"closed"` (let every call through; the breaker
@@ -85,13 +88,15 @@ class RedisStorage:
         trial_lease: Seconds a trial call's HALF_OPEN slot is held in Redis at most: a trial
             whose process dies gives its slot back after this long.
         resync_interval: Seconds between full re-reads of the shared state, behind the
-            change announcements.
+            change announcements (pipelined: one round trip for every breaker of the
+            storage, one per node on a Cluster).
         flush_interval: Seconds a success may wait before it is counted in Redis, under the
             failure-rate policy (successes are batched; failures are sent at once).
         clock: Time for the shared state. By default the Redis server's clock (`TIME`), so
             the machines' clocks never matter; a clock given here (or installed with
-            [use_clock][resilience_kit.testing.use_clock] when the storage is made, as the
-            pytest plugin's `fake_clock` does) replaces it, for tests.
+            [use_clock][resilience_kit.testing.use_clock] when the storage is made) replaces
+            it, for tests. The pytest plugin's `fake_clock` also reaches a storage made
+            before the test (at import time) for the test's duration.
 
     Raises:
         ConfigurationError: A parameter is outside its range.
