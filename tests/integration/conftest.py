@@ -316,7 +316,8 @@ class PrivateSentinel:
                 try:
                     synced = master.info("replication").get("connected_slaves", 0) >= 1
                     known = sentinel.execute_command("SENTINEL", "replicas", self.service)
-                    if synced and known and self.master_address() == ("127.0.0.1", self.master.port):
+                    where = self.master_address()
+                    if synced and known and where == ("127.0.0.1", self.master.port):
                         return
                 except redis.RedisError:
                     pass

@@ -287,7 +287,8 @@ class RedisCell(BreakerCell):
     def _run(self, request: list[Any], now: float) -> None:
         sent = next(self.requests)
         try:
-            reply = self.storage.script(self.storage.client, self.keys, [*self.script_args(request)])
+            args = self.script_args(request)
+            reply = self.storage.script(self.storage.client, self.keys, args)
         except Exception as error:
             self.failed(error, request, now)
             return

@@ -103,8 +103,9 @@ def _credentials(settings: dict[str, Any]) -> dict[str, Any]:
 
 def _sentinel_twin(pool: Any, settings: dict[str, Any]) -> Callable[[], Any] | None:
     """A sync client of the master an asyncio Sentinel pool serves, through its sentinels."""
-    from redis.sentinel import Sentinel
+    import redis.sentinel
 
+    sentinel_class: Any = redis.sentinel.Sentinel  # redis-py leaves it untyped
     manager = pool.sentinel_manager
     addresses = []
     for sentinel in manager.sentinels:
@@ -118,15 +119,16 @@ def _sentinel_twin(pool: Any, settings: dict[str, Any]) -> Callable[[], Any] | N
         if key in ("username", "password", "db")
     }
     credentials = _credentials(settings)
-    found = Sentinel(addresses, sentinel_kwargs={**sentinel_options, **_SHORT}, **_SHORT)
+    found = sentinel_class(addresses, sentinel_kwargs={**sentinel_options, **_SHORT}, **_SHORT)
     return lambda: found.master_for(pool.service_name, **credentials)
 
 
 def _cluster_twin(client: Any) -> Callable[[], Any] | None:
     """A sync Cluster client on the nodes an asyncio Cluster client knows."""
-    from redis.cluster import ClusterNode, RedisCluster
-
     import redis.asyncio.connection as connections
+    import redis.cluster
+
+    node_class: Any = redis.cluster.ClusterNode  # redis-py leaves it untyped
 
     settings = getattr(client, "connection_kwargs", None)
     if not isinstance(settings, dict) or settings.get("connection_class") not in (
@@ -135,8 +137,8 @@ def _cluster_twin(client: Any) -> Callable[[], Any] | None:
     ):
         return None  # TLS, or a connection class of its own: nothing to copy safely
     known = client.get_nodes() or client.startup_nodes
-    nodes = [ClusterNode(node.host, node.port) for node in known]
+    nodes = [node_class(node.host, node.port) for node in known]
     options = _credentials(settings)
     options.pop("db", None)
     # Building it asks the nodes for the slots: only when the subscriber thread calls this.
-    return lambda: RedisCluster(startup_nodes=nodes, **options, **_SHORT)
+    return lambda: redis.cluster.RedisCluster(startup_nodes=nodes, **options, **_SHORT)

@@ -1,8 +1,9 @@
 """Lua scripts run by SHA: loaded once per server, reloaded when a server has lost them.
 
-A script is sent with ``EVALSHA`` (many at once in a pipeline); a server that answers ``NOSCRIPT`` (it restarted, or
-``SCRIPT FLUSH`` ran, or a Cluster node is new) gets the source once with ``SCRIPT LOAD`` and
-the call is repeated. Nothing here retries anything else: a connection error goes to the caller.
+A script is sent with ``EVALSHA`` (many at once in a pipeline); a server that answers
+``NOSCRIPT`` (it restarted, or ``SCRIPT FLUSH`` ran, or a Cluster node is new) gets the source
+once with ``SCRIPT LOAD`` and the call is repeated. Nothing here retries anything else: a
+connection error goes to the caller.
 """
 
 from __future__ import annotations
@@ -43,7 +44,6 @@ class Script:
             await client.script_load(self.source)
             return await client.evalsha(self.sha, len(keys), *keys, *args)
 
-
     def run_many(self, client: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
         """Run the script once per ``(keys, args)`` on a sync client, pipelined: one round
         trip, or on a Cluster one per node that holds some of the keys. Each call's reply, or
@@ -61,7 +61,7 @@ class Script:
         for node, indexes in nodes.values():
             server = client.get_redis_connection(node)
             answers = self._on_one_server(server, [calls[index] for index in indexes])
-            for index, reply in zip(indexes, answers):
+            for index, reply in zip(indexes, answers, strict=True):
                 replies[index] = reply
         for index, reply in enumerate(replies):
             if isinstance(reply, Exception):
@@ -81,7 +81,7 @@ class Script:
         if lost:
             client.script_load(self.source)
             again = self._pipelined(client, [calls[index] for index in lost])
-            for index, reply in zip(lost, again):
+            for index, reply in zip(lost, again, strict=True):
                 replies[index] = reply
         return replies
 

@@ -45,6 +45,8 @@ _FALLBACKS = ("local", "closed", "open")
 _TTL = 7 * 24 * 3600  # seconds an untouched breaker's keys live
 _RECONNECT = 0.25  # seconds between the subscriber's attempts while Redis is down
 _PIPELINE = 1000  # scripts sent in one pipeline by the subscriber thread at most
+_IDLE = 1.0  # seconds the subscriber waits for an announcement at most
+_SOONEST = 0.05  # seconds: the shortest wait between the subscriber's flushes
 
 
 _storages: weakref.WeakSet[RedisStorage] = weakref.WeakSet()
@@ -292,19 +294,22 @@ class RedisStorage:
             return
         self._send(client, [(cell, ["read"]) for cell in self.live_cells()])
 
-    def flush(self, client: Any) -> None:
+    def flush(self, client: Any) -> bool:
         """Send every live breaker's successes that are due (pipelined, as `resync()`): a
         success whose call could not send it (an async call's fast path) or a batch under the
-        failure-rate policy that no later call came to send."""
+        failure-rate policy that no later call came to send. Whether some are still waiting
+        (not due yet, or noted meanwhile)."""
         if self.guard.down:
-            return  # the next caller that gets through sends or replays them
+            return False  # the next caller that gets through sends or replays them
         now = self.clock.monotonic()
         batch = []
-        for cell in self.live_cells():
+        cells = self.live_cells()
+        for cell in cells:
             request = cell.flush_request(now)
             if request is not None:
                 batch.append((cell, request))
         self._send(client, batch)
+        return any(cell.machine.pending_ok for cell in cells)
 
     def _send(self, client: Any, batch: list[tuple[RedisCell, list[Any]]]) -> None:
         for start in range(0, len(batch), _PIPELINE):
@@ -318,7 +323,7 @@ class RedisStorage:
                 for cell, request in chunk:
                     cell.failed(error, request, now)
                 return
-            for (cell, request), number, reply in zip(chunk, sent, replies):
+            for (cell, request), number, reply in zip(chunk, sent, replies, strict=True):
                 if isinstance(reply, Exception):
                     cell.failed(reply, request, now)
                 else:
@@ -372,10 +377,11 @@ class _Listener:
         self._wake.set()
 
     def stop(self) -> None:
-        """Stop the thread and wait (briefly) until it has: no announcement is applied after."""
+        """Stop the thread: no announcement is applied once this returns (one being applied
+        is waited for; the thread itself ends when it next wakes)."""
         self._stop.set()
         if self._thread is not threading.current_thread() and self._thread.is_alive():
-            self._thread.join(timeout=2.0)
+            self._thread.join(timeout=_SOONEST)
 
     def _run(self) -> None:
         pubsub = None
@@ -386,27 +392,9 @@ class _Listener:
                 break
             try:
                 if pubsub is None:
-                    if storage.guard.down and not self._wake.is_set():
-                        self._wake.wait(_RECONNECT)
-                    self._wake.clear()
-                    if self._client is None:
-                        self._client = self._make()
-                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(storage.channel)
-                    self.connected = True
-                    storage.guard.succeeded()
+                    pubsub = self._subscribe(storage)
                     next_resync = 0.0
-                now = time.monotonic()
-                if now >= next_resync:
-                    next_resync = now + storage.resync_interval
-                    storage.resync(self._client)
-                storage.flush(self._client)
-                message = pubsub.get_message(timeout=0.05)
-                while message is not None:
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        storage.receive(data.decode() if isinstance(data, bytes) else data)
-                    message = pubsub.get_message(timeout=0)
+                next_resync = self._round(storage, pubsub, next_resync)
             except Exception as error:
                 self.connected = False
                 if pubsub is not None:
@@ -426,3 +414,36 @@ class _Listener:
                 self._client.close()
             except Exception:
                 _logger.debug("closing the subscriber's client failed", exc_info=True)
+
+    def _subscribe(self, storage: RedisStorage) -> Any:
+        if storage.guard.down and not self._wake.is_set():
+            self._wake.wait(_RECONNECT)
+        self._wake.clear()
+        if self._client is None:
+            self._client = self._make()
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(storage.channel)
+        self.connected = True
+        storage.guard.succeeded()
+        return pubsub
+
+    def _round(self, storage: RedisStorage, pubsub: Any, next_resync: float) -> float:
+        """One turn: resync if due, send due successes, then wait for announcements; the
+        time of the next resync."""
+        now = time.monotonic()
+        if now >= next_resync:
+            next_resync = now + storage.resync_interval
+            storage.resync(self._client)
+        waiting = storage.flush(self._client)
+        # Idle, the thread wakes only for the next resync (or at least every _IDLE seconds);
+        # an announcement wakes it at once.
+        wait = min(next_resync - time.monotonic(), _IDLE)
+        if waiting:
+            wait = min(wait, max(storage.flush_interval, _SOONEST))
+        message = pubsub.get_message(timeout=max(wait, 0.0))
+        while message is not None and not self._stop.is_set():
+            if message.get("type") == "message":
+                data = message["data"]
+                storage.receive(data.decode() if isinstance(data, bytes) else data)
+            message = pubsub.get_message(timeout=0)
+        return next_resync
