@@ -8,6 +8,10 @@ matter (it ends the run of failures), and the second read sends it to the genera
 the rate policy it costs a clock read and the same step, while the period's ``until`` allows
 it (see ``Period``). Every other case takes the breaker's general path
 (``_call``/``_call_async``), which locks only to change the machine's state.
+
+A breaker whose state lives in a store shared with other processes takes the same fast path
+when its cell allows it (``BreakerCell.fast_path``): a failure on it is pushed to the store
+before the call returns, awaited from an async wrapper (``_sent_when_failed``).
 """
 
 from __future__ import annotations

@@ -360,6 +360,7 @@ class _Listener:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.connected = False
+        self.rounds = 0  # turns of work done (resync, flush): lets a benchmark see it settle
         self.pid = os.getpid()
         self._thread = threading.Thread(
             target=self._run, name=f"resilience_kit-redis-{storage.prefix}", daemon=True
@@ -440,6 +441,7 @@ class _Listener:
         wait = min(next_resync - time.monotonic(), _IDLE)
         if waiting:
             wait = min(wait, max(storage.flush_interval, _SOONEST))
+        self.rounds += 1
         message = pubsub.get_message(timeout=max(wait, 0.0))
         while message is not None and not self._stop.is_set():
             if message.get("type") == "message":
