@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,9 @@ RESULT = ("result",)
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
-REDIS_DB = 14
+# The run's Redis database (14; another with RESILIENCE_KIT_BENCH_REDIS_DB, for a run beside
+# tests that own db 14). Cases only ever delete their own keys.
+REDIS_DB = int(os.environ.get("RESILIENCE_KIT_BENCH_REDIS_DB", "14"))
 KEY_PREFIX = "rk-bench"
 
 
@@ -93,7 +96,8 @@ def expect(condition: bool, message: str) -> None:
 
 
 def redis_sync(ctx: Context) -> Any:
-    """A shared sync client on the local Redis (db 14), or ``Unavailable`` when unreachable."""
+    """A shared sync client on the local Redis (``REDIS_DB``), or ``Unavailable`` when
+    unreachable."""
 
     def make() -> Any:
         try:

@@ -284,3 +284,121 @@ def module_redis_cluster() -> Iterator[PrivateCluster]:
     """As `redis_cluster`, one for all the tests of a module."""
     with running_cluster() as cluster:
         yield cluster
+
+
+@dataclass
+class PrivateSentinel:
+    """A master, a replica and a sentinel of this test's own, on free loopback ports.
+
+    ``service`` is the name the sentinel monitors the master by; ``sentinels`` are the
+    addresses to give redis-py's ``Sentinel``. `failover()` kills the master and waits until
+    the sentinel has promoted the replica.
+    """
+
+    master: PrivateRedis
+    replica: PrivateRedis
+    sentinel: subprocess.Popen[bytes] | None
+    sentinel_port: int
+    service: str = "rkmaster"
+
+    @property
+    def sentinels(self) -> list[tuple[str, int]]:
+        return [("127.0.0.1", self.sentinel_port)]
+
+    def master_address(self) -> tuple[str, int] | None:
+        import redis
+
+        client = redis.Redis(port=self.sentinel_port, socket_timeout=1)
+        try:
+            reply = client.execute_command("SENTINEL", "get-master-addr-by-name", self.service)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+        if not reply:
+            return None
+        host, port = reply
+        return (host.decode() if isinstance(host, bytes) else host, int(port))
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until the replica is in sync and the sentinel knows both servers."""
+        import redis
+
+        deadline = time.monotonic() + timeout
+        sentinel = redis.Redis(port=self.sentinel_port, socket_timeout=1)
+        master = redis.Redis(port=self.master.port, socket_timeout=1)
+        try:
+            while time.monotonic() < deadline:
+                try:
+                    synced = master.info("replication").get("connected_slaves", 0) >= 1
+                    known = sentinel.execute_command("SENTINEL", "replicas", self.service)
+                    where = self.master_address()
+                    if synced and known and where == ("127.0.0.1", self.master.port):
+                        return
+                except redis.RedisError:
+                    pass
+                time.sleep(0.1)
+        finally:
+            sentinel.close()
+            master.close()
+        raise RuntimeError("the private sentinel did not see its master and replica in time")
+
+    def failover(self, timeout: float = 60.0) -> None:
+        """Kill the master; wait until the sentinel names the replica as the new master."""
+        self.master.stop()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.master_address() == ("127.0.0.1", self.replica.port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("the sentinel did not promote the replica in time")
+
+    def stop(self) -> None:
+        if self.sentinel is not None and self.sentinel.poll() is None:
+            self.sentinel.kill()
+            self.sentinel.wait(timeout=10)
+        self.sentinel = None
+        self.replica.stop()
+        self.master.stop()
+
+
+@pytest.fixture
+def redis_sentinel() -> Iterator[PrivateSentinel]:
+    """A Sentinel-managed Redis of this test's own: master, replica and one sentinel (quorum 1,
+    a master is down after 1 s), all on free ports; never the machine's shared servers."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        _unavailable("redis-server binary", FileNotFoundError("redis-server"))
+    with tempfile.TemporaryDirectory() as root:
+        master = PrivateRedis(port=_free_port(), directory=str(Path(root) / "master"))
+        replica_dir = Path(root) / "replica"
+        Path(master.directory).mkdir()
+        replica_dir.mkdir()
+        master.start()
+        replica = PrivateRedis(
+            port=_free_port(),
+            directory=str(replica_dir),
+            extra_args=("--replicaof", "127.0.0.1", str(master.port)),
+        )
+        setup = PrivateSentinel(master, replica, None, _free_port())
+        try:
+            replica.start()
+            config = Path(root) / "sentinel.conf"
+            config.write_text(
+                f"port {setup.sentinel_port}\n"
+                "bind 127.0.0.1\n"
+                f"dir {root}\n"
+                f"sentinel monitor {setup.service} 127.0.0.1 {master.port} 1\n"
+                f"sentinel down-after-milliseconds {setup.service} 1000\n"
+                f"sentinel failover-timeout {setup.service} 10000\n"
+                f"sentinel parallel-syncs {setup.service} 1\n"
+            )
+            setup.sentinel = subprocess.Popen(
+                [binary or "redis-server", str(config), "--sentinel"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            setup.wait_ready()
+            yield setup
+        finally:
+            setup.stop()

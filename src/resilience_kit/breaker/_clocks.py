@@ -19,21 +19,27 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
     """Run every live breaker on ``clock``; return the function that puts their clocks back.
 
     For tests (the pytest plugin's ``fake_clock``): breakers created at import time keep the
-    clock they were created with, and this reaches them. Breakers whose state is kept in
-    another process (a remote storage) are left alone: their times are not only theirs.
+    clock they were created with, and this reaches them. A breaker whose state is kept in a
+    store shared with other processes (``RedisStorage``) switches with its storage, which
+    then times the shared state by ``clock`` too (its ``_use_clock``); its local view is read
+    again rather than rebased.
 
-    The undo gives each breaker switched here its own clock back. With ``then``, it also moves
-    every other live breaker still on ``clock`` (those created while it was in use) to
-    ``then``: ``clock`` stops being the process's time when the test ends, and a breaker
-    that outlives the test, such as a module-level one first imported inside it, must not
-    stay frozen on it. Without ``then`` those are left on ``clock``. Either way a local
-    breaker's times are rebased, so what is left of its timeouts carries over.
+    The undo gives each breaker switched here its own clock back (and each storage its own).
+    With ``then``, it also moves every other live breaker still on ``clock`` (those created
+    while it was in use) to ``then``: ``clock`` stops being the process's time when the test
+    ends, and a breaker that outlives the test, such as a module-level one first imported
+    inside it, must not stay frozen on it. Without ``then`` those are left on ``clock``.
+    Either way a local breaker's times are rebased, so what is left of its timeouts carries
+    over.
     """
     switched: list[tuple[CircuitBreaker, Clock]] = []
+    stores: dict[int, tuple[Any, Clock | None]] = {}
     rebased: set[int] = set()
     for breaker in _registry.every_breaker():
         cell = breaker._cell
         if cell.remote:
+            _switch_store(breaker.storage, clock, stores)
+            switched.append((breaker, breaker._use_clock(clock, rebase=False)))
             continue
         first = id(cell) not in rebased
         rebased.add(id(cell))
@@ -41,21 +47,33 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
 
     def restore() -> None:
         done: set[int] = set()
+        for store, previous in stores.values():
+            store._use_clock(previous)
         for breaker, previous in switched:
             first = id(breaker._cell) not in done
             done.add(id(breaker._cell))
-            breaker._use_clock(previous, rebase=first)
+            breaker._use_clock(previous, rebase=first and not breaker._cell.remote)
         if then is None:
             return
         restored = {id(breaker) for breaker, _ in switched}
+        later: dict[int, tuple[Any, Clock | None]] = {}
         for breaker in _registry.every_breaker():
             if breaker._clock is clock and id(breaker) not in restored:
                 cell = breaker._cell
+                if cell.remote and getattr(breaker.storage, "fixed_clock", None) is clock:
+                    _switch_store(breaker.storage, then, later)
                 first = id(cell) not in done
                 done.add(id(cell))
                 breaker._use_clock(then, rebase=first and not cell.remote)
 
     return restore
+
+
+def _switch_store(store: Any, clock: Clock, switched: dict[int, tuple[Any, Clock | None]]) -> None:
+    """Put a shared store on ``clock`` once, noting the clock it had."""
+    use_clock = getattr(store, "_use_clock", None)
+    if use_clock is not None and id(store) not in switched:
+        switched[id(store)] = (store, use_clock(clock))
 
 
 def switch_clock(breaker: CircuitBreaker, clock: Clock, *, rebase: bool) -> Clock:

@@ -8,6 +8,10 @@ matter (it ends the run of failures), and the second read sends it to the genera
 the rate policy it costs a clock read and the same step, while the period's ``until`` allows
 it (see ``Period``). Every other case takes the breaker's general path
 (``_call``/``_call_async``), which locks only to change the machine's state.
+
+A breaker whose state lives in a store shared with other processes takes the same fast path
+when its cell allows it (``BreakerCell.fast_path``): a failure on it is pushed to the store
+before the call returns, awaited from an async wrapper (``_sent_when_failed``).
 """
 
 from __future__ import annotations
@@ -197,6 +201,23 @@ def wrap_sync(breaker: CircuitBreaker, fn: Callable[P, R]) -> Callable[P, R]:
     return guarded
 
 
+def _sent_when_failed(breaker: CircuitBreaker) -> Callable[..., Any]:
+    """The fast path's failure handler for a breaker whose state lives in a store: the
+    failure is in the store when the call returns, so an async store is awaited.
+
+    It returns a coroutine for the wrapper to await (the wrapper tells it from the in-memory
+    handler's bool by its type), so an in-memory async failure pays no extra await.
+    """
+    failed, cell = breaker._failed, breaker._cell
+
+    async def failed_and_sent(error: BaseException, ticket: Any, started: float) -> bool:
+        use = failed(error, ticket, started)
+        await cell.push_async(breaker._monotonic())
+        return use
+
+    return failed_and_sent
+
+
 def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
     breaker: CircuitBreaker, fn: Callable[P, Awaitable[R]]
 ) -> Callable[P, Awaitable[R]]:
@@ -215,6 +236,8 @@ def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
         late,
     ) = _hot_parts(breaker)
     general = breaker._call_async
+    if breaker._cell.remote and breaker._cell.fast_path:
+        failed = _sent_when_failed(breaker)
 
     if breaker._window is None:
 
@@ -224,7 +247,10 @@ def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as error:
-                    if failed(error, period, 0.0):
+                    use = failed(error, period, 0.0)
+                    if use.__class__ is _COROUTINE:  # a shared store: the failure goes out first
+                        use = await use
+                    if use:
                         return await resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                     raise
                 next(successes)
@@ -265,7 +291,10 @@ def wrap_async(  # noqa: PLR0915 - one body per policy: hot paths, measured
                 try:
                     result = await fn(*args, **kwargs)
                 except BaseException as error:
-                    if failed(error, period, 0.0):
+                    use = failed(error, period, 0.0)
+                    if use.__class__ is _COROUTINE:  # a shared store: the failure goes out first
+                        use = await use
+                    if use:
                         return await resolve(use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
                     raise
                 if monotonic() < period.until:

@@ -64,10 +64,11 @@ class BreakerCell:
             each recorded failure or state change (the ``_async`` twins from async callers).
         fast_path: Whether a ``clean`` state lets calls take the breaker's lock-free fast path
             (and an open state reject without the slow path). True in memory; a remote cell
-            sets it when it keeps a local view fresh by itself and can push a failure
-            recorded on the fast path from
-            [`push()`][resilience_kit.breaker.storage.BreakerCell.push] (the breaker calls it then
-            too).
+            sets it when it keeps a local view fresh by itself. A failure recorded on the fast
+            path is then pushed too: by
+            [`push()`][resilience_kit.breaker.storage.BreakerCell.push], and from an async
+            call by [`push_async()`][resilience_kit.breaker.storage.BreakerCell.push_async],
+            awaited before the call returns. Successes may wait for a later push.
         store_errors: Errors the cell met talking to its store (0 in memory).
     """
 

@@ -52,3 +52,71 @@ def test_fake_clock_and_breakers_fixtures_work_with_shared_breakers(
     pytester.makepyfile(test_user=USER_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q")
     result.assert_outcomes(passed=2)
+
+
+IMPORT_TIME_TESTS = """
+import time
+
+import fakeredis
+import pytest
+
+from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
+
+SERVER = fakeredis.FakeServer()
+# Built at import, before any fixture runs: on the Redis server's clock, as in an application.
+STORAGE = RedisStorage(fakeredis.FakeRedis(server=SERVER), prefix="app")
+PAY = CircuitBreaker("pay", failure_threshold=1, recovery_timeout=30, storage=STORAGE)
+OTHER_PROCESS = RedisStorage(fakeredis.FakeRedis(server=SERVER), prefix="app")
+
+
+def boom():
+    raise ValueError("down")
+
+
+def test_an_import_time_shared_breaker_obeys_fake_clock(breakers, fake_clock):
+    assert STORAGE.fixed_clock is fake_clock
+    with pytest.raises(ValueError):
+        PAY.call(boom)
+    assert PAY.state is CircuitState.OPEN
+    fake_clock.advance(29)
+    with pytest.raises(CircuitOpenError) as rejected:
+        PAY.call(lambda: "too early")
+    assert rejected.value.retry_after == pytest.approx(1, abs=0.05)
+    fake_clock.advance(1)
+    assert PAY.call(lambda: "trial") == "trial"  # Redis agreed the timeout is over
+    assert PAY.state is CircuitState.CLOSED
+    with pytest.raises(ValueError):
+        PAY.call(boom)  # left OPEN for 30 s of the fake clock
+
+
+def test_afterwards_the_server_clock_is_back(breakers):
+    assert STORAGE.fixed_clock is None
+    assert PAY.state is CircuitState.CLOSED  # the breakers fixture reset it, in Redis too
+    stored = fakeredis.FakeRedis(server=SERVER).hget("{app:breaker:pay}:state", "s")
+    assert stored == b"CLOSED"
+    with pytest.raises(ValueError):
+        PAY.call(boom)
+    with pytest.raises(CircuitOpenError) as rejected:
+        PAY.call(lambda: "rejected")
+    assert 29 < rejected.value.retry_after <= 30  # real seconds again
+
+
+def test_the_fake_timeline_continues_the_real_one(request):
+    PAY.reset()
+    with pytest.raises(ValueError):
+        PAY.call(boom)  # OPEN for 30 s by the server's clock
+    fake_clock = request.getfixturevalue("fake_clock")
+    assert PAY.state is CircuitState.OPEN
+    fake_clock.advance(25)
+    with pytest.raises(CircuitOpenError):
+        PAY.call(lambda: "too early")
+    fake_clock.advance(5)  # past what was left of the real timeout
+    assert PAY.call(lambda: "trial") == "trial"
+    assert PAY.state is CircuitState.CLOSED
+"""
+
+
+def test_an_import_time_shared_breaker_follows_the_fake_clock(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_app=IMPORT_TIME_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=3)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import fakeredis
 import pytest
-from shared_support import fail, succeed, wait_for
+from shared_support import CountingScript, fail, succeed, wait_for
 
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
 from resilience_kit.testing import FakeClock
@@ -90,13 +91,7 @@ def test_successes_are_batched_under_the_failure_rate_policy(storage_factory, pr
     storage = storage_factory(flush_interval=3600)
     breaker = process(storage=storage, failure_rate=0.5, minimum_calls=100)
     sent: list[str] = []
-    script = storage.script
-
-    def counting(client, keys, args):
-        sent.append(args[0])
-        return script(client, keys, args)
-
-    storage.script = counting  # type: ignore[assignment]
+    storage.script = CountingScript(storage.script, sent, only=threading.get_ident())
     succeed(breaker, 50)
     assert sent.count("record") == 1  # the first success; the rest wait for the interval
     fail(breaker)

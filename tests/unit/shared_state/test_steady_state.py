@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from shared_support import converged, fail, succeed, wait_for
+from shared_support import CountingScript, converged, fail, succeed, wait_for
 
 from resilience_kit import CircuitOpenError, CircuitState
 
@@ -16,15 +16,7 @@ def counted(storage_factory):
     subscriber thread's resynchronisation, once a second whatever the traffic, is not)."""
     storage = storage_factory()
     sent: list[str] = []
-    script = storage.script
-    caller = threading.get_ident()
-
-    def counting(client, keys, args):
-        if threading.get_ident() == caller:
-            sent.append(args[0])
-        return script(client, keys, args)
-
-    storage.script = counting
+    storage.script = CountingScript(storage.script, sent, only=threading.get_ident())
     return storage, sent
 
 

@@ -184,25 +184,29 @@ local granted, counted = 0, 0
 local wcalls, wfailed = 0, 0
 
 if op == 'record' then
-  -- 16 successes, 17 failures, 18 the epoch they were admitted in ('' = any)
+  -- 16 successes, 17 failures (at most 1, after the successes), 18 the epoch they were
+  -- admitted in ('' = any)
   local ok, failed = tonumber(ARGV[16]), tonumber(ARGV[17])
   local epoch = tonumber(ARGV[18])
   if st.s == 'CLOSED' and (epoch == nil or epoch == st.ep) then
     if rate == nil then
+      -- The successes came before the failure sent with them: they end the run first.
+      local before = st.f
+      if ok > 0 and st.f > 0 then
+        st.f = 0
+        changed = true
+      end
       if failed > 0 then
-        -- Others must hear that failures are pending (their successes then end the run),
-        -- not of each further one.
-        quiet = st.f > 0
         st.f = st.f + failed
         counted = failed
         changed = true
-        if st.f >= threshold then
-          open(st)
-          quiet = false
-        end
-      elseif ok > 0 and st.f > 0 then
-        st.f = 0
-        changed = true
+      end
+      -- Others must hear that failures are pending (their successes then end the run) and
+      -- that they are not any more, not of each further one.
+      quiet = (before > 0) == (st.f > 0)
+      if st.f >= threshold then
+        open(st)
+        quiet = false
       end
     elseif ok + failed > 0 then
       -- The buckets are a key of their own: the state changes only if the rate trips.

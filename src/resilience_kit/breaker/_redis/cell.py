@@ -126,9 +126,9 @@ class RedisCell(BreakerCell):
     machine: SharedMachine
 
     def __init__(self, storage: RedisStorage, name: str, settings: MachineSettings) -> None:
-        # A sync client can send a failure from the fast path, so the fast path is allowed;
-        # an async one cannot (the fast path is sync), so every call goes the general way.
-        self.fast_path = not storage.is_async
+        # The fast path needs a view kept fresh by the subscriber thread. (A failure on an
+        # async call's fast path is sent by the decorator's wrapper, which awaits it.)
+        self.fast_path = storage.listener_client is not None
         super().__init__(settings)
         self.machine = SharedMachine(settings, self.successes)
         self.clean = None  # nothing is known until the first read
@@ -183,25 +183,44 @@ class RedisCell(BreakerCell):
             kind, details = noted[1], noted[2]
             if kind == "trial":
                 request = ["trial", *details]
-            elif kind == "fail":
-                with self.lock:  # successes are counted under it
-                    batched, machine.pending_ok = machine.pending_ok, 0
-                request = ["record", batched, 1, details[0]]
-            else:
-                request = ["record", 1, 0, details[0]]
+            else:  # a failure, with the successes noted before it (those of its epoch)
+                with self.lock:
+                    batched, epoch = machine.take_pending(details[0])
+                request = ["record", batched, 1, epoch]
         elif machine.control is not None:
             with self.lock:
                 request, machine.control = ["control", machine.control], None
-        elif machine.pending_ok and now - self.last_flush >= self.storage.flush_interval:
-            with self.lock:
-                batched, machine.pending_ok = machine.pending_ok, 0
-            request = ["record", batched, 0, ""]
+        else:
+            request = self._batch_request(now)
         if request is None:
             return None
         if machine.degraded or not self.storage.guard.allows():
             self._replay(request, now)
             return None
         if request[0] == "record" and request[1]:
+            self.last_flush = now
+        return request
+
+    def _batch_request(self, now: float) -> list[Any] | None:
+        """The noted successes, when they are due: at once when one ends a run of
+        failures (consecutive policy), else every ``flush_interval`` seconds."""
+        machine = self.machine
+        if not machine.pending_ok or (
+            machine.settings.failure_rate is not None
+            and now - self.last_flush < self.storage.flush_interval
+        ):
+            return None
+        with self.lock:
+            batched, epoch = machine.take_pending()
+        return ["record", batched, 0, epoch] if batched else None
+
+    def flush_request(self, now: float) -> list[Any] | None:
+        """The subscriber thread's share of `push()`: the noted successes, when due (those
+        of a call whose end could not send them, such as an async call's fast path)."""
+        if self.machine.degraded or not self.machine.pending_ok:
+            return None
+        request = self._batch_request(now)
+        if request is not None:
             self.last_flush = now
         return request
 
@@ -268,27 +287,30 @@ class RedisCell(BreakerCell):
     def _run(self, request: list[Any], now: float) -> None:
         sent = next(self.requests)
         try:
-            reply = self.storage.script(self.storage.client, self.keys, [*self._args(request)])
+            args = self.script_args(request)
+            reply = self.storage.script(self.storage.client, self.keys, args)
         except Exception as error:
-            self._failed(error, request, now)
+            self.failed(error, request, now)
             return
-        self._answered(request, reply, now, sent)
+        self.answered(request, reply, now, sent)
 
     async def _run_async(self, request: list[Any], now: float) -> None:
         sent = next(self.requests)
         try:
             reply = await self.storage.script.call_async(
-                self.storage.client, self.keys, [*self._args(request)]
+                self.storage.client, self.keys, [*self.script_args(request)]
             )
         except Exception as error:
-            self._failed(error, request, now)
+            self.failed(error, request, now)
             return
-        self._answered(request, reply, now, sent)
+        self.answered(request, reply, now, sent)
 
-    def _args(self, request: list[Any]) -> list[Any]:
+    def script_args(self, request: list[Any]) -> list[Any]:
+        """The script's ARGV for ``request`` (an operation and its own arguments)."""
         args = self.args
-        clock = self.storage.fixed_clock
-        now = "" if clock is None else round(clock.monotonic() * _MICRO)
+        storage = self.storage
+        clock = storage.fixed_clock
+        now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * _MICRO)
         return [request[0], now, *args, *request[1:]]
 
     @property
@@ -296,11 +318,13 @@ class RedisCell(BreakerCell):
         """Errors met talking to Redis through this cell's storage."""
         return self.storage.guard.errors
 
-    def _failed(self, error: BaseException, request: list[Any], now: float) -> None:
+    def failed(self, error: BaseException, request: list[Any], now: float) -> None:
+        """``request`` met ``error``: tell the guard, decide what it carried locally."""
         self.storage.guard.failed(error)
         self._replay(request, now)
 
-    def _answered(self, request: list[Any], reply: Any, now: float, sent: int) -> None:
+    def answered(self, request: list[Any], reply: Any, now: float, sent: int) -> None:
+        """Take Redis's ``reply`` to ``request`` (number ``sent``) into the local view."""
         self.storage.guard.succeeded()
         try:
             snapshot = parse_snapshot(_text(reply[0]))
@@ -308,7 +332,7 @@ class RedisCell(BreakerCell):
             counted = int(_text(reply[4]))
             window = (int(_text(reply[5])), int(_text(reply[6])))
         except Exception as error:  # not our script's answer: count it, keep the local view
-            self._failed(error, request, now)
+            self.failed(error, request, now)
             return
         self.recorded_failures += counted
         if corrupt:
@@ -383,7 +407,7 @@ class RedisCell(BreakerCell):
             machine.opened_at = None if snapshot.opened_at is None else local(snapshot.opened_at)
             machine.timeout = snapshot.timeout / _MICRO
             if snapshot.state is not old or snapshot.epoch != machine.remote_epoch:
-                Machine._set(machine, snapshot.state, now)
+                machine._set(snapshot.state, now)
             state = snapshot.state
             machine.reject_until = (
                 machine.open_until
@@ -426,6 +450,13 @@ class RedisCell(BreakerCell):
         if new is not old:
             self.storage.announce(self, old, f"Redis unreachable (fallback={mode!r})")
 
+    def forget_view(self) -> None:
+        """Read the shared state again before the next call is decided (the clock the
+        view's times were on is gone)."""
+        with self.lock:
+            if not self.machine.degraded:
+                self._recover_view()
+
     def recover(self) -> None:
         """Redis answers again: forget the view so the next request reads the shared state."""
         with self.lock:
@@ -435,5 +466,6 @@ class RedisCell(BreakerCell):
         machine = self.machine
         machine.degraded = False
         machine.reject_until = -math.inf  # the next call goes to the slow path and reads
+        machine.period.until = -math.inf  # successes go to Redis again, none lock-free
         self.view = None
         self.clean = None

@@ -14,6 +14,7 @@ once, whatever each process's local view says.
 from __future__ import annotations
 
 import itertools
+import math
 from contextvars import ContextVar
 from typing import Any
 
@@ -39,7 +40,9 @@ lease: ContextVar[tuple[SharedMachine, str, int] | None] = ContextVar(
 trial: ContextVar[tuple[tuple[SharedMachine, str, int, Period], ...]] = ContextVar(
     "resilience_kit_redis_trial", default=()
 )
-# The outcome waiting to be sent: (machine, "ok" | "fail" | "trial", its arguments).
+# The outcome waiting to be sent: (machine, "fail" | "trial", its arguments). Successes are
+# not noted here but on the machine (``pending_ok``): any thread or task, or the subscriber
+# thread, may send them.
 outcome: ContextVar[tuple[SharedMachine, str, tuple[Any, ...]] | None] = ContextVar(
     "resilience_kit_redis_outcome", default=None
 )
@@ -51,11 +54,16 @@ class SharedMachine(Machine):
     Attributes:
         degraded: Redis is unreachable: decide alone, as the in-process machine does.
         remote_epoch: The epoch of the state in Redis this view was last brought up to.
-        pending_ok: Successes not yet sent (failure-rate policy; they are batched).
+        pending_ok: Successes not yet sent: under the failure-rate policy every one (they are
+            batched), under the consecutive policy those that end a run of failures. All were
+            admitted in epoch ``pending_epoch``, and Redis counts them only if its state is
+            still in that epoch (an outcome never counts in a later period); a transition
+            drops them.
+        pending_epoch: The epoch ``pending_ok`` belongs to.
         control: A manual control not yet sent (``"reset"``, ``"force_open"``, ...).
     """
 
-    __slots__ = ("control", "degraded", "pending_ok", "remote_epoch")
+    __slots__ = ("control", "degraded", "pending_epoch", "pending_ok", "remote_epoch")
 
     def __init__(
         self, settings: MachineSettings, successes: itertools.count[int] | None = None
@@ -64,6 +72,7 @@ class SharedMachine(Machine):
         self.degraded = False
         self.remote_epoch = 0
         self.pending_ok = 0
+        self.pending_epoch = 0
         self.control: str | None = None
 
     def admit(self, now: float) -> Period:
@@ -83,6 +92,43 @@ class SharedMachine(Machine):
         self.in_flight += 1
         return ticket
 
+    def take_pending(self, epoch: int | None = None) -> tuple[int, int]:
+        """Take the successes waiting to be sent: ``(count, epoch)``; call it under the
+        cell's lock. With ``epoch``, only those of that epoch (the others are stale: Redis
+        would not count them)."""
+        count, self.pending_ok = self.pending_ok, 0
+        if epoch is not None and epoch != self.pending_epoch:
+            return 0, epoch
+        return count, self.pending_epoch
+
+    def _set(self, state: CircuitState, now: float) -> None:
+        # A new period: successes of the old one not yet sent count nowhere (as in Machine).
+        super()._set(state, now)
+        self.pending_ok = 0
+
+    # The rate window's lock-free successes (``Period.until``) would stay in this process:
+    # while Redis decides, every success goes through ``success()`` to be sent.
+
+    def failure_count(self, now: float) -> int:
+        """As the machine, without opening the lock-free way of counting successes."""
+        count = super().failure_count(now)
+        if not self.degraded:
+            self.period.until = -math.inf
+        return count
+
+    def failure_rate(self, now: float) -> float | None:
+        """As the machine, without opening the lock-free way of counting successes."""
+        rate = super().failure_rate(now)
+        if not self.degraded:
+            self.period.until = -math.inf
+        return rate
+
+    def rebase(self, old_now: float, new_now: float) -> None:
+        """As the machine, without opening the lock-free way of counting successes."""
+        super().rebase(old_now, new_now)
+        if not self.degraded:
+            self.period.until = -math.inf
+
     def _is_trial(self, ticket: Period) -> bool:
         """Whether ``ticket`` was given to a trial this thread or task is running."""
         return any(held[0] is self and held[3] is ticket for held in trial.get())
@@ -93,12 +139,17 @@ class SharedMachine(Machine):
             super().success(now, ticket)
         elif not self._is_trial(ticket):
             # A call admitted in an earlier period counts nowhere, as in the machine.
-            if ticket is self.period and self.state is CLOSED:
-                if self.settings.failure_rate is not None:
-                    self.pending_ok += 1
-                elif self.policy.failure_count(now):
-                    # Only a success that ends a run of failures changes the shared state.
-                    outcome.set((self, "ok", (self.remote_epoch,)))
+            # Under the consecutive policy only a success that ends a run of failures changes
+            # the shared state.
+            if (
+                ticket is self.period
+                and self.state is CLOSED
+                and (self.settings.failure_rate is not None or self.policy.failure_count(now))
+            ):
+                if self.pending_epoch != self.remote_epoch:
+                    self.pending_ok = 0
+                    self.pending_epoch = self.remote_epoch
+                self.pending_ok += 1
         else:
             self._end_trial(ticket, "ok")
 

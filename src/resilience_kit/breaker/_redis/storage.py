@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from resilience_kit import _validation as check
@@ -43,6 +44,9 @@ _BREAKER_SCRIPT = load_script("breaker.lua")
 _FALLBACKS = ("local", "closed", "open")
 _TTL = 7 * 24 * 3600  # seconds an untouched breaker's keys live
 _RECONNECT = 0.25  # seconds between the subscriber's attempts while Redis is down
+_PIPELINE = 1000  # scripts sent in one pipeline by the subscriber thread at most
+_IDLE = 1.0  # seconds the subscriber waits for an announcement at most
+_SOONEST = 0.05  # seconds: the shortest wait between the subscriber's flushes
 
 
 _storages: weakref.WeakSet[RedisStorage] = weakref.WeakSet()
@@ -72,10 +76,13 @@ class RedisStorage:
     what each process sees and when.
 
     Args:
-        client: A redis-py client: `redis.Redis`, `redis.asyncio.Redis`, a Sentinel master,
+        client: A redis-py client: `redis.Redis`, `redis.asyncio.Redis`, a Sentinel master
+            (`Sentinel(...).master_for(...)`, sync or asyncio),
             `redis.cluster.RedisCluster` or `redis.asyncio.cluster.RedisCluster`; it is used
-            as it is. Or a `redis://` URL: then the storage builds a sync client with 0.25 s
-            timeouts and no command retries.
+            as it is. (The background thread that hears announcements and resynchronises
+            talks through a sync client: this one, or for an asyncio client one built from
+            its settings.) Or a `redis://` URL: then the storage builds a sync client with
+            0.25 s timeouts and no command retries.
         prefix: The first part of every key (`{PREFIX:breaker:NAME}:...`) and channel.
         fallback: What breakers do while Redis is unreachable: `"local"` (go on deciding on
             this process's own state), `"closed"` (let every call through; the breaker
@@ -83,13 +90,15 @@ class RedisStorage:
         trial_lease: Seconds a trial call's HALF_OPEN slot is held in Redis at most: a trial
             whose process dies gives its slot back after this long.
         resync_interval: Seconds between full re-reads of the shared state, behind the
-            change announcements.
+            change announcements (pipelined: one round trip for every breaker of the
+            storage, one per node on a Cluster).
         flush_interval: Seconds a success may wait before it is counted in Redis, under the
             failure-rate policy (successes are batched; failures are sent at once).
         clock: Time for the shared state. By default the Redis server's clock (`TIME`), so
             the machines' clocks never matter; a clock given here (or installed with
-            [use_clock][resilience_kit.testing.use_clock] when the storage is made, as the
-            pytest plugin's `fake_clock` does) replaces it, for tests.
+            [use_clock][resilience_kit.testing.use_clock] when the storage is made) replaces
+            it, for tests. The pytest plugin's `fake_clock` also reaches a storage made
+            before the test (at import time) for the test's duration.
 
     Raises:
         ConfigurationError: A parameter is outside its range.
@@ -136,7 +145,11 @@ class RedisStorage:
             clock = default_clock()
         self.fixed_clock = clock
         self.clock: Clock = SYSTEM_CLOCK if clock is None else clock
+        # Seconds added to fixed_clock's readings for the store (see _use_clock).
+        self.clock_offset = 0.0
         self.is_async = is_async_client(client)
+        # What makes the subscriber thread's sync client (None: breakers poll instead).
+        self.listener_client = listener_client(client)
         self.keyspace = KeySpace(prefix)
         self.channel = self.keyspace.channel("breaker")
         self.script = _BREAKER_SCRIPT
@@ -219,6 +232,27 @@ class RedisStorage:
             if cell.outbox:
                 breaker._deliver()
 
+    def _use_clock(self, clock: Clock | None) -> Clock | None:
+        """Time the shared state by ``clock`` from now on (``None``: the Redis server's
+        clock); return the clock used so far (``None`` for the server's).
+
+        Private but stable: the pytest plugin's ``fake_clock`` uses it (through
+        ``use_clock_everywhere``) for storages made before the test, at import time. The
+        store's timeline goes on where it is: ``clock`` is offset to read the wall clock now
+        (which the server's ``TIME`` is, on this machine), so what is left of a timeout in
+        Redis carries over and advancing ``clock`` advances it. Every local view is read
+        again before it is used.
+        """
+        previous = self.fixed_clock
+        if clock is None or clock is SYSTEM_CLOCK:
+            self.fixed_clock, self.clock, self.clock_offset = None, SYSTEM_CLOCK, 0.0
+        else:
+            self.clock_offset = time.time() - clock.monotonic()
+            self.fixed_clock = self.clock = clock
+        for cell in self.live_cells():
+            cell.forget_view()
+        return previous
+
     def _down(self, error: BaseException) -> None:
         _logger.warning(
             "Redis unreachable (%s: %s); breakers decide on local state (fallback=%r)",
@@ -252,16 +286,48 @@ class RedisStorage:
         if cell is not None:
             cell.apply(parse_snapshot(fields), self.clock.monotonic())
 
-    def resync(self) -> None:
-        """Re-read every live breaker's shared state (the subscriber's periodic task)."""
-        if self.is_async:
-            for cell in self.live_cells():
-                cell.synced_at = -float("inf")  # its next call reads
+    def resync(self, client: Any) -> None:
+        """Re-read every live breaker's shared state through the sync ``client`` (the
+        subscriber thread's periodic task): pipelined, so a thousand breakers cost one round
+        trip (one per node on a Cluster)."""
+        if self.guard.down and not self.guard.allows():
             return
-        for cell in self.live_cells():
-            if self.guard.down and not self.guard.allows():
+        self._send(client, [(cell, ["read"]) for cell in self.live_cells()])
+
+    def flush(self, client: Any) -> bool:
+        """Send every live breaker's successes that are due (pipelined, as `resync()`): a
+        success whose call could not send it (an async call's fast path) or a batch under the
+        failure-rate policy that no later call came to send. Whether some are still waiting
+        (not due yet, or noted meanwhile)."""
+        if self.guard.down:
+            return False  # the next caller that gets through sends or replays them
+        now = self.clock.monotonic()
+        batch = []
+        cells = self.live_cells()
+        for cell in cells:
+            request = cell.flush_request(now)
+            if request is not None:
+                batch.append((cell, request))
+        self._send(client, batch)
+        return any(cell.machine.pending_ok for cell in cells)
+
+    def _send(self, client: Any, batch: list[tuple[RedisCell, list[Any]]]) -> None:
+        for start in range(0, len(batch), _PIPELINE):
+            chunk = batch[start : start + _PIPELINE]
+            now = self.clock.monotonic()
+            sent = [next(cell.requests) for cell, _ in chunk]
+            calls = [(cell.keys, cell.script_args(request)) for cell, request in chunk]
+            try:
+                replies = self.script.run_many(client, calls)
+            except Exception as error:
+                for cell, request in chunk:
+                    cell.failed(error, request, now)
                 return
-            cell._run(["read"], self.clock.monotonic())
+            for (cell, request), number, reply in zip(chunk, sent, replies, strict=True):
+                if isinstance(reply, Exception):
+                    cell.failed(reply, request, now)
+                else:
+                    cell.answered(request, reply, now, number)
 
     def close(self) -> None:
         """Stop the subscriber thread (breakers go on, resynchronising by polling)."""
@@ -286,12 +352,15 @@ class _Listener:
     It holds its storage weakly and ends when the storage is garbage-collected or closed.
     """
 
-    def __init__(self, storage: RedisStorage, client: Any) -> None:
+    def __init__(self, storage: RedisStorage, make: Callable[[], Any]) -> None:
         self._storage = weakref.ref(storage)
-        self._client = client
+        self._make = make
+        self._client: Any = None
+        self._users = storage.client  # never closed here; a twin made for the thread is
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.connected = False
+        self.rounds = 0  # turns of work done (resync, flush): lets a benchmark see it settle
         self.pid = os.getpid()
         self._thread = threading.Thread(
             target=self._run, name=f"resilience_kit-redis-{storage.prefix}", daemon=True
@@ -299,10 +368,9 @@ class _Listener:
 
     @classmethod
     def start(cls, storage: RedisStorage) -> _Listener | None:
-        client = listener_client(storage.client)
-        if client is None:
+        if storage.listener_client is None:
             return None
-        listener = cls(storage, client)
+        listener = cls(storage, storage.listener_client)
         listener._thread.start()
         return listener
 
@@ -310,7 +378,11 @@ class _Listener:
         self._wake.set()
 
     def stop(self) -> None:
+        """Stop the thread: no announcement is applied once this returns (one being applied
+        is waited for; the thread itself ends when it next wakes)."""
         self._stop.set()
+        if self._thread is not threading.current_thread() and self._thread.is_alive():
+            self._thread.join(timeout=_SOONEST)
 
     def _run(self) -> None:
         pubsub = None
@@ -321,24 +393,9 @@ class _Listener:
                 break
             try:
                 if pubsub is None:
-                    if storage.guard.down and not self._wake.is_set():
-                        self._wake.wait(_RECONNECT)
-                    self._wake.clear()
-                    pubsub = self._client.pubsub(ignore_subscribe_messages=True)
-                    pubsub.subscribe(storage.channel)
-                    self.connected = True
-                    storage.guard.succeeded()
+                    pubsub = self._subscribe(storage)
                     next_resync = 0.0
-                now = time.monotonic()
-                if now >= next_resync:
-                    next_resync = now + storage.resync_interval
-                    storage.resync()
-                message = pubsub.get_message(timeout=0.05)
-                while message is not None:
-                    if message.get("type") == "message":
-                        data = message["data"]
-                        storage.receive(data.decode() if isinstance(data, bytes) else data)
-                    message = pubsub.get_message(timeout=0)
+                next_resync = self._round(storage, pubsub, next_resync)
             except Exception as error:
                 self.connected = False
                 if pubsub is not None:
@@ -353,3 +410,42 @@ class _Listener:
                 pubsub.close()
             except Exception:
                 _logger.debug("closing the subscription failed", exc_info=True)
+        if self._client is not None and self._client is not self._users:
+            try:
+                self._client.close()
+            except Exception:
+                _logger.debug("closing the subscriber's client failed", exc_info=True)
+
+    def _subscribe(self, storage: RedisStorage) -> Any:
+        if storage.guard.down and not self._wake.is_set():
+            self._wake.wait(_RECONNECT)
+        self._wake.clear()
+        if self._client is None:
+            self._client = self._make()
+        pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        pubsub.subscribe(storage.channel)
+        self.connected = True
+        storage.guard.succeeded()
+        return pubsub
+
+    def _round(self, storage: RedisStorage, pubsub: Any, next_resync: float) -> float:
+        """One turn: resync if due, send due successes, then wait for announcements; the
+        time of the next resync."""
+        now = time.monotonic()
+        if now >= next_resync:
+            next_resync = now + storage.resync_interval
+            storage.resync(self._client)
+        waiting = storage.flush(self._client)
+        # Idle, the thread wakes only for the next resync (or at least every _IDLE seconds);
+        # an announcement wakes it at once.
+        wait = min(next_resync - time.monotonic(), _IDLE)
+        if waiting:
+            wait = min(wait, max(storage.flush_interval, _SOONEST))
+        self.rounds += 1
+        message = pubsub.get_message(timeout=max(wait, 0.0))
+        while message is not None and not self._stop.is_set():
+            if message.get("type") == "message":
+                data = message["data"]
+                storage.receive(data.decode() if isinstance(data, bytes) else data)
+            message = pubsub.get_message(timeout=0)
+        return next_resync
