@@ -125,7 +125,8 @@ def bench(session: nox.Session) -> None:
     """Benchmarks against the peers: timings, then instruction counts under valgrind's callgrind.
 
     ``nox -s bench -- --quick`` only checks every case runs; ``-- --instructions`` counts
-    instructions only (``--quick --instructions``: every case counts, a smoke check).
+    instructions only (``--quick --instructions``: every case counts, a smoke check). CI runs
+    both quick forms.
     """
     session.install("-e", ".[all]", "-r", "benchmarks/requirements.txt")
     session.run("python", "-m", "benchmarks", *session.posargs)

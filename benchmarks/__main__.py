@@ -2,9 +2,9 @@
 
     python -m benchmarks                       # full run: timings and instruction counts,
                                                # writes docs/benchmarks.md + charts
-    python -m benchmarks --quick               # every case runs and verifies; writes nothing
+    python -m benchmarks --quick               # every case runs and verifies; writes nothing (CI)
     python -m benchmarks --instructions        # instruction counts only (callgrind)
-    python -m benchmarks --quick --instructions   # every case counts under callgrind (smoke)
+    python -m benchmarks --quick --instructions   # every case counts under callgrind (CI)
     python -m benchmarks --sections breaker,retry --rounds 15 --output /tmp/bench.md
 
 Exit status: 0 when every case that could run did what it claims; 1 when any case failed
@@ -98,7 +98,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--calls",
         type=_at_least_one,
         help=f"N, the most calls counted per case, over N and 2N (default "
-        f"{_callgrind.DEFAULT_CALLS}; quick 10)",
+        f"{_callgrind.DEFAULT_CALLS}; quick {_callgrind.QUICK_CALLS})",
     )
     parser.add_argument(
         "--jobs", type=_at_least_one, default=2, help="callgrind processes at once (default 2)"
@@ -150,7 +150,7 @@ def main(argv: list[str]) -> int:
         except _callgrind.ValgrindMissing as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-    calls = args.calls or (settings.quick_calls if args.quick else _callgrind.DEFAULT_CALLS)
+    calls = args.calls or (_callgrind.QUICK_CALLS if args.quick else _callgrind.DEFAULT_CALLS)
     output = args.output or (None if args.quick or args.instructions else DEFAULT_OUTPUT)
     # Libraries log on retries; a handler on the root logger keeps that cost in the figures
     # without printing thousands of lines (no handler would send WARNINGs to stderr).

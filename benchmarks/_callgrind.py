@@ -1,13 +1,16 @@
 """Instruction counts from valgrind's callgrind: exact, repeatable figures on a noisy machine.
 
 Each group of sections runs in a child process (``python -m benchmarks._count``) under
-``valgrind --tool=callgrind``, told to zero its counters whenever the process enters libc's
-``getpgrp()`` and to write them out (a *dump*) whenever it enters ``getppid()``; nothing else in
-these runs calls either. For each case the child makes the same warm-up as a timed run, then
-measures two loops of the same kind the timings use, one of ``N`` calls and one of ``2N``::
+``valgrind --tool=callgrind``. The child marks where a counted loop starts and ends with callgrind
+client requests (``_markers.py``): one zeroes the counters, the other writes them out (a *dump*)
+under a label of ours. Only code that asks for them makes those requests, so no library or case
+can move or split a count (marking with a libc function, ``--dump-before=getppid``, was split by
+the Prometheus scrape, which calls ``getppid()`` itself). For each case the child makes the same
+warm-up as a timed run, then measures two loops of the same kind the timings use, one of ``N``
+calls and one of ``2N``::
 
-    gc.collect(); os.getpgrp(); loop(N);  os.getppid()     # dump 1: I(N)
-    gc.collect(); os.getpgrp(); loop(2N); os.getppid()     # dump 2: I(2N)
+    gc.collect(); zero(); loop(N);  dump("... 1")     # dump 1: I(N)
+    gc.collect(); zero(); loop(2N); dump("... 2")     # dump 2: I(2N)
 
 Each dump holds one loop plus a constant (starting the loop, the markers' own calls), so
 ``(I(2N) - I(N)) / N`` is the cost of one call with that constant cancelled, to the instruction.
@@ -28,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks import _markers
 from benchmarks._harness import (
     OURS,
     CaseResult,
@@ -37,13 +41,16 @@ from benchmarks._harness import (
     countable,
 )
 
-ZERO_MARKER = "getpgrp"
-"""Entering this libc function zeroes callgrind's counters (``--zero-before``)."""
-DUMP_MARKER = "getppid"
-"""Entering this libc function writes the counters out and zeroes them (``--dump-before``)."""
+DUMP_LABEL = "resilience_kit benchmarks: loop"
+"""The label of our dumps; dump ``k`` of a child is ``Client Request: {DUMP_LABEL} k``."""
 
 DEFAULT_CALLS = 1000
 """N: each case is counted over N and 2N calls."""
+QUICK_CALLS = 1
+"""N of ``--quick --instructions``, CI's smoke check that every case counts: a call and two.
+Its figures are not for reading (a loop's fixed costs do not cancel out of so few calls); a
+scrape of 1,000 breakers is 150 to 850 million instructions: with N = 10 the run had not ended
+after 28 minutes."""
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -138,27 +145,30 @@ class Dumps:
         """Instructions of ``loop(calls)``, the markers' constant included."""
         import gc
 
+        self.count += 1
+        label = f"{DUMP_LABEL} {self.count}"
+        zero, dump = _markers.zero(), _markers.dump(label)  # built before the count starts
         # The same start for both loops; the collections the calls trigger are counted, as a
         # production process pays them.
         gc.collect()
-        os.getpgrp()  # zero
+        zero()
         loop(calls)
-        os.getppid()  # dump
-        self.count += 1
+        dump()
         path = Path(f"{self.out_file}.{self.count}")
         try:
             text = path.read_text(encoding="utf-8", errors="replace")
         except FileNotFoundError:
             raise CallgrindError(
                 f"callgrind wrote no dump {path.name}: this process does not run under "
-                f"valgrind --tool=callgrind --dump-before={DUMP_MARKER}"
+                "valgrind --tool=callgrind"
             ) from None
         if Path(f"{self.out_file}.{self.count + 1}").exists():
             raise CallgrindError(
-                f"something else called {DUMP_MARKER}() during the loop: the count is split"
+                "another dump was written during the loop (a callgrind client request from "
+                "elsewhere, or callgrind_control): the count is split"
             )
         trigger = dump_trigger(text)
-        if DUMP_MARKER not in trigger:
+        if trigger != f"Client Request: {label}":
             raise CallgrindError(f"dump {path.name} was not made by the marker: {trigger!r}")
         path.unlink()
         return parse_dump(text)
@@ -173,14 +183,12 @@ def command(
     calls: int,
     quick: bool,
 ) -> list[str]:
-    """The child's command line: the counting child under callgrind with the markers."""
+    """The child's command line: the counting child under callgrind (it dumps by itself)."""
     return [
         valgrind,
         "--tool=callgrind",
         "--quiet",
         f"--callgrind-out-file={out_file}",
-        f"--zero-before={ZERO_MARKER}",
-        f"--dump-before={DUMP_MARKER}",
         "--dump-instr=no",
         "--dump-line=no",
         sys.executable,

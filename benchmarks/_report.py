@@ -441,7 +441,8 @@ def render_markdown(
                 "of its own with `PYTHONHASHSEED=0`. After the same warm-up, callgrind counts "
                 "the instructions of a loop of N calls and of one of 2N calls (the same loop "
                 "as the timings; counters zeroed at the start of each loop and written out at "
-                "its end by two libc calls nothing else makes); the difference divided by N is "
+                "its end by callgrind client requests, which no library makes, so nothing in a "
+                "case can move or split a count); the difference divided by N is "
                 "one call, the loop's fixed costs cancelled. N is "
                 f"{info.counted_calls:,} at most, fewer for a costly call (about 20 million "
                 "instructions per loop, at least 50 calls), a whole number of the workers for "
@@ -504,7 +505,7 @@ def render_markdown(
         "                             # rewrites this page and docs/benchmarks/",
         "nox -s bench -- --quick      # CI: every case runs and verifies, nothing is written",
         "nox -s bench -- --instructions --sections breaker   # instruction counts only",
-        "nox -s bench -- --quick --instructions             # CI: every case counts (smoke)",
+        "nox -s bench -- --quick --instructions   # CI: every case counts (1 and 2 calls)",
         "python -m benchmarks --sections breaker,retry --rounds 15   # a part, in a bench venv",
         "```",
         "",
