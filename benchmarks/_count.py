@@ -56,6 +56,9 @@ def count_group(
     if not countable(group.kind):
         log(f"  {group.title}: not counted ({group.kind.describe()}: see countable())")
         return GroupResult(group, [])
+    if ctx.quick and not group.quick_count:
+        log(f"  {group.title}: not counted in quick mode (see Group.quick_count)")
+        return GroupResult(group, [])
     results, active = prepare_group(group, ctx)
     try:
         base = next((entry for entry in active if entry.case.baseline), None)

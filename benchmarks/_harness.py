@@ -331,6 +331,10 @@ class Group:
     cases: list[Case] = field(default_factory=list)
     param: float | None = None
     series: str = ""
+    quick_count: bool = True
+    """Counted by ``--quick --instructions`` (CI's smoke count); the largest sizes of the scaling
+    sections are not: under callgrind their set-up alone takes minutes, and a smaller size of
+    the same group already proves the cases count."""
 
     def add(self, label: str, library: str, *, baseline: bool = False) -> Callable[[Setup], Setup]:
         """Decorator registering ``setup`` as a case of this group."""
@@ -419,12 +423,19 @@ class Section:
             raise ValueError(f"section {self.key!r}: {sorted(both)} both required and future")
 
     def group(
-        self, key: str, title: str, kind: Kind, *, param: float | None = None, series: str = ""
+        self,
+        key: str,
+        title: str,
+        kind: Kind,
+        *,
+        param: float | None = None,
+        series: str = "",
+        quick_count: bool = True,
     ) -> Group:
         """Add and return a new group."""
         if any(group.key == key for group in self.groups):
             raise ValueError(f"section {self.key!r} already has a group {key!r}")
-        group = Group(key, title, kind, param=param, series=series)
+        group = Group(key, title, kind, param=param, series=series, quick_count=quick_count)
         self.groups.append(group)
         return group
 

@@ -53,6 +53,7 @@ for tasks in TASKS:
         Tasks(tasks),
         param=tasks,
         series="asyncio tasks sharing one breaker",
+        quick_count=tasks < 10_000,
     )
     group.baseline("plain await")(_plain(ayielding))
     for adapter in (b.OURS, b.CIRCUITBREAKER, b.PURGATORY_ASYNC, b.AIOBREAKER, b.PYRESILIENCE):

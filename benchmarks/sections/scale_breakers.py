@@ -79,7 +79,12 @@ for round_robin in (False, True):
     series = "calling each in turn (round-robin)" if round_robin else "calling one of them"
     for size in SIZES:
         group = SECTION.group(
-            f"{mode}_{size}", f"{size} breakers, {mode}", SyncLoop(), param=size, series=series
+            f"{mode}_{size}",
+            f"{size} breakers, {mode}",
+            SyncLoop(),
+            param=size,
+            series=series,
+            quick_count=size < 10_000,
         )
         group.baseline("plain call" if not round_robin else "plain functions, round-robin")(
             _plain(size, round_robin)
