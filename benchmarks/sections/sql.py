@@ -147,23 +147,44 @@ def _opentelemetry(ctx: Context) -> Prepared:
     return Prepared(op, returns=1, check=check, reset=reset, close=close)
 
 
-@statement.add(
+# In a group of its own: the instrumentor is a process-wide singleton whose instrument() does
+# nothing while it is instrumented already, and it wraps sqlalchemy.create_engine with the first
+# caller's tracer. Beside the SDK case, this case's engine carried the SDK tracer (its row
+# measured the SDK again); here the SDK case is closed (uninstrumented) before this one is set up.
+statement_noop = SECTION.group(
+    "statement_noop", "One statement, OpenTelemetry with a no-op tracer", SyncLoop()
+)
+statement_noop.baseline("engine without listeners")(_plain)
+
+
+@statement_noop.add(
     "OpenTelemetry SQLAlchemyInstrumentor, no-op tracer", "opentelemetry-instrumentation-sqlalchemy"
 )
 def _opentelemetry_noop(ctx: Context) -> Prepared:
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
-    from opentelemetry.trace import NoOpTracerProvider
+    from opentelemetry.trace import NoOpTracer, NoOpTracerProvider
 
-    engine, connection, select = _engine_and_connection()
     instrumentor = SQLAlchemyInstrumentor()
+    expect(
+        not instrumentor._is_instrumented_by_opentelemetry,
+        "the instrumentor is already instrumented (by another case): instrument() would be ignored",
+    )
+    engine, connection, select = _engine_and_connection()
     instrumentor.instrument(engine=engine, tracer_provider=NoOpTracerProvider())
 
     def op() -> Any:
         return connection.execute(select).scalar()
 
     def check() -> None:
-        listeners = len(engine.dispatch.before_cursor_execute)
-        expect(listeners >= 1, "the instrumentor registered no statement listener")
+        tracers = [
+            getattr(getattr(listener, "__self__", None), "tracer", None)
+            for listener in engine.dispatch.before_cursor_execute
+        ]
+        expect(bool(tracers), "the instrumentor registered no statement listener")
+        expect(
+            all(isinstance(tracer, NoOpTracer) for tracer in tracers),
+            f"the engine's statement listeners trace with {tracers}, not a no-op tracer",
+        )
 
     def close() -> None:
         instrumentor.uninstrument()
@@ -176,3 +197,17 @@ def _opentelemetry_noop(ctx: Context) -> Prepared:
 # OpenTelemetry with a no-op tracer) and judged on callgrind instruction counts (docs/sql.md);
 # this absolute bound is the harness's tripwire for a regression in the timed run.
 SECTION.target("statement", "resilience_kit", 3000, "Query monitor, one statement")
+
+# Issue 13's targets, judged on instruction counts (``--instructions``).
+SECTION.instruction_target(
+    "Query monitor ≤ an empty before/after cursor listener pair (added instructions)",
+    case=("statement", "resilience_kit"),
+    reference=("statement", "empty before/after cursor listener pair"),
+    max_ratio=1.0,
+)
+SECTION.instruction_target(
+    "Query monitor ≤ 1/3 of OpenTelemetry with a no-op tracer (added instructions)",
+    case=("statement", "resilience_kit"),
+    reference=("statement_noop", "OpenTelemetry SQLAlchemyInstrumentor, no-op tracer"),
+    max_ratio=1 / 3,
+)
