@@ -1,12 +1,12 @@
 """The [`CircuitBreaker`][resilience_kit.CircuitBreaker]: construction, call forms, control.
 
 The decisions live in ``_machine``; the breaker adapts calls to it. The sync and async forms
-share every step except the ``await``: admission, outcome handling and rejection are the
-functions of ``_outcomes``, which the class binds as its methods (``_admit``,
-``_failed``/``_succeeded``, ``_rejection``...). The decorator's hot paths are in ``_wrappers``,
-``with`` blocks in ``_blocks``, manual control in ``_control``, the clock switch in ``_clocks``,
-the snapshot in ``_stats``, listeners and the words for a transition in ``_listeners``, the
-fallback's calling convention in ``_fallback``.
+share every step except the ``await``: the general path (``_call``/``_call_async``), admission,
+outcome handling and rejection are the functions of ``_outcomes``, which the class binds as
+methods where the wrappers and other modules call them (``_failed``, ``_reject``...). The
+decorator's hot paths are in ``_wrappers``, ``with`` blocks in ``_blocks``, manual control in
+``_control``, the clock switch in ``_clocks``, the snapshot in ``_stats``, listeners and the
+words for a transition in ``_listeners``, the fallback's calling convention in ``_fallback``.
 
 Listeners of state changes are never called under the lock: a change is queued on the cell
 under the lock (``_listeners.settle``) and delivered after it is released (``deliver``).
@@ -15,7 +15,6 @@ under the lock (``_listeners.settle``) and delivered after it is released (``del
 from __future__ import annotations
 
 import inspect
-import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
@@ -30,7 +29,7 @@ from resilience_kit.breaker._blocks import enter_block, exit_block
 from resilience_kit.breaker._clocks import switch_clock
 from resilience_kit.breaker._config import validate
 from resilience_kit.breaker._control import control, force_state, fresh, reset_totals
-from resilience_kit.breaker._fallback import accepts, answer, check_fits, resolve
+from resilience_kit.breaker._fallback import accepts, answer, check_fits
 from resilience_kit.breaker._listeners import (
     TIME,
     BreakerListener,
@@ -39,7 +38,7 @@ from resilience_kit.breaker._listeners import (
     hooks,
     remove_global_listener,
 )
-from resilience_kit.breaker._machine import OPEN, REJECT, CircuitState, Machine
+from resilience_kit.breaker._machine import OPEN, CircuitState, Machine
 from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
 from resilience_kit.breaker._wrappers import wrap_async, wrap_sync
@@ -70,7 +69,6 @@ class _AlwaysSlow:
 
 
 _ALWAYS_SLOW = _AlwaysSlow()
-_COROUTINE = types.CoroutineType
 # The process-wide storage of CircuitBreaker.shared() when no storage is given.
 _SHARED_MEMORY = MemoryStorage()
 
@@ -170,21 +168,16 @@ class CircuitBreaker:
     _cell: BreakerCell
     _machine: Machine
 
-    # The steps of a call, the transitions' queue and manual control, bound as methods: the
-    # wrappers and the other modules call them on the breaker, as cheaply as methods.
-    _admit = _outcomes.admit
-    _rejection = _outcomes.rejection
+    # Functions of _outcomes, _listeners and _control, bound as methods: the wrappers and the
+    # other modules call them on the breaker, as cheaply as methods defined here.
+    _call = _outcomes.general_call
+    _call_async = _outcomes.general_call_async
     _reject = _outcomes.reject
     _use_fallback = _outcomes.use_fallback
     _failed = _outcomes.failed
-    _not_awaited = _outcomes.not_awaited
-    _not_awaitable = _outcomes.not_awaitable
     _late_success = _outcomes.late_success
-    _succeeded = _outcomes.succeeded
     _settle = _listeners.settle
     _deliver = _listeners.deliver
-    _control = control
-    _fresh = fresh
     _force_state = force_state
     _reset_totals = reset_totals
 
@@ -355,77 +348,6 @@ class CircuitBreaker:
         """
         return await self._call_async(fn, args, kwargs, self._monotonic())
 
-    def _call(
-        self,
-        fn: Callable[..., R],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        now: float,
-        *,
-        own_fallback: bool = True,
-    ) -> R:
-        # own_fallback=False: raise instead of answering with ``fallback``, for resilient(),
-        # which retries the failure first and falls back only on the final outcome.
-        cell = self._cell
-        if cell.remote:
-            cell.pull(now)
-        ticket = self._admit(now)
-        if ticket is REJECT:
-            if not own_fallback:
-                raise self._rejection(now)
-            return self._reject(now, args, kwargs)  # type: ignore[no-any-return]
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as error:
-            use_fallback = self._failed(error, ticket, now) and own_fallback
-            if cell.remote:
-                cell.push(self._monotonic())
-            if use_fallback:
-                return self._use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
-            raise
-        if type(result) is _COROUTINE:
-            self._not_awaited(fn, result, ticket)
-        self._succeeded(result, ticket, now)
-        if cell.remote:
-            cell.push(self._monotonic())
-        return result
-
-    async def _call_async(
-        self,
-        fn: Callable[..., Awaitable[R]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        now: float,
-        *,
-        own_fallback: bool = True,
-    ) -> R:
-        cell = self._cell
-        if cell.remote:
-            await cell.pull_async(now)
-        ticket = self._admit(now)
-        if ticket is REJECT:
-            if not own_fallback:
-                raise self._rejection(now)
-            return await resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
-        try:
-            awaitable = fn(*args, **kwargs)
-            awaited = type(awaitable) is _COROUTINE or inspect.isawaitable(awaitable)
-            if awaited:
-                result = await awaitable
-        except BaseException as error:
-            use_fallback = self._failed(error, ticket, now) and own_fallback
-            if cell.remote:
-                await cell.push_async(self._monotonic())
-            if use_fallback:
-                return await resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
-            raise
-        if not awaited:
-            self._not_awaitable(fn, awaitable, ticket)
-        self._succeeded(result, ticket, now)
-        if cell.remote:
-            await cell.push_async(self._monotonic())
-        return result
-
     # -- context manager ------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
@@ -502,12 +424,12 @@ class CircuitBreaker:
     def force_open(self) -> None:
         """Reject every call until [`reset()`][resilience_kit.CircuitBreaker.reset] (``retry_after``
         is 0: no time will open it)."""
-        self._control(lambda machine: machine.force_open(self._monotonic()), "force_open()")
+        control(self, lambda machine: machine.force_open(self._monotonic()), "force_open()")
 
     def disable(self) -> None:
         """Let every call through and open for nothing until
         [`reset()`][resilience_kit.CircuitBreaker.reset]; totals still count."""
-        self._control(lambda machine: machine.disable(self._monotonic()), "disable()")
+        control(self, lambda machine: machine.disable(self._monotonic()), "disable()")
 
     def reset(self) -> None:
         """Return to a fresh CLOSED state with the base recovery timeout.
@@ -515,7 +437,7 @@ class CircuitBreaker:
         Lifetime totals (``total_*``) are kept: they are counters, and monitoring expects
         counters never to go down.
         """
-        self._control(self._fresh(lambda machine: machine.reset(self._monotonic())), "reset()")
+        control(self, fresh(self, lambda machine: machine.reset(self._monotonic())), "reset()")
 
     def _use_clock(self, clock: Clock, *, rebase: bool = True) -> Clock:
         """Switch to ``clock`` from now on, and return the clock used so far (for tests).

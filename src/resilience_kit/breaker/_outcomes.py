@@ -1,7 +1,8 @@
 """A breaker's call, step by step: admission, rejection and the fallback, outcomes.
 
-The general path (``CircuitBreaker._call``/``_call_async``), ``with breaker:`` blocks and the
-decorator's wrappers all go through these steps; the class binds them as its methods
+The general path (``general_call``/``general_call_async``, the breaker's ``_call`` and
+``_call_async``), ``with breaker:`` blocks and the decorator's wrappers all go through these
+steps; the class binds them as its methods
 (``_admit``, ``_failed``, ``_succeeded``, ...), so a wrapper holding one calls it as directly
 as a method defined in the class. A state change made here is queued under the lock
 (``settle``) and delivered to listeners once it is released (``deliver``).
@@ -9,12 +10,13 @@ as a method defined in the class. A state change made here is queued under the l
 
 from __future__ import annotations
 
+import inspect
 import logging
 import types
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from resilience_kit.breaker._fallback import answer
+from resilience_kit.breaker._fallback import answer, resolve
 from resilience_kit.breaker._listeners import (
     ERROR,
     FLAGGED,
@@ -25,7 +27,7 @@ from resilience_kit.breaker._listeners import (
     notify,
     settle,
 )
-from resilience_kit.breaker._machine import HALF_OPEN, LOCK, Period
+from resilience_kit.breaker._machine import HALF_OPEN, LOCK, REJECT, Period
 from resilience_kit.breaker._windows import FailureRateWindow
 from resilience_kit.breaker.storage import read_count
 from resilience_kit.errors import CircuitOpenError
@@ -38,6 +40,8 @@ __all__ = [
     "admit",
     "failed",
     "flags",
+    "general_call",
+    "general_call_async",
     "late_success",
     "not_awaitable",
     "not_awaited",
@@ -50,6 +54,8 @@ __all__ = [
     "use_fallback",
 ]
 
+R = TypeVar("R")
+
 _logger = logging.getLogger("resilience_kit.breaker")
 
 _COROUTINE = types.CoroutineType
@@ -59,7 +65,86 @@ _new_error = BaseException.__new__
 NO_RESULT = object()
 
 
+def general_call(
+    breaker: CircuitBreaker,
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    now: float,
+    *,
+    own_fallback: bool = True,
+) -> R:
+    """The general path of a call (``call()``, and every decorated call the wrappers' fast
+    path does not settle): synchronise a shared state, admit, run, judge the outcome.
+
+    ``own_fallback=False``: raise instead of answering with ``fallback``, for resilient(),
+    which retries the failure first and falls back only on the final outcome.
+    """
+    cell = breaker._cell
+    if cell.remote:
+        cell.pull(now)
+    ticket = admit(breaker, now)
+    if ticket is REJECT:
+        if not own_fallback:
+            raise rejection(breaker, now)
+        return reject(breaker, now, args, kwargs)  # type: ignore[no-any-return]
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as error:
+        fall_back = failed(breaker, error, ticket, now) and own_fallback
+        if cell.remote:
+            cell.push(breaker._monotonic())
+        if fall_back:
+            return use_fallback(breaker, error, args, kwargs)  # type: ignore[no-any-return]
+        raise
+    if type(result) is _COROUTINE:
+        not_awaited(breaker, fn, result, ticket)
+    succeeded(breaker, result, ticket, now)
+    if cell.remote:
+        cell.push(breaker._monotonic())
+    return result
+
+
+async def general_call_async(
+    breaker: CircuitBreaker,
+    fn: Callable[..., Awaitable[R]],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    now: float,
+    *,
+    own_fallback: bool = True,
+) -> R:
+    """``general_call`` for an awaitable ``fn`` (``call_async()``, async wrappers)."""
+    cell = breaker._cell
+    if cell.remote:
+        await cell.pull_async(now)
+    ticket = admit(breaker, now)
+    if ticket is REJECT:
+        if not own_fallback:
+            raise rejection(breaker, now)
+        return await resolve(reject(breaker, now, args, kwargs))  # type: ignore[no-any-return]
+    try:
+        awaitable = fn(*args, **kwargs)
+        awaited = type(awaitable) is _COROUTINE or inspect.isawaitable(awaitable)
+        if awaited:
+            result = await awaitable
+    except BaseException as error:
+        fall_back = failed(breaker, error, ticket, now) and own_fallback
+        if cell.remote:
+            await cell.push_async(breaker._monotonic())
+        if fall_back:
+            return await resolve(use_fallback(breaker, error, args, kwargs))  # type: ignore[no-any-return]
+        raise
+    if not awaited:
+        not_awaitable(breaker, fn, awaitable, ticket)
+    succeeded(breaker, result, ticket, now)
+    if cell.remote:
+        await cell.push_async(breaker._monotonic())
+    return result
+
+
 def admit(breaker: CircuitBreaker, now: float) -> Period:
+    """Admit a call now: its period (a ticket for the outcome), or ``REJECT``."""
     machine = breaker._machine
     ticket = machine.peek(now)
     if ticket is LOCK:
@@ -98,6 +183,7 @@ def reject(
 def use_fallback(
     breaker: CircuitBreaker, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]
 ) -> Any:
+    """The fallback's answer to a call that was rejected or failed with ``error``."""
     fallback = cast("Callable[..., Any]", breaker._fallback)
     return answer(fallback, breaker._accepts_error, error, args, kwargs)
 
