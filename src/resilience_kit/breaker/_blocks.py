@@ -24,6 +24,7 @@ _entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, Period, float], ...
 
 
 def enter_block(breaker: CircuitBreaker, now: float) -> None:
+    """Admit a block, or raise the rejection (there is no value for a fallback to replace)."""
     ticket = admit(breaker, now)
     if ticket is REJECT:
         raise rejection(breaker, now)
@@ -31,6 +32,7 @@ def enter_block(breaker: CircuitBreaker, now: float) -> None:
 
 
 def exit_block(breaker: CircuitBreaker, error: BaseException | None) -> None:
+    """Judge the innermost block of ``breaker`` entered in this thread or task."""
     stack = _entered.get()
     for index in range(len(stack) - 1, -1, -1):
         if stack[index][0] is breaker:
