@@ -1,21 +1,20 @@
-"""The [`CircuitBreaker`][resilience_kit.CircuitBreaker]: call forms, outcomes, control.
+"""The [`CircuitBreaker`][resilience_kit.CircuitBreaker]: construction, call forms, control.
 
-The decisions live in ``_machine``; this module adapts calls to it. The sync and async forms
-share every step except the ``await``: admission (``_admit``), outcome handling
-(``_failed``/``_succeeded``) and rejection (``_rejection``) are plain methods both call. The
-decorator's hot paths are in ``_wrappers``, listeners and the words for a transition in
-``_listeners``, the fallback's calling convention in ``_fallback``.
+The decisions live in ``_machine``; the breaker adapts calls to it. The sync and async forms
+share every step except the ``await``: the general path (``_call``/``_call_async``), admission,
+outcome handling and rejection are the functions of ``_outcomes``, which the class binds as
+methods where the wrappers and other modules call them (``_failed``, ``_reject``...). The
+decorator's hot paths are in ``_wrappers``, ``with`` blocks in ``_blocks``, manual control in
+``_control``, the clock switch in ``_clocks``, the snapshot in ``_stats``, listeners and the
+words for a transition in ``_listeners``, the fallback's calling convention in ``_fallback``.
 
 Listeners of state changes are never called under the lock: a change is queued on the cell
-under the lock and delivered after it is released (``_deliver``).
+under the lock (``_listeners.settle``) and delivered after it is released (``deliver``).
 """
 
 from __future__ import annotations
 
-import contextvars
 import inspect
-import logging
-import types
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import asdict
@@ -25,41 +24,27 @@ from typing import Any, TypeVar, cast
 from typing_extensions import ParamSpec, Self
 
 from resilience_kit._callables import generator_kind, is_async_callable
-from resilience_kit.breaker import _listeners, _registry
+from resilience_kit.breaker import _listeners, _outcomes, _registry
+from resilience_kit.breaker._blocks import enter_block, exit_block
 from resilience_kit.breaker._clocks import switch_clock
 from resilience_kit.breaker._config import validate
-from resilience_kit.breaker._fallback import accepts, answer, check_fits, resolve
+from resilience_kit.breaker._control import control, force_state, fresh, reset_totals
+from resilience_kit.breaker._fallback import accepts, answer, check_fits
 from resilience_kit.breaker._listeners import (
-    ERROR,
-    FLAGGED,
-    MANUAL,
-    SLOW,
-    SUCCESS,
     TIME,
     BreakerListener,
-    Change,
     add_global_listener,
-    announce,
     check_listeners,
     hooks,
-    notify,
     remove_global_listener,
 )
-from resilience_kit.breaker._machine import (
-    HALF_OPEN,
-    LOCK,
-    OPEN,
-    REJECT,
-    CircuitState,
-    Machine,
-    Period,
-)
+from resilience_kit.breaker._machine import OPEN, CircuitState, Machine
 from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
 from resilience_kit.breaker._wrappers import wrap_async, wrap_sync
-from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage, read_count
+from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage
 from resilience_kit.clock import Clock
-from resilience_kit.errors import CircuitOpenError, ConfigurationError
+from resilience_kit.errors import ConfigurationError
 
 __all__ = [
     "BreakerListener",
@@ -75,8 +60,6 @@ _accepts, _answer = accepts, answer
 P = ParamSpec("P")
 R = TypeVar("R")
 
-_logger = logging.getLogger("resilience_kit.breaker")
-
 
 class _AlwaysSlow:
     """The gate of a breaker that times calls or inspects results: never the bare fast path."""
@@ -86,15 +69,6 @@ class _AlwaysSlow:
 
 
 _ALWAYS_SLOW = _AlwaysSlow()
-_COROUTINE = types.CoroutineType
-# Builds a rejection without CircuitOpenError's Python-level __init__ (see errors.py).
-_new_error = BaseException.__new__
-_NO_RESULT = object()
-
-# The admissions of ``with breaker:`` blocks in progress, innermost last, per thread and task.
-_entered: contextvars.ContextVar[tuple[tuple[CircuitBreaker, Period, float], ...]] = (
-    contextvars.ContextVar("resilience_kit_breaker_entered", default=())
-)
 # The process-wide storage of CircuitBreaker.shared() when no storage is given.
 _SHARED_MEMORY = MemoryStorage()
 
@@ -193,6 +167,19 @@ class CircuitBreaker:
     storage: BreakerStorage
     _cell: BreakerCell
     _machine: Machine
+
+    # Functions of _outcomes, _listeners and _control, bound as methods: the wrappers and the
+    # other modules call them on the breaker, as cheaply as methods defined here.
+    _call = _outcomes.general_call
+    _call_async = _outcomes.general_call_async
+    _reject = _outcomes.reject
+    _use_fallback = _outcomes.use_fallback
+    _failed = _outcomes.failed
+    _late_success = _outcomes.late_success
+    _settle = _listeners.settle
+    _deliver = _listeners.deliver
+    _force_state = force_state
+    _reset_totals = reset_totals
 
     def __init__(
         self,
@@ -361,77 +348,6 @@ class CircuitBreaker:
         """
         return await self._call_async(fn, args, kwargs, self._monotonic())
 
-    def _call(
-        self,
-        fn: Callable[..., R],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        now: float,
-        *,
-        own_fallback: bool = True,
-    ) -> R:
-        # own_fallback=False: raise instead of answering with ``fallback``, for resilient(),
-        # which retries the failure first and falls back only on the final outcome.
-        cell = self._cell
-        if cell.remote:
-            cell.pull(now)
-        ticket = self._admit(now)
-        if ticket is REJECT:
-            if not own_fallback:
-                raise self._rejection(now)
-            return self._reject(now, args, kwargs)  # type: ignore[no-any-return]
-        try:
-            result = fn(*args, **kwargs)
-        except BaseException as error:
-            use_fallback = self._failed(error, ticket, now) and own_fallback
-            if cell.remote:
-                cell.push(self._monotonic())
-            if use_fallback:
-                return self._use_fallback(error, args, kwargs)  # type: ignore[no-any-return]
-            raise
-        if type(result) is _COROUTINE:
-            self._not_awaited(fn, result, ticket)
-        self._succeeded(result, ticket, now)
-        if cell.remote:
-            cell.push(self._monotonic())
-        return result
-
-    async def _call_async(
-        self,
-        fn: Callable[..., Awaitable[R]],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        now: float,
-        *,
-        own_fallback: bool = True,
-    ) -> R:
-        cell = self._cell
-        if cell.remote:
-            await cell.pull_async(now)
-        ticket = self._admit(now)
-        if ticket is REJECT:
-            if not own_fallback:
-                raise self._rejection(now)
-            return await resolve(self._reject(now, args, kwargs))  # type: ignore[no-any-return]
-        try:
-            awaitable = fn(*args, **kwargs)
-            awaited = type(awaitable) is _COROUTINE or inspect.isawaitable(awaitable)
-            if awaited:
-                result = await awaitable
-        except BaseException as error:
-            use_fallback = self._failed(error, ticket, now) and own_fallback
-            if cell.remote:
-                await cell.push_async(self._monotonic())
-            if use_fallback:
-                return await resolve(self._use_fallback(error, args, kwargs))  # type: ignore[no-any-return]
-            raise
-        if not awaited:
-            self._not_awaitable(fn, awaitable, ticket)
-        self._succeeded(result, ticket, now)
-        if cell.remote:
-            await cell.push_async(self._monotonic())
-        return result
-
     # -- context manager ------------------------------------------------------------------------
 
     def __enter__(self) -> Self:
@@ -443,7 +359,7 @@ class CircuitBreaker:
         now = self._monotonic()
         if self._cell.remote:
             self._cell.pull(now)
-        self._enter(now)
+        enter_block(self, now)
         return self
 
     def __exit__(
@@ -453,7 +369,7 @@ class CircuitBreaker:
         traceback: TracebackType | None,
     ) -> None:
         """Record the block's outcome; an exception always propagates."""
-        self._exit(error)
+        exit_block(self, error)
         if self._cell.remote:
             self._cell.push(self._monotonic())
 
@@ -462,7 +378,7 @@ class CircuitBreaker:
         now = self._monotonic()
         if self._cell.remote:
             await self._cell.pull_async(now)
-        self._enter(now)
+        enter_block(self, now)
         return self
 
     async def __aexit__(
@@ -472,255 +388,9 @@ class CircuitBreaker:
         traceback: TracebackType | None,
     ) -> None:
         """Record the block's outcome; an exception always propagates."""
-        self._exit(error)
+        exit_block(self, error)
         if self._cell.remote:
             await self._cell.push_async(self._monotonic())
-
-    def _enter(self, now: float) -> None:
-        ticket = self._admit(now)
-        if ticket is REJECT:
-            raise self._rejection(now)
-        _entered.set((*_entered.get(), (self, ticket, now)))
-
-    def _exit(self, error: BaseException | None) -> None:
-        stack = _entered.get()
-        for index in range(len(stack) - 1, -1, -1):
-            if stack[index][0] is self:
-                _, ticket, started = stack[index]
-                _entered.set(stack[:index] + stack[index + 1 :])
-                break
-        else:  # __exit__ without __enter__ in this thread or task: nothing to record
-            return
-        if error is None:
-            self._succeeded(_NO_RESULT, ticket, started)
-        else:
-            self._failed(error, ticket, started)
-
-    # -- the steps both forms share -------------------------------------------------------------
-
-    def _admit(self, now: float) -> Period:
-        machine = self._machine
-        ticket = machine.peek(now)
-        if ticket is LOCK:
-            with self._lock:
-                old = machine.state
-                ticket = machine.admit(now)
-                self._settle(old, TIME)
-            if self._cell.outbox:
-                self._deliver()
-        return ticket
-
-    def _settle(self, old: CircuitState, kind: int, detail: Any = None) -> None:
-        """After a change to the machine, under the lock: refresh the gate, queue a transition.
-
-        ``kind`` (one of the ``TIME``... constants) and ``detail`` say what changed it. The
-        transition is delivered by `_deliver()` once the lock is released; the facts its
-        cause is told from are taken now, while they are still true.
-        """
-        machine = self._machine
-        cell = self._cell
-        # A cell kept elsewhere takes the fast path only if it says it may (see fast_path).
-        cell.clean = machine.clean if cell.fast_path else None
-        new = machine.state
-        if new is not old and (self._on_change or _listeners.global_listeners):
-            policy = machine.policy
-            judged = (
-                (policy.total_failed, policy.total) if type(policy) is FailureRateWindow else None
-            )
-            cell.outbox.append((self, Change(old, new, kind, detail, machine.timeout, judged)))
-
-    def _deliver(self) -> None:
-        """Tell listeners the queued transitions, unless another thread is already at it.
-
-        Call it after releasing the lock. Deliveries of one state run one at a time and in
-        order: a thread that finds another delivering leaves its transitions to that one,
-        which goes on until the queue is empty. The flag and the queue are read together
-        under the lock, so no transition is left behind.
-        """
-        cell = self._cell
-        lock = self._lock
-        outbox = cell.outbox
-        while True:
-            with lock:
-                if cell.delivering or not outbox:
-                    return
-                breaker, change = outbox.popleft()
-                cell.delivering = True
-            try:
-                announce(breaker, change)
-            finally:
-                # Even if a listener raised SystemExit: later transitions must not wait forever.
-                cell.delivering = False
-
-    def _rejection(self, now: float) -> CircuitOpenError:
-        """Count and report a rejected call; the error to raise or to give ``fallback``."""
-        next(self._cell.rejected)
-        if self._on_rejected:
-            notify(self._on_rejected, "on_rejected", self)
-        machine = self._machine
-        error: CircuitOpenError = _new_error(
-            CircuitOpenError, self.name, machine.retry_after(now), machine.state
-        )
-        return error
-
-    def _reject(self, now: float, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        """Turn a call away: the fallback's answer, or raise
-        [`CircuitOpenError`][resilience_kit.CircuitOpenError]."""
-        error = self._rejection(now)
-        if self._fallback is None:
-            raise error
-        return self._use_fallback(error, args, kwargs)
-
-    def _use_fallback(
-        self, error: BaseException, args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> Any:
-        fallback = cast("Callable[..., Any]", self._fallback)
-        return answer(fallback, self._accepts_error, error, args, kwargs)
-
-    def _failed(self, error: BaseException, ticket: Period, started: float) -> bool:
-        """Handle a call that raised ``error``; True when ``fallback`` should answer it."""
-        if (
-            isinstance(error, Exception)
-            and isinstance(error, self._failure_on)
-            and not isinstance(error, self._ignore)
-        ):
-            now = self._monotonic()
-            self._record_failure(ticket, now, now - started, ERROR, error)
-            return self._fallback is not None
-        # Not an outcome that counts (ignored, unlisted, or KeyboardInterrupt and friends): the
-        # trial slot, if it held one, goes back, or HALF_OPEN would wait for it forever.
-        self._unrecorded(ticket)
-        return False
-
-    def _unrecorded(self, ticket: Period) -> None:
-        """A call ended without an outcome that counts: total it, give back its trial slot."""
-        next(self._cell.unrecorded)
-        # Only a trial holds a slot; if the state has moved on since, release() ignores it.
-        if self._machine.state is HALF_OPEN:
-            with self._lock:
-                self._machine.release(ticket)
-
-    def _not_awaited(self, fn: Callable[..., Any], result: Any, ticket: Period) -> None:
-        """A call run as a plain function returned a coroutine: nothing ran that can be judged."""
-        result.close()  # never awaited: close it, so Python does not warn about it
-        self._unrecorded(ticket)
-        raise TypeError(
-            f"circuit breaker {self.name!r} called {fn!r} as a plain function and got a "
-            "coroutine back, so the call has not run yet and has no outcome to count; the "
-            "coroutine was closed and nothing was counted. Decorate the async def itself (or "
-            "an object with async def __call__), or use `await breaker.call_async(fn, ...)`"
-        )
-
-    def _not_awaitable(self, fn: Callable[..., Any], result: Any, ticket: Period) -> None:
-        """``call_async`` got a result that cannot be awaited: the pairing is wrong."""
-        self._unrecorded(ticket)
-        raise TypeError(
-            f"circuit breaker {self.name!r} was asked to await {fn!r} (call_async), but it "
-            f"returned {type(result).__name__!r}, which is not awaitable: it ran as a plain "
-            "function, and nothing was counted. Use `breaker.call(fn, ...)` for a plain "
-            "function, or pass the async def itself to call_async"
-        )
-
-    def _late_success(self, fn: Callable[..., Any] | None, result: Any, ticket: Period) -> Any:
-        """The end of a fast-path call that the fast path could not settle: a sync ``fn``
-        that returned a coroutine, or a success that needs judging after all (a failure was
-        recorded while it ran, the rate window's bucket ended, or the period it was admitted
-        in is over)."""
-        if fn is not None and type(result) is _COROUTINE:
-            self._not_awaited(fn, result, ticket)
-        # The rate policy's hot path counts a success only when it takes it without the lock.
-        self._record_success(self._monotonic(), ticket, count=self._window is not None)
-        return result
-
-    def _succeeded(self, result: Any, ticket: Period, started: float) -> None:
-        # One clock read per call unless the end time matters (see _ends_timed).
-        now = self._monotonic() if self._ends_timed else started
-        duration = now - started
-        slow = self._slow
-        if slow is not None and duration > slow:
-            self._record_failure(ticket, now, duration, SLOW, duration)
-            return
-        if result is not _NO_RESULT and self._failure_if is not None:
-            try:
-                flagged = self._flags(result)
-            except BaseException:
-                # KeyboardInterrupt (a signal) or the like, in the predicate: no outcome.
-                self._unrecorded(ticket)
-                raise
-            if flagged:
-                if not self._ends_timed:
-                    now = self._monotonic()
-                self._record_failure(ticket, now, duration, FLAGGED, result)
-                return
-        cell = self._cell
-        if self._window is None:
-            next(cell.successes)
-        try:
-            # The outcome is reported before the transition it may cause.
-            if self._on_success:
-                notify(self._on_success, "on_success", self, duration)
-        finally:
-            # Even if a listener raised SystemExit: the success is in the totals, so the
-            # machine hears it too (and a trial gives back its slot). Without the lock when
-            # nothing needs judging: the rate window's tally, or nothing at all.
-            if self._window is None:
-                if ticket is not cell.clean:
-                    self._record_success(now, ticket)
-            elif now < ticket.until and not cell.remote:
-                next(cell.successes)  # counted without the lock: see Period.until
-            else:
-                self._record_success(now, ticket, count=True)
-
-    def _record_success(self, now: float, ticket: Period, *, count: bool = False) -> None:
-        """Record a success under the lock; ``count`` steps the lifetime total there too (the
-        rate policy, whose lock-free successes are told from the others by that counter)."""
-        machine = self._machine
-        with self._lock:
-            if count:
-                cast("FailureRateWindow", self._window).count_success()
-            old = machine.state
-            machine.success(now, ticket)
-            self._settle(old, SUCCESS)
-        cell = self._cell
-        if cell.outbox:
-            self._deliver()
-        if cell.remote:  # a success that ends a run of failures (fast path included)
-            cell.push(now)
-
-    def _flags(self, result: Any) -> bool:
-        predicate = self._failure_if
-        if predicate is None:
-            return False
-        try:
-            return bool(predicate(result))
-        except Exception:
-            _logger.exception("failure_if of breaker %r failed; counting a success", self.name)
-            return False
-
-    def _record_failure(
-        self, ticket: Period, now: float, duration: float, kind: int, detail: Any
-    ) -> None:
-        """Count a failure: ``kind`` is ``ERROR`` (``detail`` the exception), ``SLOW`` or
-        ``FLAGGED`` (``detail`` the duration or the result)."""
-        cell = self._cell
-        machine = self._machine
-        next(cell.failures)
-        try:
-            if self._on_failure:
-                error = detail if kind == ERROR else None
-                notify(self._on_failure, "on_failure", self, error, duration)
-        finally:
-            # Even if a listener raised SystemExit: the machine hears the counted failure.
-            with self._lock:
-                cell.success_mark = read_count(cell.successes)
-                cell.last_failure = now
-                old = machine.state
-                machine.failure(now, ticket)
-                self._settle(old, kind, detail)
-            if cell.outbox:
-                self._deliver()
-            if cell.remote:  # in the store before the call returns, fast path included
-                cell.push(now)
 
     # -- state, manual control ------------------------------------------------------------------
 
@@ -754,12 +424,12 @@ class CircuitBreaker:
     def force_open(self) -> None:
         """Reject every call until [`reset()`][resilience_kit.CircuitBreaker.reset] (``retry_after``
         is 0: no time will open it)."""
-        self._control(lambda machine: machine.force_open(self._monotonic()), "force_open()")
+        control(self, lambda machine: machine.force_open(self._monotonic()), "force_open()")
 
     def disable(self) -> None:
         """Let every call through and open for nothing until
         [`reset()`][resilience_kit.CircuitBreaker.reset]; totals still count."""
-        self._control(lambda machine: machine.disable(self._monotonic()), "disable()")
+        control(self, lambda machine: machine.disable(self._monotonic()), "disable()")
 
     def reset(self) -> None:
         """Return to a fresh CLOSED state with the base recovery timeout.
@@ -767,65 +437,7 @@ class CircuitBreaker:
         Lifetime totals (``total_*``) are kept: they are counters, and monitoring expects
         counters never to go down.
         """
-        self._control(self._fresh(lambda machine: machine.reset(self._monotonic())), "reset()")
-
-    def _force_state(self, state: CircuitState) -> None:
-        """Start afresh in ``state``, as if the breaker had got there itself (for tests).
-
-        Private but stable:
-        [`resilience_kit.testing.force_state()`][resilience_kit.testing.force_state] and the pytest
-        plugin's ``breaker_state`` marker use it. OPEN has just opened, for the base recovery
-        timeout by the breaker's clock; HALF_OPEN admits a trial call next; CLOSED, FORCED_OPEN and
-        DISABLED are [`reset()`][resilience_kit.CircuitBreaker.reset],
-        [`force_open()`][resilience_kit.CircuitBreaker.force_open] and
-        [`disable()`][resilience_kit.CircuitBreaker.disable] from a fresh start. It is one
-        transition for listeners, caused by ``"force_state('OPEN')"`` (say); totals are kept, and no
-        failure is counted.
-        """
-        target = CircuitState(state)
-        now = self._monotonic()
-        change = self._fresh(lambda machine: machine.force(target, now))
-        self._control(change, f"force_state({target.value!r})")
-
-    def _fresh(self, change: Callable[[Machine], None]) -> Callable[[Machine], None]:
-        """``change``, after forgetting the failures the state was built on (as ``reset``)."""
-        cell = self._cell
-
-        def fresh(machine: Machine) -> None:
-            change(machine)
-            cell.success_mark = read_count(cell.successes)
-            cell.last_failure = None
-
-        return fresh
-
-    def _reset_totals(self) -> None:
-        """Count the lifetime totals (``total_*``) from zero again (for tests).
-
-        Private but stable: the pytest plugin's ``breakers`` fixture uses it.
-        [`reset()`][resilience_kit.CircuitBreaker.reset] keeps the totals on purpose (monitoring
-        expects counters never to go down); a test wants a breaker as fresh as a new one. The
-        counters themselves run on (decorated functions hold them), so this moves the zero the
-        snapshot subtracts.
-        """
-        cell = self._cell
-        with self._lock:
-            cell.zeros = (
-                read_count(cell.successes),
-                read_count(cell.failures),
-                read_count(cell.rejected),
-                read_count(cell.unrecorded),
-            )
-
-    def _control(self, change: Callable[[Machine], None], cause: str) -> None:
-        machine = self._machine
-        with self._lock:
-            old = machine.state
-            change(machine)
-            self._settle(old, MANUAL, cause)
-        if self._cell.outbox:
-            self._deliver()
-        if self._cell.remote:
-            self._cell.push(self._monotonic())
+        control(self, fresh(self, lambda machine: machine.reset(self._monotonic())), "reset()")
 
     def _use_clock(self, clock: Clock, *, rebase: bool = True) -> Clock:
         """Switch to ``clock`` from now on, and return the clock used so far (for tests).

@@ -1,8 +1,8 @@
 """A breaker's listeners: the protocol, the process-wide hooks, and the words for a transition.
 
 Listeners are called outside the breaker's lock: a transition is queued on the state cell as a
-`Change` and told later by `announce`, which makes the words of its cause
-only if some listener asks for them.
+`Change` under the lock (`settle`) and told once it is released (`deliver`, through
+`announce`, which makes the words of its cause only if some listener asks for them).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from resilience_kit import _validation as check
 from resilience_kit.breaker._fallback import accepts
 from resilience_kit.breaker._machine import HALF_OPEN, OPEN, CircuitState, MachineSettings
+from resilience_kit.breaker._windows import FailureRateWindow
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._breaker import CircuitBreaker
@@ -25,9 +26,11 @@ __all__ = [
     "add_global_listener",
     "announce",
     "check_listeners",
+    "deliver",
     "hooks",
     "notify",
     "remove_global_listener",
+    "settle",
 ]
 
 _logger = logging.getLogger("resilience_kit.breaker")
@@ -149,7 +152,7 @@ def hooks(listeners: tuple[Any, ...], event: str) -> tuple[Callable[..., object]
     return tuple(found)
 
 
-# What just happened to the machine, passed to the breaker's ``_settle`` so that a transition
+# What just happened to the machine, passed to ``settle`` so that a transition
 # can be explained; the words are made from it (and its detail) only when there is a transition
 # to explain.
 TIME = 0  # time passed (a poll); no detail
@@ -230,3 +233,45 @@ def describe(change: Change, settings: MachineSettings, slow: float | None) -> s
     failed, total = judged
     verdict = f"failure rate {failed / total:.0%} >= {rate:.0%} over {total} calls"
     return f"{verdict} after {what}" if kind == SUCCESS else f"{what} ({verdict})"
+
+
+def settle(breaker: CircuitBreaker, old: CircuitState, kind: int, detail: Any = None) -> None:
+    """After a change to the machine, under the lock: refresh the gate, queue a transition.
+
+    ``kind`` (one of the ``TIME``... constants) and ``detail`` say what changed it. The
+    transition is delivered by `deliver()` once the lock is released; the facts its
+    cause is told from are taken now, while they are still true.
+    """
+    machine = breaker._machine
+    cell = breaker._cell
+    # A cell kept elsewhere takes the fast path only if it says it may (see fast_path).
+    cell.clean = machine.clean if cell.fast_path else None
+    new = machine.state
+    if new is not old and (breaker._on_change or global_listeners):
+        policy = machine.policy
+        judged = (policy.total_failed, policy.total) if type(policy) is FailureRateWindow else None
+        cell.outbox.append((breaker, Change(old, new, kind, detail, machine.timeout, judged)))
+
+
+def deliver(breaker: CircuitBreaker) -> None:
+    """Tell listeners the queued transitions, unless another thread is already at it.
+
+    Call it after releasing the lock. Deliveries of one state run one at a time and in
+    order: a thread that finds another delivering leaves its transitions to that one,
+    which goes on until the queue is empty. The flag and the queue are read together
+    under the lock, so no transition is left behind.
+    """
+    cell = breaker._cell
+    lock = breaker._lock
+    outbox = cell.outbox
+    while True:
+        with lock:
+            if cell.delivering or not outbox:
+                return
+            owner, change = outbox.popleft()
+            cell.delivering = True
+        try:
+            announce(owner, change)
+        finally:
+            # Even if a listener raised SystemExit: later transitions must not wait forever.
+            cell.delivering = False
