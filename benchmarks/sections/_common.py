@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import importlib.util
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -15,7 +16,8 @@ RESULT = ("result",)
 
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
-REDIS_DB = 14
+REDIS_DB = int(os.environ.get("RK_BENCH_REDIS_DB", "14"))
+"""db 14 unless ``RK_BENCH_REDIS_DB`` names another (helpers working side by side)."""
 KEY_PREFIX = "rk-bench"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import os
 import weakref
@@ -12,7 +13,15 @@ from typing import Any
 from resilience_kit import clock as _clock_module
 from resilience_kit._validation import check_int, check_number
 from resilience_kit.breaker import CircuitBreaker
-from resilience_kit.cache._frame import Entry, pack, unpack
+from resilience_kit.cache._frame import (
+    GENERATION_OFFSET,
+    HEADER_SIZE,
+    MAGIC,
+    Entry,
+    generation_of,
+    pack,
+    unpack,
+)
 from resilience_kit.cache._keys import check_name, escape_glob, text_key
 from resilience_kit.cache._stats import counters_for
 from resilience_kit.cache.serializers import JsonSerializer, Serializer
@@ -29,6 +38,25 @@ if holder == ARGV[1] or holder == false then
 end
 return 0
 """
+# A hit's one round trip: the entry when its header's generation is the prefix's current one
+# (a single bulk reply, as cheap to parse as a GET's), else ``{generation, entry}``. Both keys
+# are in the prefix's hash slot. Pure Lua 5.1 (no struct library, which some servers lack).
+_READ = f"""
+local entry = redis.call('GET', KEYS[2])
+local current = tonumber(redis.call('GET', KEYS[1])) or 0
+local ours = entry and #entry >= {HEADER_SIZE}
+if ours and string.sub(entry, 1, {len(MAGIC)}) == '{MAGIC.decode()}' then
+  local written = 0
+  for i = {GENERATION_OFFSET + 1}, {GENERATION_OFFSET + 8} do
+    written = written * 256 + string.byte(entry, i)
+  end
+  if written == current then return entry end
+end
+return {{current, entry}}
+"""
+# Arguments go as bytes: redis-py encodes each other one in Python, at a cost a hit notices.
+_READ_SHA = hashlib.sha1(_READ.encode()).hexdigest().encode()  # noqa: S324 - Redis's naming
+_TWO_KEYS = b"2"
 _numbers = itertools.count(1)
 _JSON = JsonSerializer()
 _INFO_FIELDS = ("used_memory_human", "keyspace_hits", "keyspace_misses", "connected_clients")
@@ -44,6 +72,19 @@ def _is_async_client(client: Any) -> bool:
     if cluster is not None:
         kinds += (cluster,)
     return isinstance(client, kinds)
+
+
+def _no_script_error() -> type[Exception]:
+    """redis-py's ``NoScriptError`` (imported when a backend is made, not with the package)."""
+    try:
+        from redis.exceptions import NoScriptError
+    except ImportError:  # pragma: no cover - without redis-py there is no client to raise it
+        return _NeverRaised
+    return NoScriptError
+
+
+class _NeverRaised(Exception):
+    """Stands for ``NoScriptError`` without redis-py."""
 
 
 def _ms(seconds: float) -> int:
@@ -141,12 +182,16 @@ class RedisBackend:
         self.sync_capable = self._url is not None or self._client is not None
         self._prefix = namespace + ":"
         self._generation_keys: dict[str, str] = {}
+        self._read_keys: dict[str, bytes] = {}  # the generation keys, encoded
         self.breaker = breaker or CircuitBreaker(
             f"cache.redis:{namespace}#{next(_numbers)}",
             failure_threshold=3,
             recovery_timeout=5.0,
         )
+        self._no_script = _no_script_error()
         guard = self.breaker
+        self._read = guard(self._raw_read)
+        self._aread = guard(self._raw_aread)
         self._mget = guard(self._raw_mget)
         self._amget = guard(self._raw_amget)
         self._command = guard(self._raw_command)
@@ -203,6 +248,32 @@ class RedisBackend:
         self._last = (loop, client)
         return client
 
+    def _raw_read(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
+        client = self._client
+        if client is None:
+            client = self.sync_client()
+        try:
+            reply = client.execute_command("EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full)
+        except self._no_script:  # a restarted or flushed server, a new Cluster node: load it
+            reply = client.execute_command("EVAL", _READ, _TWO_KEYS, generation_key, full)
+        if type(reply) is bytes:
+            return reply, generation_of(reply)
+        generation, raw = reply
+        return raw, int(generation)
+
+    async def _raw_aread(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
+        client = self._async_client or self.async_client()
+        try:
+            reply = await client.execute_command(
+                "EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full
+            )
+        except self._no_script:
+            reply = await client.execute_command("EVAL", _READ, _TWO_KEYS, generation_key, full)
+        if type(reply) is bytes:
+            return reply, generation_of(reply)
+        generation, raw = reply
+        return raw, int(generation)
+
     def _raw_mget(self, keys: list[str]) -> list[Any]:
         # execute_command, not mget(): the same MGET without redis-py's argument juggling.
         result: list[Any] = self.sync_client().execute_command("MGET", *keys)
@@ -227,6 +298,10 @@ class RedisBackend:
             found = self._generation_keys[scope] = f"{self._prefix}{{{scope}}}:#gen"
         return found
 
+    def _read_key(self, scope: str) -> bytes:
+        found = self._read_keys[scope] = self.generation_key(scope).encode()
+        return found
+
     def full_key(self, key: str) -> str:
         """The Redis key of a cache key: ``{namespace}:{prefix}:...:{digest}``."""
         return self._prefix + key
@@ -234,9 +309,16 @@ class RedisBackend:
     # -- the backend protocol, sync -------------------------------------------------------------
 
     def get(self, scope: str, key: str) -> tuple[Any, int]:
-        """The entry's bytes (or None) and ``scope``'s generation: one ``MGET``."""
-        generation, raw = self._mget([self.generation_key(scope), self._prefix + key])
-        return raw, int(generation) if generation else 0
+        """The entry's bytes (or None) and ``scope``'s generation: one round trip.
+
+        One ``EVALSHA`` of a read-only script that answers the entry alone when it belongs to
+        the prefix's current generation (the usual hit: a single bulk reply, as cheap to parse
+        as a ``GET``'s), else the generation and whatever is stored (``EVAL`` once more if
+        the server has lost the script).
+        """
+        generation_key = self._read_keys.get(scope) or self._read_key(scope)
+        read: tuple[Any, int] = self._read(generation_key, (self._prefix + key).encode())
+        return read
 
     def set(self, scope: str, key: str, stored: Any, ttl: float) -> None:
         """``SET key stored PX ttl``."""
@@ -300,10 +382,13 @@ class RedisBackend:
 
     # -- async twins ----------------------------------------------------------------------------
 
-    async def aget(self, scope: str, key: str) -> tuple[Any, int]:
+    def aget(self, scope: str, key: str) -> Awaitable[tuple[Any, int]]:
         """[get][resilience_kit.cache.RedisBackend.get], awaitable."""
-        generation, raw = await self._amget([self.generation_key(scope), self._prefix + key])
-        return raw, int(generation) if generation else 0
+        generation_key = self._read_keys.get(scope) or self._read_key(scope)
+        read: Awaitable[tuple[Any, int]] = self._aread(
+            generation_key, (self._prefix + key).encode()
+        )
+        return read
 
     async def aset(self, scope: str, key: str, stored: Any, ttl: float) -> None:
         """[set][resilience_kit.cache.RedisBackend.set], awaitable."""
