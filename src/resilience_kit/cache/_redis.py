@@ -39,17 +39,17 @@ end
 return 0
 """
 # A hit's one round trip: the entry when its header's generation is the prefix's current one
-# (a single bulk reply, as cheap to parse as a GET's), else ``{generation, entry}``. Both keys
-# are in the prefix's hash slot. Pure Lua 5.1 (no struct library, which some servers lack).
+# (a single bulk reply, as cheap to parse as a GET's), else ``{generation, entry}`` (a
+# negative generation, only ever made by hand, always takes that way). Both keys are in the
+# prefix's hash slot. Pure Lua 5.1: no struct library, which some servers lack.
+_FIRST = GENERATION_OFFSET + 1  # Lua counts from 1
 _READ = f"""
 local entry = redis.call('GET', KEYS[2])
 local current = tonumber(redis.call('GET', KEYS[1])) or 0
 local ours = entry and #entry >= {HEADER_SIZE}
 if ours and string.sub(entry, 1, {len(MAGIC)}) == '{MAGIC.decode()}' then
-  local written = 0
-  for i = {GENERATION_OFFSET + 1}, {GENERATION_OFFSET + 8} do
-    written = written * 256 + string.byte(entry, i)
-  end
+  local a, b, c, d, e, f, g, h = string.byte(entry, {_FIRST}, {_FIRST + 7})
+  local written = ((((((a*256 + b)*256 + c)*256 + d)*256 + e)*256 + f)*256 + g)*256 + h
   if written == current then return entry end
 end
 return {{current, entry}}
