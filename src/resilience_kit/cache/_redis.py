@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import os
 import weakref
@@ -13,50 +12,17 @@ from typing import Any
 from resilience_kit import clock as _clock_module
 from resilience_kit._validation import check_int, check_number
 from resilience_kit.breaker import CircuitBreaker
-from resilience_kit.cache._frame import (
-    GENERATION_OFFSET,
-    HEADER_SIZE,
-    MAGIC,
-    Entry,
-    generation_of,
-    pack,
-    unpack,
-)
+from resilience_kit.cache._frame import Entry, generation_of, pack, unpack
 from resilience_kit.cache._keys import check_name, escape_glob, text_key
+from resilience_kit.cache._scripts import FENCED_SET, READ, no_script_error
 from resilience_kit.cache._stats import counters_for
 from resilience_kit.cache.serializers import JsonSerializer, Serializer
 from resilience_kit.errors import ConfigurationError
 
 __all__ = ["RedisBackend"]
 
-_FENCED_SET = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] or holder == false then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  if holder then redis.call('DEL', KEYS[1]) end
-  return 1
-end
-return 0
-"""
-# A hit's one round trip: the entry when its header's generation is the prefix's current one
-# (a single bulk reply, as cheap to parse as a GET's), else ``{generation, entry}`` (a
-# negative generation, only ever made by hand, always takes that way). Both keys are in the
-# prefix's hash slot. Pure Lua 5.1: no struct library, which some servers lack.
-_FIRST = GENERATION_OFFSET + 1  # Lua counts from 1
-_READ = f"""
-local entry = redis.call('GET', KEYS[2])
-local current = tonumber(redis.call('GET', KEYS[1])) or 0
-local ours = entry and #entry >= {HEADER_SIZE}
-if ours and string.sub(entry, 1, {len(MAGIC)}) == '{MAGIC.decode()}' then
-  local a, b, c, d, e, f, g, h = string.byte(entry, {_FIRST}, {_FIRST + 7})
-  local written = ((((((a*256 + b)*256 + c)*256 + d)*256 + e)*256 + f)*256 + g)*256 + h
-  if written == current then return entry end
-end
-return {{current, entry}}
-"""
-# Arguments go as bytes: redis-py encodes each other one in Python, at a cost a hit notices.
-_READ_SHA = hashlib.sha1(_READ.encode()).hexdigest().encode()  # noqa: S324 - Redis's naming
-_TWO_KEYS = b"2"
+_READ_SHA = READ.sha
+_TWO_KEYS = b"2"  # as bytes: redis-py encodes every other argument in Python, per call
 _numbers = itertools.count(1)
 _JSON = JsonSerializer()
 _INFO_FIELDS = ("used_memory_human", "keyspace_hits", "keyspace_misses", "connected_clients")
@@ -72,19 +38,6 @@ def _is_async_client(client: Any) -> bool:
     if cluster is not None:
         kinds += (cluster,)
     return isinstance(client, kinds)
-
-
-def _no_script_error() -> type[Exception]:
-    """redis-py's ``NoScriptError`` (imported when a backend is made, not with the package)."""
-    try:
-        from redis.exceptions import NoScriptError
-    except ImportError:  # pragma: no cover - without redis-py there is no client to raise it
-        return _NeverRaised
-    return NoScriptError
-
-
-class _NeverRaised(Exception):
-    """Stands for ``NoScriptError`` without redis-py."""
 
 
 def _ms(seconds: float) -> int:
@@ -188,7 +141,7 @@ class RedisBackend:
             failure_threshold=3,
             recovery_timeout=5.0,
         )
-        self._no_script = _no_script_error()
+        self._no_script = no_script_error()
         guard = self.breaker
         self._read = guard(self._raw_read)
         self._aread = guard(self._raw_aread)
@@ -196,8 +149,6 @@ class RedisBackend:
         self._amget = guard(self._raw_amget)
         self._command = guard(self._raw_command)
         self._acommand = guard(self._raw_acommand)
-        self._fenced: Any = None
-        self._afenced: dict[int, Any] = {}
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -249,13 +200,14 @@ class RedisBackend:
         return client
 
     def _raw_read(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
+        # READ.run(), inlined: this is a hit's whole cost on our side.
         client = self._client
         if client is None:
             client = self.sync_client()
         try:
             reply = client.execute_command("EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full)
         except self._no_script:  # a restarted or flushed server, a new Cluster node: load it
-            reply = client.execute_command("EVAL", _READ, _TWO_KEYS, generation_key, full)
+            reply = client.execute_command("EVAL", READ.source, _TWO_KEYS, generation_key, full)
         if type(reply) is bytes:
             return reply, generation_of(reply)
         generation, raw = reply
@@ -268,7 +220,9 @@ class RedisBackend:
                 "EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full
             )
         except self._no_script:
-            reply = await client.execute_command("EVAL", _READ, _TWO_KEYS, generation_key, full)
+            reply = await client.execute_command(
+                "EVAL", READ.source, _TWO_KEYS, generation_key, full
+            )
         if type(reply) is bytes:
             return reply, generation_of(reply)
         generation, raw = reply
@@ -359,14 +313,17 @@ class RedisBackend:
 
     def set_fenced(self, scope: str, key: str, stored: Any, ttl: float, token: str) -> bool:
         """Store and release, if the lease is still ``token``'s (or free); else store nothing."""
+        return self._fenced_write(key, stored, ttl, token)
+
+    def _fenced_write(self, key: str, stored: Any, ttl: float, token: str, *publish: str) -> bool:
+        # set_fenced, and when it stores, PUBLISH publish[0] publish[1] in the same script
+        # (a two-tier write).
         full = self._prefix + key
+        keys = (full + "#lease", full)
+        missing = self._no_script
 
         def run(client: Any) -> Any:
-            if self._fenced is None:
-                self._fenced = client.register_script(_FENCED_SET)
-            return self._fenced(
-                keys=[full + "#lease", full], args=[token, stored, _ms(ttl)], client=client
-            )
+            return FENCED_SET.run(client, missing, keys, token, stored, _ms(ttl), *publish)
 
         return bool(self._command(run))
 
@@ -429,15 +386,17 @@ class RedisBackend:
 
     async def aset_fenced(self, scope: str, key: str, stored: Any, ttl: float, token: str) -> bool:
         """[set_fenced][resilience_kit.cache.RedisBackend.set_fenced], awaitable."""
+        return await self._afenced_write(key, stored, ttl, token)
+
+    async def _afenced_write(
+        self, key: str, stored: Any, ttl: float, token: str, *publish: str
+    ) -> bool:
         full = self._prefix + key
+        keys = (full + "#lease", full)
+        missing = self._no_script
 
         async def run(client: Any) -> Any:
-            script = self._afenced.get(id(client))
-            if script is None:
-                script = self._afenced[id(client)] = client.register_script(_FENCED_SET)
-            return await script(
-                keys=[full + "#lease", full], args=[token, stored, _ms(ttl)], client=client
-            )
+            return await FENCED_SET.arun(client, missing, keys, token, stored, _ms(ttl), *publish)
 
         return bool(await self._acommand(run))
 
