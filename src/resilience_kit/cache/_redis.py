@@ -53,7 +53,8 @@ class RedisBackend:
     of their own: the breaker does that job. One backend then serves `def` and `async def`
     functions alike.
 
-    A hit is one ``MGET`` of the entry and its prefix's generation: one round trip. Every
+    A hit is one round trip: one ``EVALSHA`` of a read-only script that reads the entry and
+    its prefix's generation and answers the entry alone when it is current. Every
     operation runs through a [CircuitBreaker][resilience_kit.CircuitBreaker]: after a few
     failures in a row it stops calling Redis for ``recovery_timeout`` seconds, so an outage
     costs a cached call next to nothing (it runs the function, as on a miss), and caching
