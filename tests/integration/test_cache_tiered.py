@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,6 +13,9 @@ import redis
 
 from resilience_kit.cache import RedisBackend, TieredBackend, cached, invalidate_prefix
 from resilience_kit.cache._decorator import _lookup
+from resilience_kit.errors import ConfigurationError
+
+PrivateCluster = Any  # the fixture's type lives in conftest.py
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -73,7 +77,9 @@ def test_local_hits_send_nothing_and_invalidation_reaches_the_other_process_fast
     assert calls == ["v1"]
     key = _lookup(prefix).spec.keys.build((1,), {})
     assert key is not None
-    wait_for(lambda: key in one.local._data and key in two.local._data)
+    # A hit fills each L1; the message of one's write may reach two after two's read and drop
+    # its copy (the safe way round), so the hits go on until both hold it.
+    wait_for(lambda: get_one(1) == get_two(1) and key in one.local._data and key in two.local._data)
 
     watcher = redis.Redis.from_url(one.remote._url or "")
     before = commands(watcher)
@@ -122,3 +128,201 @@ def test_the_l1_is_bypassed_while_the_listener_is_down(private_redis: Any) -> No
     backend.close()
     backend.remote.close()
     backend.remote.breaker.unregister()
+
+
+# -- Redis Cluster and asyncio ------------------------------------------------------------------
+
+
+def _cluster_pair(cluster: PrivateCluster, *, is_async: bool) -> tuple[Any, Any, str]:
+    """Two "processes" on the cluster: each its own client, RedisBackend and TieredBackend."""
+    namespace, channel = unique("ctier"), unique("cchan")
+    made = []
+    for _ in range(2):
+        if is_async:
+            from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+            client: Any = RedisCluster(
+                startup_nodes=[ClusterNode(host, port) for host, port in cluster.nodes]
+            )
+        else:
+            client = cluster.client()
+        made.append(TieredBackend(RedisBackend(client, namespace=namespace), channel=channel))
+    return made[0], made[1], namespace
+
+
+async def _apoll(condition: Any, *hits: Any, deadline: float = 5.0) -> None:
+    """Call ``hits`` (each with 1) until ``condition()`` holds, letting the loop run."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < deadline:
+        for hit in hits:
+            await hit(1)  # a hit fills the L1
+        if condition():
+            return
+        await asyncio.sleep(0.002)
+    raise AssertionError("not within the deadline")
+
+
+def _poll(condition: Any, deadline: float = 5.0) -> float:
+    """Seconds until ``condition()`` holds (generous deadline: a loaded machine)."""
+    return wait_for(condition, deadline)
+
+
+def test_tiered_on_a_cluster_invalidations_reach_the_other_process(
+    redis_cluster: PrivateCluster,
+) -> None:
+    one, two, _ = _cluster_pair(redis_cluster, is_async=False)
+    assert one.wait_live(10)
+    assert two.wait_live(10)
+    hot, other = unique("chot"), unique("cother")
+    calls: list[tuple[str, int]] = []
+
+    def make(prefix: str, backend: TieredBackend) -> Any:
+        def source(n: int) -> str:
+            calls.append((prefix, n))
+            return f"{prefix}:{n}:{len(calls)}"
+
+        return cached(prefix, backend=backend)(source)
+
+    hot_one, hot_two = make(hot, one), make(hot, two)
+    other_one, other_two = make(other, one), make(other, two)
+    first = hot_one(1)
+    assert hot_two(1) == first  # from the cluster, then in two's L1
+    kept = other_one(1)
+    assert other_two(1) == kept
+    hot_key = _lookup(hot).spec.keys.build((1,), {})
+    other_key = _lookup(other).spec.keys.build((1,), {})
+    # Hits fill the L1s (a write's message arriving after a read drops that copy: hit again).
+    _poll(
+        lambda: (
+            (hot_two(1), other_two(1)) == (first, kept)
+            and hot_key in two.local._data
+            and other_key in two.local._data
+        )
+    )
+    assert len(calls) == 2  # one computation per prefix, across both "processes"
+
+    hot_one.invalidate(1)  # one entry, from process one
+    _poll(lambda: hot_key not in two.local._data)
+    assert hot_two(1) != first  # recomputed: the entry is gone everywhere
+    assert other_key in two.local._data  # another prefix's entry survives
+    assert other_two(1) == kept
+
+    invalidate_prefix(hot)  # through the last registration: process two
+    generation = int(two.remote.sync_client().get(two.remote.generation_key(hot)) or 0)
+    _poll(lambda: one._generations.get(hot) == generation)
+    assert other_key in one.local._data
+    assert other_key in two.local._data
+    assert other_one(1) == kept
+    assert other_two(1) == kept
+    assert len(calls) == 3
+    for backend in (one, two):
+        backend.close()
+        backend.remote.breaker.unregister()
+        backend.remote.sync_client().close()
+
+
+async def test_tiered_with_asyncio_cluster_clients(redis_cluster: PrivateCluster) -> None:
+    one, two, _ = _cluster_pair(redis_cluster, is_async=True)
+    assert not one.sync_capable  # an asyncio-only remote: the listener is a task
+    assert await one.await_live(10)
+    assert await two.await_live(10)
+    hot, other = unique("achot"), unique("acother")
+    calls: list[tuple[str, int]] = []
+
+    def make(prefix: str, backend: TieredBackend) -> Any:
+        async def source(n: int) -> str:
+            calls.append((prefix, n))
+            return f"{prefix}:{n}:{len(calls)}"
+
+        return cached(prefix, backend=backend)(source)
+
+    hot_one, hot_two = make(hot, one), make(hot, two)
+    other_one, other_two = make(other, one), make(other, two)
+    first = await hot_one(1)
+    assert await hot_two(1) == first
+    kept = await other_one(1)
+    assert await other_two(1) == kept
+    hot_key = _lookup(hot).spec.keys.build((1,), {})
+    other_key = _lookup(other).spec.keys.build((1,), {})
+    await _apoll(
+        lambda: hot_key in two.local._data and other_key in two.local._data,
+        hot_two,
+        other_two,
+    )
+
+    sent: list[Any] = []
+    client = two.remote.async_client()
+    original = client.execute_command
+
+    async def counting(*args: Any, **options: Any) -> Any:
+        sent.append(args[0])
+        return await original(*args, **options)
+
+    client.execute_command = counting
+    for _ in range(20):  # L1 hits: nothing is sent
+        assert await hot_two(1) == first
+    assert sent == []
+    del client.execute_command
+
+    await hot_one.invalidate(1)
+    await _apoll(lambda: hot_key not in two.local._data)  # the listener runs on this loop
+    assert hot_key not in two.local._data
+    assert await hot_two(1) != first
+    assert other_key in two.local._data
+    assert await other_two(1) == kept
+
+    await invalidate_prefix(hot)
+    generation = int(await client.get(two.remote.generation_key(hot)) or 0)
+    await _apoll(lambda: one._generations.get(hot) == generation)
+    assert one._generations.get(hot) == generation
+    assert other_key in one.local._data
+    assert await other_one(1) == kept
+    assert len(calls) == 3
+    for backend in (one, two):
+        await backend.aclose()
+        backend.remote.breaker.unregister()
+        await backend.remote.async_client().aclose()
+
+
+async def test_tiered_with_an_asyncio_client_starts_its_listener_on_first_use(
+    private_redis: Any,
+) -> None:
+    import redis.asyncio
+
+    namespace, channel = unique("atier"), unique("achan")
+    backend = TieredBackend(
+        RedisBackend(redis.asyncio.Redis.from_url(private_redis.url), namespace=namespace),
+        channel=channel,
+    )
+    writer = TieredBackend(RedisBackend(private_redis.url, namespace=namespace), channel=channel)
+    assert writer.wait_live()
+    prefix = unique("afirst")
+    calls: list[int] = []
+
+    @cached(prefix, backend=backend)
+    async def get(n: int) -> int:
+        calls.append(n)
+        return n * len(calls)
+
+    assert await get(2) == 2  # computed; the listener starts meanwhile
+    assert await backend.await_live(10)
+    assert await get(2) == 2
+    key = _lookup(prefix).spec.keys.build((2,), {})
+    await _apoll(lambda: key in backend.local._data, lambda _: get(2))
+    assert key in backend.local._data
+    writer.delete(prefix, key)  # another process (a sync one) deletes it
+    await _apoll(lambda: key not in backend.local._data)
+    assert key not in backend.local._data
+    assert await get(2) == 4  # recomputed
+    with pytest.raises(ConfigurationError, match="asyncio client"):
+
+        @cached(unique("sync-on-async"), backend=backend)
+        def sync_fn() -> int:
+            return 1
+
+    await backend.aclose()
+    writer.close()
+    for tier in (backend, writer):
+        tier.remote.breaker.unregister()
+    await backend.remote.async_client().aclose()
+    writer.remote.close()

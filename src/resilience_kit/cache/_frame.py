@@ -15,10 +15,26 @@ from typing import Any, NamedTuple
 
 from resilience_kit.cache.serializers import Serializer
 
-__all__ = ["Entry", "MAX_DECOMPRESSED", "pack", "unpack"]
+__all__ = [
+    "GENERATION_OFFSET",
+    "HEADER_SIZE",
+    "MAGIC",
+    "Entry",
+    "MAX_DECOMPRESSED",
+    "generation_of",
+    "pack",
+    "unpack",
+]
 
 _HEADER = struct.Struct(">2sBBBqddf")
 _MAGIC = b"RK"
+MAGIC = _MAGIC
+"""The first bytes of every entry."""
+HEADER_SIZE = _HEADER.size
+"""Bytes before the payload."""
+GENERATION_OFFSET = 5
+"""Where the header's generation (a big-endian signed 64-bit int) starts."""
+_GENERATION = struct.Struct(">q")
 _VERSION = 1
 _COMPRESSED = 1
 MAX_DECOMPRESSED = 256 * 1024 * 1024
@@ -33,6 +49,12 @@ class Entry(NamedTuple):
     fresh_until: float
     stale_until: float
     delta: float
+
+
+def generation_of(data: bytes) -> int:
+    """The generation in ``data``'s header (``data`` is at least [HEADER_SIZE][] long)."""
+    generation: int = _GENERATION.unpack_from(data, GENERATION_OFFSET)[0]
+    return generation
 
 
 class CorruptEntry(ValueError):

@@ -12,23 +12,17 @@ from typing import Any
 from resilience_kit import clock as _clock_module
 from resilience_kit._validation import check_int, check_number
 from resilience_kit.breaker import CircuitBreaker
-from resilience_kit.cache._frame import Entry, pack, unpack
+from resilience_kit.cache._frame import Entry, generation_of, pack, unpack
 from resilience_kit.cache._keys import check_name, escape_glob, text_key
+from resilience_kit.cache._scripts import FENCED_SET, READ, no_script_error
 from resilience_kit.cache._stats import counters_for
 from resilience_kit.cache.serializers import JsonSerializer, Serializer
 from resilience_kit.errors import ConfigurationError
 
 __all__ = ["RedisBackend"]
 
-_FENCED_SET = """
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] or holder == false then
-  redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
-  if holder then redis.call('DEL', KEYS[1]) end
-  return 1
-end
-return 0
-"""
+_READ_SHA = READ.sha
+_TWO_KEYS = b"2"  # as bytes: redis-py encodes every other argument in Python, per call
 _numbers = itertools.count(1)
 _JSON = JsonSerializer()
 _INFO_FIELDS = ("used_memory_human", "keyspace_hits", "keyspace_misses", "connected_clients")
@@ -59,7 +53,8 @@ class RedisBackend:
     of their own: the breaker does that job. One backend then serves `def` and `async def`
     functions alike.
 
-    A hit is one ``MGET`` of the entry and its prefix's generation: one round trip. Every
+    A hit is one round trip: one ``EVALSHA`` of a read-only script that reads the entry and
+    its prefix's generation and answers the entry alone when it is current. Every
     operation runs through a [CircuitBreaker][resilience_kit.CircuitBreaker]: after a few
     failures in a row it stops calling Redis for ``recovery_timeout`` seconds, so an outage
     costs a cached call next to nothing (it runs the function, as on a miss), and caching
@@ -141,18 +136,20 @@ class RedisBackend:
         self.sync_capable = self._url is not None or self._client is not None
         self._prefix = namespace + ":"
         self._generation_keys: dict[str, str] = {}
+        self._read_keys: dict[str, bytes] = {}  # the generation keys, encoded
         self.breaker = breaker or CircuitBreaker(
             f"cache.redis:{namespace}#{next(_numbers)}",
             failure_threshold=3,
             recovery_timeout=5.0,
         )
+        self._no_script = no_script_error()
         guard = self.breaker
+        self._read = guard(self._raw_read)
+        self._aread = guard(self._raw_aread)
         self._mget = guard(self._raw_mget)
         self._amget = guard(self._raw_amget)
         self._command = guard(self._raw_command)
         self._acommand = guard(self._raw_acommand)
-        self._fenced: Any = None
-        self._afenced: dict[int, Any] = {}
 
     # -- clients --------------------------------------------------------------------------------
 
@@ -203,6 +200,35 @@ class RedisBackend:
         self._last = (loop, client)
         return client
 
+    def _raw_read(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
+        # READ.run(), inlined: this is a hit's whole cost on our side.
+        client = self._client
+        if client is None:
+            client = self.sync_client()
+        try:
+            reply = client.execute_command("EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full)
+        except self._no_script:  # a restarted or flushed server, a new Cluster node: load it
+            reply = client.execute_command("EVAL", READ.source, _TWO_KEYS, generation_key, full)
+        if type(reply) is bytes:
+            return reply, generation_of(reply)
+        generation, raw = reply
+        return raw, int(generation)
+
+    async def _raw_aread(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
+        client = self._async_client or self.async_client()
+        try:
+            reply = await client.execute_command(
+                "EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full
+            )
+        except self._no_script:
+            reply = await client.execute_command(
+                "EVAL", READ.source, _TWO_KEYS, generation_key, full
+            )
+        if type(reply) is bytes:
+            return reply, generation_of(reply)
+        generation, raw = reply
+        return raw, int(generation)
+
     def _raw_mget(self, keys: list[str]) -> list[Any]:
         # execute_command, not mget(): the same MGET without redis-py's argument juggling.
         result: list[Any] = self.sync_client().execute_command("MGET", *keys)
@@ -227,6 +253,10 @@ class RedisBackend:
             found = self._generation_keys[scope] = f"{self._prefix}{{{scope}}}:#gen"
         return found
 
+    def _read_key(self, scope: str) -> bytes:
+        found = self._read_keys[scope] = self.generation_key(scope).encode()
+        return found
+
     def full_key(self, key: str) -> str:
         """The Redis key of a cache key: ``{namespace}:{prefix}:...:{digest}``."""
         return self._prefix + key
@@ -234,9 +264,16 @@ class RedisBackend:
     # -- the backend protocol, sync -------------------------------------------------------------
 
     def get(self, scope: str, key: str) -> tuple[Any, int]:
-        """The entry's bytes (or None) and ``scope``'s generation: one ``MGET``."""
-        generation, raw = self._mget([self.generation_key(scope), self._prefix + key])
-        return raw, int(generation) if generation else 0
+        """The entry's bytes (or None) and ``scope``'s generation: one round trip.
+
+        One ``EVALSHA`` of a read-only script that answers the entry alone when it belongs to
+        the prefix's current generation (the usual hit: a single bulk reply, as cheap to parse
+        as a ``GET``'s), else the generation and whatever is stored (``EVAL`` once more if
+        the server has lost the script).
+        """
+        generation_key = self._read_keys.get(scope) or self._read_key(scope)
+        read: tuple[Any, int] = self._read(generation_key, (self._prefix + key).encode())
+        return read
 
     def set(self, scope: str, key: str, stored: Any, ttl: float) -> None:
         """``SET key stored PX ttl``."""
@@ -277,14 +314,17 @@ class RedisBackend:
 
     def set_fenced(self, scope: str, key: str, stored: Any, ttl: float, token: str) -> bool:
         """Store and release, if the lease is still ``token``'s (or free); else store nothing."""
+        return self._fenced_write(key, stored, ttl, token)
+
+    def _fenced_write(self, key: str, stored: Any, ttl: float, token: str, *publish: str) -> bool:
+        # set_fenced, and when it stores, PUBLISH publish[0] publish[1] in the same script
+        # (a two-tier write).
         full = self._prefix + key
+        keys = (full + "#lease", full)
+        missing = self._no_script
 
         def run(client: Any) -> Any:
-            if self._fenced is None:
-                self._fenced = client.register_script(_FENCED_SET)
-            return self._fenced(
-                keys=[full + "#lease", full], args=[token, stored, _ms(ttl)], client=client
-            )
+            return FENCED_SET.run(client, missing, keys, token, stored, _ms(ttl), *publish)
 
         return bool(self._command(run))
 
@@ -300,10 +340,13 @@ class RedisBackend:
 
     # -- async twins ----------------------------------------------------------------------------
 
-    async def aget(self, scope: str, key: str) -> tuple[Any, int]:
+    def aget(self, scope: str, key: str) -> Awaitable[tuple[Any, int]]:
         """[get][resilience_kit.cache.RedisBackend.get], awaitable."""
-        generation, raw = await self._amget([self.generation_key(scope), self._prefix + key])
-        return raw, int(generation) if generation else 0
+        generation_key = self._read_keys.get(scope) or self._read_key(scope)
+        read: Awaitable[tuple[Any, int]] = self._aread(
+            generation_key, (self._prefix + key).encode()
+        )
+        return read
 
     async def aset(self, scope: str, key: str, stored: Any, ttl: float) -> None:
         """[set][resilience_kit.cache.RedisBackend.set], awaitable."""
@@ -344,15 +387,17 @@ class RedisBackend:
 
     async def aset_fenced(self, scope: str, key: str, stored: Any, ttl: float, token: str) -> bool:
         """[set_fenced][resilience_kit.cache.RedisBackend.set_fenced], awaitable."""
+        return await self._afenced_write(key, stored, ttl, token)
+
+    async def _afenced_write(
+        self, key: str, stored: Any, ttl: float, token: str, *publish: str
+    ) -> bool:
         full = self._prefix + key
+        keys = (full + "#lease", full)
+        missing = self._no_script
 
         async def run(client: Any) -> Any:
-            script = self._afenced.get(id(client))
-            if script is None:
-                script = self._afenced[id(client)] = client.register_script(_FENCED_SET)
-            return await script(
-                keys=[full + "#lease", full], args=[token, stored, _ms(ttl)], client=client
-            )
+            return await FENCED_SET.arun(client, missing, keys, token, stored, _ms(ttl), *publish)
 
         return bool(await self._acommand(run))
 

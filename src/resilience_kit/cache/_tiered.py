@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -13,6 +14,7 @@ from resilience_kit.cache._frame import Entry
 from resilience_kit.cache._keys import check_name
 from resilience_kit.cache._memory import MemoryBackend
 from resilience_kit.cache._redis import RedisBackend
+from resilience_kit.cache._scripts import BUMP_PUBLISH, DELETE_PUBLISH, SET_PUBLISH
 from resilience_kit.errors import ConfigurationError
 
 __all__ = ["TieredBackend"]
@@ -21,25 +23,36 @@ _logger = logging.getLogger("resilience_kit.cache")
 _READS_LIMIT = 10_000
 
 
+def _ms(seconds: float) -> int:
+    return max(1, int(seconds * 1000))
+
+
 class TieredBackend:
     """A [RedisBackend][resilience_kit.cache.RedisBackend] with an in-process L1 in front.
 
     A hit on a hot key never leaves the process: the decoded entry is kept in a bounded
-    [MemoryBackend][resilience_kit.cache.MemoryBackend]. Every process subscribes to one pub/sub
-    channel; each write, delete, prefix invalidation and pattern invalidation publishes a
-    message there, and every other process drops what it holds (within milliseconds). While the
-    subscription is down (Redis unreachable, reconnecting) the L1 is emptied and bypassed, so
-    it can never serve what another process invalidated meanwhile; it fills again once the
-    listener is back.
+    [MemoryBackend][resilience_kit.cache.MemoryBackend]; an `async def`'s L1 hit never awaits.
+    Every process subscribes to one pub/sub channel; each write, delete, prefix invalidation
+    and pattern invalidation publishes a message there (in the same script as the write, so
+    one round trip, on a single Redis or a Cluster), and every other process drops what it
+    holds (within milliseconds). While the subscription is down (Redis unreachable,
+    reconnecting) the L1 is emptied and bypassed, so it can never serve what another process
+    invalidated meanwhile; it fills again once the listener is back.
+
+    The listener is a thread when ``remote`` has a sync client or a URL. With an asyncio-only
+    ``remote`` (a ``redis.asyncio`` client, Cluster or not) it is a task on the event loop
+    that uses the cache: started here if a loop is running, else by the first async call
+    (until it has subscribed, calls read Redis). On a Cluster, ``PUBLISH`` reaches every node,
+    so the listener may subscribe on any of them.
 
     Args:
-        remote: The Redis tier; it needs a sync client or a URL (the listener is a thread).
+        remote: The Redis tier.
         max_entries: The L1's bound (>= 1).
         channel: The pub/sub channel (default ``{namespace}:cache-invalidation``); processes that
             share a cache must share it.
 
     Raises:
-        ConfigurationError: A value is out of range, or ``remote`` has only an asyncio client.
+        ConfigurationError: A value is out of range, or ``remote`` is not a RedisBackend.
     """
 
     shared = True
@@ -48,117 +61,111 @@ class TieredBackend:
     def __init__(
         self, remote: RedisBackend, *, max_entries: int = 1_000, channel: str | None = None
     ) -> None:
-        if not isinstance(remote, RedisBackend) or not remote.sync_capable:
+        if not isinstance(remote, RedisBackend):
             raise ConfigurationError(
-                "remote must be a RedisBackend with a sync client or a URL (the invalidation "
-                f"listener runs in a thread), got {remote!r}",
-                parameter="remote",
-                value=remote,
+                f"remote must be a RedisBackend, got {remote!r}", parameter="remote", value=remote
             )
         self.remote = remote
         self.local = MemoryBackend(check_int("max_entries", max_entries, minimum=1))
+        self._data = self.local._data
         self.channel = check_name("channel", channel or f"{remote.namespace}:cache-invalidation")
         self.native_async = remote.native_async
-        self.sync_capable = True
+        self.sync_capable = remote.sync_capable
         self.compress_over = remote.compress_over
         self.lock_wait = remote.lock_wait
         self._sender = os.urandom(8).hex()
+        self._missing = remote._no_script
         self._generations: dict[str, int] = {}
         self._epoch = 0
         self._reads: dict[str, int] = {}
         self._live = threading.Event()
         self._up = False  # mirrors _live, read on the hot path without a call
         self._stop = threading.Event()
-        self._listener = threading.Thread(
-            target=self._listen, name=f"rk-cache-l1:{self.channel}", daemon=True
-        )
-        self._listener.start()
+        self._listener: threading.Thread | None = None
+        self._task: asyncio.Task[None] | None = None
+        if remote.sync_capable:
+            self._listener = threading.Thread(
+                target=self._listen, name=f"rk-cache-l1:{self.channel}", daemon=True
+            )
+            self._listener.start()
+        else:
+            with contextlib.suppress(RuntimeError):  # no running loop: the first call starts it
+                self._start_task()
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def _local(self, scope: str, key: str) -> Entry | None:
+    def peek(self, scope: str, key: str) -> tuple[Entry, int] | None:
+        """The L1's current entry and its generation, or None: no I/O (an async hit's path)."""
         if not self._up:
             return None
         known = self._generations.get(scope)
-        if known is None:
-            return None
-        data = self.local._data
+        data = self._data
         entry = data.get(key)
         if entry is not None and entry.generation == known:
             try:  # noqa: SIM105 - the hot path: suppress() costs more than the lookup
                 data.move_to_end(key)
             except KeyError:  # dropped by the listener meanwhile: the entry read stays valid
                 pass
-            return entry
+            return entry, known
+        return None
+
+    def _mark(self, key: str) -> None:
+        """Note the epoch before a read from Redis: an invalidation after it bars the result."""
         reads = self._reads
         if len(reads) > _READS_LIMIT:
             reads.clear()
         reads[key] = self._epoch
-        return None
-
-    def peek(self, scope: str, key: str) -> tuple[Entry, int] | None:
-        """The L1's current entry and its generation, or None: no I/O, for async callers."""
-        entry = self._local(scope, key)
-        return None if entry is None else (entry, entry.generation)
 
     def _learn(self, scope: str, generation: int) -> None:
         if self._up and generation > self._generations.get(scope, -1):
             self._generations[scope] = generation
 
     def get(self, scope: str, key: str) -> tuple[Any, int]:
-        """The L1's entry if it holds a current one, else Redis's bytes (one ``MGET``)."""
-        entry = self._local(scope, key)
-        if entry is not None:
-            return entry, entry.generation
+        """The L1's entry if it holds a current one, else Redis's (one round trip)."""
+        found = self.peek(scope, key)
+        if found is not None:
+            return found
+        self._mark(key)
         raw, generation = self.remote.get(scope, key)
         self._learn(scope, generation)
         return raw, generation
 
     async def aget(self, scope: str, key: str) -> tuple[Any, int]:
         """[get][resilience_kit.cache.TieredBackend.get], awaitable."""
-        entry = self._local(scope, key)
-        if entry is not None:
-            return entry, entry.generation
+        found = self.peek(scope, key)
+        if found is not None:
+            return found
+        if not self._up and self._listener is None:
+            self._start_task()
+        self._mark(key)
         raw, generation = await self.remote.aget(scope, key)
         self._learn(scope, generation)
         return raw, generation
 
     def remember(self, scope: str, key: str, entry: Entry) -> None:
         """Keep a decoded entry in the L1, unless an invalidation arrived since it was read."""
-        read_at = self._reads.pop(key, self._epoch)
-        if (
-            self._live.is_set()
-            and read_at == self._epoch
-            and self._generations.get(scope) == entry.generation
-        ):
+        read_at = self._reads.pop(key, -1)
+        if self._up and read_at == self._epoch and self._generations.get(scope) == entry.generation:
             self.local.set(scope, key, entry, 0.0)
 
-    # -- writes: Redis first, then the message (and this process's own L1) -------------------
+    # -- writes: Redis and the message in one script, then this process's own L1 ------------
 
-    def _publish(self, client: Any, *parts: str) -> None:
-        client.publish(self.channel, "|".join((self._sender, *parts)))
+    def _message(self, operation: str, payload: str) -> str:
+        return f"{self._sender}|{operation}|{payload}"
 
     def set(self, scope: str, key: str, stored: Any, ttl: float) -> None:
-        """Store in Redis and tell the other processes to drop their copy: one pipeline."""
-        full = self.remote.full_key(key)
-
-        def run(client: Any) -> None:
-            pipe = client.pipeline(transaction=False)
-            pipe.set(full, stored, px=max(1, int(ttl * 1000)))
-            self._publish(pipe, "del", key)
-            pipe.execute()
-
-        self.remote._command(run)
+        """Store in Redis and tell the other processes to drop their copy: one round trip."""
+        keys = (self.remote.full_key(key),)
+        args = (stored, _ms(ttl), self.channel, self._message("del", key))
+        self.remote._command(lambda client: SET_PUBLISH.run(client, self._missing, keys, *args))
 
     async def aset(self, scope: str, key: str, stored: Any, ttl: float) -> None:
         """[set][resilience_kit.cache.TieredBackend.set], awaitable."""
-        full = self.remote.full_key(key)
+        keys = (self.remote.full_key(key),)
+        args = (stored, _ms(ttl), self.channel, self._message("del", key))
 
-        async def run(client: Any) -> None:
-            pipe = client.pipeline(transaction=False)
-            pipe.set(full, stored, px=max(1, int(ttl * 1000)))
-            self._publish(pipe, "del", key)
-            await pipe.execute()
+        async def run(client: Any) -> Any:
+            return await SET_PUBLISH.arun(client, self._missing, keys, *args)
 
         await self.remote._acommand(run)
 
@@ -171,73 +178,74 @@ class TieredBackend:
         return await self.remote.aacquire(scope, key)
 
     def set_fenced(self, scope: str, key: str, stored: Any, ttl: float, token: str) -> bool:
-        """The Redis tier's fenced write, then the message."""
-        written = self.remote.set_fenced(scope, key, stored, ttl, token)
-        if written:
-            self.remote._command(lambda client: self._publish(client, "del", key))
-        return written
+        """The Redis tier's fenced write, with the message in the same script."""
+        message = self._message("del", key)
+        return self.remote._fenced_write(key, stored, ttl, token, self.channel, message)
 
     async def aset_fenced(self, scope: str, key: str, stored: Any, ttl: float, token: str) -> bool:
         """[set_fenced][resilience_kit.cache.TieredBackend.set_fenced], awaitable."""
-        written = await self.remote.aset_fenced(scope, key, stored, ttl, token)
-        if written:
-
-            async def run(client: Any) -> None:
-                await client.publish(self.channel, "|".join((self._sender, "del", key)))
-
-            await self.remote._acommand(run)
-        return written
+        message = self._message("del", key)
+        return await self.remote._afenced_write(key, stored, ttl, token, self.channel, message)
 
     def delete(self, scope: str, key: str) -> None:
         """Delete everywhere: this L1, Redis, and (by message) the other processes' L1s."""
         self._apply_delete(key)
-        self.remote.delete(scope, key)
-        self.remote._command(lambda client: self._publish(client, "del", key))
+        keys = (self.remote.full_key(key),)
+        args = (self.channel, self._message("del", key))
+        self.remote._command(lambda client: DELETE_PUBLISH.run(client, self._missing, keys, *args))
+        self._apply_delete(key)  # and whatever a reader here fetched meanwhile
 
     async def adelete(self, scope: str, key: str) -> None:
         """[delete][resilience_kit.cache.TieredBackend.delete], awaitable."""
         self._apply_delete(key)
-        await self.remote.adelete(scope, key)
+        keys = (self.remote.full_key(key),)
+        args = (self.channel, self._message("del", key))
 
-        async def run(client: Any) -> None:
-            await client.publish(self.channel, "|".join((self._sender, "del", key)))
+        async def run(client: Any) -> Any:
+            return await DELETE_PUBLISH.arun(client, self._missing, keys, *args)
 
         await self.remote._acommand(run)
+        self._apply_delete(key)
 
     def bump(self, scope: str) -> None:
-        """Invalidate the prefix in Redis and in every process."""
-        generation = self.remote.generation_key(scope)
-        new = self.remote._command(lambda client: client.incr(generation))
+        """Invalidate the prefix in Redis and in every process: one round trip."""
+        keys = (self.remote.generation_key(scope),)
+        args = (self.channel, self._message("gen", scope) + "|")
+        new = self.remote._command(
+            lambda client: BUMP_PUBLISH.run(client, self._missing, keys, *args)
+        )
         self._apply_generation(scope, int(new))
-        self.remote._command(lambda client: self._publish(client, "gen", scope, str(new)))
 
     async def abump(self, scope: str) -> None:
         """[bump][resilience_kit.cache.TieredBackend.bump], awaitable."""
-        generation = self.remote.generation_key(scope)
+        keys = (self.remote.generation_key(scope),)
+        args = (self.channel, self._message("gen", scope) + "|")
 
-        async def run(client: Any) -> int:
-            new = int(await client.incr(generation))
-            await client.publish(self.channel, "|".join((self._sender, "gen", scope, str(new))))
-            return new
+        async def run(client: Any) -> Any:
+            return await BUMP_PUBLISH.arun(client, self._missing, keys, *args)
 
-        self._apply_generation(scope, await self.remote._acommand(run))
+        self._apply_generation(scope, int(await self.remote._acommand(run)))
 
     def delete_matching(self, scope: str, pattern: str) -> int:
         """Delete matching entries in Redis and in every process's L1."""
         self._apply_pattern(pattern)
         deleted = self.remote.delete_matching(scope, pattern)
-        self.remote._command(lambda client: self._publish(client, "pat", pattern))
+        message = self._message("pat", pattern)
+        self.remote._command(lambda client: client.publish(self.channel, message))
+        self._apply_pattern(pattern)
         return deleted
 
     async def adelete_matching(self, scope: str, pattern: str) -> int:
         """[delete_matching][resilience_kit.cache.TieredBackend.delete_matching], awaitable."""
         self._apply_pattern(pattern)
         deleted = await self.remote.adelete_matching(scope, pattern)
+        message = self._message("pat", pattern)
 
-        async def run(client: Any) -> None:
-            await client.publish(self.channel, "|".join((self._sender, "pat", pattern)))
+        async def run(client: Any) -> Any:
+            return await client.publish(self.channel, message)
 
         await self.remote._acommand(run)
+        self._apply_pattern(pattern)
         return deleted
 
     def info(self) -> dict[str, Any]:
@@ -269,15 +277,33 @@ class TieredBackend:
 
     def _apply(self, data: bytes | str) -> None:
         text = data.decode() if isinstance(data, bytes) else data
-        sender, operation, *rest = text.split("|")
+        sender, operation, payload = text.split("|", 2)  # a pattern may hold "|"
         if sender == self._sender:
             return
         if operation == "del":
-            self._apply_delete(rest[0])
+            self._apply_delete(payload)
         elif operation == "gen":
-            self._apply_generation(rest[0], int(rest[1]))
+            scope, _, generation = payload.rpartition("|")
+            self._apply_generation(scope, int(generation))
         elif operation == "pat":
-            self._apply_pattern(rest[0])
+            self._apply_pattern(payload)
+
+    def _on_message(self, message: Any) -> None:
+        if message["type"] == "subscribe":
+            self._drop_all()
+            self._live.set()
+            self._up = True
+        elif message["type"] == "message":
+            self._apply(message["data"])
+
+    def _lost(self, error: BaseException) -> None:
+        if self._live.is_set():
+            _logger.warning(
+                "cache L1 on %r: invalidation listener lost (%s); L1 bypassed until it is back",
+                self.channel,
+                error,
+            )
+        self._drop_all()
 
     def _drop_all(self) -> None:
         self._up = False
@@ -294,23 +320,10 @@ class TieredBackend:
                 pubsub.subscribe(self.channel)
                 while not self._stop.is_set():
                     message = pubsub.get_message(timeout=0.2)
-                    if message is None:
-                        continue
-                    if message["type"] == "subscribe":
-                        self._drop_all()
-                        self._live.set()
-                        self._up = True
-                    elif message["type"] == "message":
-                        self._apply(message["data"])
+                    if message is not None:
+                        self._on_message(message)
             except Exception as error:
-                if self._live.is_set():
-                    _logger.warning(
-                        "cache L1 on %r: invalidation listener lost (%s); L1 bypassed until "
-                        "it is back",
-                        self.channel,
-                        error,
-                    )
-                self._drop_all()
+                self._lost(error)
                 self._stop.wait(0.5)
             finally:
                 if pubsub is not None:
@@ -318,14 +331,78 @@ class TieredBackend:
                         pubsub.close()
         self._drop_all()
 
+    def _start_task(self) -> None:
+        """Start the asyncio listener on the running loop (RuntimeError: none is running)."""
+        loop = asyncio.get_running_loop()
+        task = self._task
+        if task is not None and not task.done() and task.get_loop() is loop:
+            return
+        if self._stop.is_set():
+            return
+        self._task = loop.create_task(self._alisten(), name=f"rk-cache-l1:{self.channel}")
+
+    async def _alisten(self) -> None:
+        client = self.remote.async_client()
+        try:
+            while not self._stop.is_set():
+                pubsub = None
+                try:
+                    await client.initialize()  # a Cluster client learns its slots first
+                    pubsub = client.pubsub()
+                    await pubsub.subscribe(self.channel)
+                    while not self._stop.is_set():
+                        message = await pubsub.get_message(timeout=0.2)
+                        if message is not None:
+                            self._on_message(message)
+                except Exception as error:
+                    self._lost(error)
+                    await asyncio.sleep(0.5)
+                finally:
+                    if pubsub is not None:
+                        with contextlib.suppress(Exception):
+                            await pubsub.aclose()
+        finally:
+            self._drop_all()
+
     def wait_live(self, timeout: float = 5.0) -> bool:
-        """Wait until the invalidation listener is subscribed (the L1 is in use)."""
+        """Wait until the invalidation listener is subscribed (the L1 is in use).
+
+        Blocks the thread: with an asyncio listener, await
+        [await_live][resilience_kit.cache.TieredBackend.await_live] instead.
+        """
         return self._live.wait(timeout)
+
+    async def await_live(self, timeout: float = 5.0) -> bool:
+        """Start the listener if need be and wait until it is subscribed, without blocking."""
+        if self._listener is None:
+            self._start_task()
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not self._live.is_set():
+            if asyncio.get_running_loop().time() >= deadline:
+                return False
+            await asyncio.sleep(0.01)
+        return True
 
     def close(self) -> None:
         """Stop the listener and empty the L1 (the Redis tier stays open)."""
         self._stop.set()
-        self._listener.join(5)
+        if self._listener is not None:
+            self._listener.join(5)
+        task = self._task
+        if task is not None and not task.done():
+            loop = task.get_loop()
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(task.cancel)
+        self._drop_all()
+
+    async def aclose(self) -> None:
+        """[close][resilience_kit.cache.TieredBackend.close], and wait for an asyncio
+        listener to finish."""
+        self.close()
+        task = self._task
+        if task is not None and task.get_loop() is asyncio.get_running_loop():
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     def __repr__(self) -> str:
         return f"TieredBackend({self.remote!r}, max_entries={self.local.max_entries})"

@@ -66,7 +66,7 @@ def test_a_hit_is_one_command(client: redis.Redis, backend: RedisBackend) -> Non
     counting = Counting(client)
     for _ in range(10):
         assert get(1) == {"n": 1}
-    assert counting.commands == ["MGET"] * 10
+    assert counting.commands == ["EVALSHA"] * 10
     assert calls == [1]
 
 
@@ -164,6 +164,110 @@ def test_a_corrupt_redis_entry_is_a_counted_miss(
     assert get() == 1
     assert len(calls) == 2
     assert cache_stats().prefixes["corrupt-r"].errors == 1
+
+
+def test_a_corrupt_entry_is_replaced_by_the_next_computation(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("corrupt-fill", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 1
+
+    get()
+    (key,) = [k for k in client.keys("t:{corrupt-fill}:*") if not k.endswith(b"#gen")]
+    for junk in (b"", b"RK", b"not ours at all, but long enough to be a header" * 2):
+        client.set(key, junk)
+        assert get() == 1  # a counted miss that writes a good entry over the junk
+        assert get() == 1  # a hit
+    assert len(calls) == 4
+    assert cache_stats().prefixes["corrupt-fill"].errors == 3
+
+
+def test_the_read_script_sends_an_entry_only_for_the_current_generation(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    @cached("gen-reply", backend=backend)
+    def get(n: int) -> int:
+        return n
+
+    get(1)
+    key = backend.full_key(_key("gen-reply", 1))
+    raw, generation = backend.get("gen-reply", _key("gen-reply", 1))
+    assert generation == 0
+    assert raw == client.get(key)
+    client.incr(backend.generation_key("gen-reply"))
+    raw, generation = backend.get("gen-reply", _key("gen-reply", 1))
+    assert generation == 1
+    assert raw == client.get(key)  # an older generation's entry comes with the generation
+    assert backend.get("gen-reply", _key("gen-reply", 2)) == (None, 1)
+
+
+def test_negative_and_large_generations_still_cache(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("gen-odd", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 5
+
+    for generation in (-3, 2**40 + 7, 0):
+        client.set(backend.generation_key("gen-odd"), generation)
+        assert get() == 5
+        assert get() == 5
+    assert len(calls) == 3  # one computation per generation, then hits
+
+
+def test_a_server_that_lost_the_script_loads_it_again(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("noscript", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 3
+
+    get()
+    client.script_flush()  # a restart, a failover to a node that never saw it
+    counting = Counting(client)
+    assert get() == 3
+    assert get() == 3
+    assert counting.commands == ["EVALSHA", "EVAL", "EVALSHA"]
+    assert calls == [1]
+    assert cache_stats().prefixes["noscript"].errors == 0
+    assert backend.breaker.state is CircuitState.CLOSED
+
+
+async def test_an_async_client_reloads_the_script_too(server: fakeredis.FakeServer) -> None:
+    client = fakeredis.FakeAsyncRedis(server=server)
+    backend = RedisBackend(client, namespace="t")
+    calls = []
+
+    @cached("anoscript", backend=backend)
+    async def get() -> int:
+        calls.append(1)
+        return 4
+
+    assert await get() == 4
+    await client.script_flush()
+    assert await get() == 4
+    assert calls == [1]
+    assert cache_stats().prefixes["anoscript"].errors == 0
+    backend.breaker.unregister()
+    await client.aclose()
+
+
+def _key(prefix: str, *args: Any) -> str:
+    from resilience_kit.cache._decorator import _lookup
+
+    key = _lookup(prefix).spec.keys.build(args, {})
+    assert key is not None
+    return key
 
 
 def test_a_lease_held_elsewhere_makes_a_caller_wait_for_its_value(
@@ -276,7 +380,7 @@ async def test_async_client_hits_are_one_command(server: fakeredis.FakeServer) -
 
     client.execute_command = execute  # type: ignore[method-assign]
     assert await get(1) == (1, 1)
-    assert sent == ["MGET"]
+    assert sent == ["EVALSHA"]
     await get.invalidate(1)
     await invalidate_prefix("async-r")
     assert await get(1) == (1, 1)
