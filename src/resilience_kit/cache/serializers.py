@@ -117,7 +117,7 @@ class JsonSerializer:
 class MsgpackSerializer:
     """msgpack, as faithful to types as [JsonSerializer][resilience_kit.cache.JsonSerializer].
 
-    Needs the ``msgpack`` extra (``pip install resilience-kit[msgpack]``). Bytes are stored
+    Needs the ``msgpack`` extra (``pip install resilience-kit-py[msgpack]``). Bytes are stored
     natively; everything else JSON lacks is tagged as in the JSON serializer.
 
     Raises:
@@ -132,7 +132,7 @@ class MsgpackSerializer:
             import msgpack  # type: ignore[import-untyped, import-not-found, unused-ignore]
         except ImportError:
             raise ConfigurationError(
-                "MsgpackSerializer needs msgpack: pip install 'resilience-kit[msgpack]'",
+                "MsgpackSerializer needs msgpack: pip install 'resilience-kit-py[msgpack]'",
                 parameter="serializer",
                 value="MsgpackSerializer",
             ) from None
