@@ -10,20 +10,12 @@ import time
 import uuid
 
 import pytest
+from polling import until as _wait_for
 
 from resilience_kit import CircuitBreaker, CircuitState, RedisStorage
 from resilience_kit.breaker._redis.scripts import Script
 
 OPEN = CircuitState.OPEN
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
 
 
 async def _boom() -> None:

@@ -10,18 +10,10 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+
+from polling import until as _until
 
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
-
-
-def _until(predicate: Callable[[], bool], timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 class Traffic:

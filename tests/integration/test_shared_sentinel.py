@@ -5,23 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
 
 import pytest
+from polling import until as _wait_for
 
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
 
 OPEN, CLOSED = CircuitState.OPEN, CircuitState.CLOSED
-
-
-def _wait_for(predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 def _boom() -> None:
