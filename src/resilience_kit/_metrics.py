@@ -154,20 +154,24 @@ def breaker_families() -> list[MetricFamily]:
         "Transitions of the breaker, by the state entered.",
         ("breaker", "to_state"),
     )
+    from resilience_kit.breaker._stats import totals
+
     counted = _transitions.snapshot()
+    # Nine samples a breaker, a thousand breakers: appended directly, not through add().
+    state_sample, call_sample = state.samples.append, calls.samples.append
+    rejected_sample = rejected.samples.append
     for name, breaker in sorted(breakers().items()):
-        stats = breaker.stats()
-        current = str(stats.state)
+        current = str(breaker.state)  # an OPEN breaker past its timeout reports HALF_OPEN
+        successes, failures, rejections, unrecorded = totals(breaker)
         for each in _STATES:
-            state.add(1.0 if each == current else 0.0, name, each)
+            state_sample(((name, each), 1.0 if each == current else 0.0))
             entered = counted.get((name, each))
             if entered:  # only transitions that happened: most breakers never change state
                 transitions.add(float(entered), name, each)
-        ran = stats.total_calls - stats.total_rejected
-        calls.add(float(stats.total_successes), name, "success")
-        calls.add(float(stats.total_failures), name, "failure")
-        calls.add(float(ran - stats.total_successes - stats.total_failures), name, "ignored")
-        rejected.add(float(stats.total_rejected), name)
+        call_sample(((name, "success"), float(successes)))
+        call_sample(((name, "failure"), float(failures)))
+        call_sample(((name, "ignored"), float(unrecorded)))
+        rejected_sample(((name,), float(rejections)))
     return [state, calls, rejected, transitions]
 
 

@@ -72,7 +72,9 @@ def test_local_hits_send_nothing_and_invalidation_reaches_the_other_process_fast
     get_one = cached(prefix, backend=one)(source)
     # The second "process": the same function (so the prefix may be registered again).
     get_two = cached(prefix, backend=two)(source)
+    seen = two._epoch  # the invalidation messages two has applied
     assert get_one(1) == "v1:1"
+    wait_for(lambda: two._epoch > seen, 5)  # one's write message, before two reads (see below)
     assert get_two(1) == "v1:1"  # from Redis, then kept in two's L1
     assert calls == ["v1"]
     key = _lookup(prefix).spec.keys.build((1,), {})
@@ -185,13 +187,16 @@ def test_tiered_on_a_cluster_invalidations_reach_the_other_process(
 
     hot_one, hot_two = make(hot, one), make(hot, two)
     other_one, other_two = make(other, one), make(other, two)
+    seen = two._epoch  # the invalidation messages two has applied
     first = hot_one(1)
-    assert hot_two(1) == first  # from the cluster, then in two's L1
     kept = other_one(1)
+    # Both writes' messages reach two before it reads: a message applied after a read drops
+    # the copy read (the safe way round), which would leave the checks below to chance.
+    _poll(lambda: two._epoch >= seen + 2)
+    assert hot_two(1) == first  # from the cluster, then in two's L1
     assert other_two(1) == kept
     hot_key = _lookup(hot).spec.keys.build((1,), {})
     other_key = _lookup(other).spec.keys.build((1,), {})
-    # Hits fill the L1s (a write's message arriving after a read drops that copy: hit again).
     _poll(
         lambda: (
             (hot_two(1), other_two(1)) == (first, kept)
@@ -238,9 +243,11 @@ async def test_tiered_with_asyncio_cluster_clients(redis_cluster: PrivateCluster
 
     hot_one, hot_two = make(hot, one), make(hot, two)
     other_one, other_two = make(other, one), make(other, two)
+    seen = two._epoch  # as in the sync test: both writes' messages applied before two reads
     first = await hot_one(1)
-    assert await hot_two(1) == first
     kept = await other_one(1)
+    await _apoll(lambda: two._epoch >= seen + 2)
+    assert await hot_two(1) == first
     assert await other_two(1) == kept
     hot_key = _lookup(hot).spec.keys.build((1,), {})
     other_key = _lookup(other).spec.keys.build((1,), {})

@@ -10,8 +10,8 @@ import time
 import uuid
 
 import pytest
-from polling import until as _wait_for
 
+from polling import until as _wait_for
 from resilience_kit import CircuitBreaker, CircuitState, RedisStorage
 from resilience_kit.breaker._redis.scripts import Script
 

@@ -12,7 +12,6 @@ import time
 import uuid
 
 from polling import until as _until
-
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
 
 

@@ -8,8 +8,8 @@ import contextlib
 import uuid
 
 import pytest
-from polling import until as _wait_for
 
+from polling import until as _wait_for
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
 
 OPEN, CLOSED = CircuitState.OPEN, CircuitState.CLOSED

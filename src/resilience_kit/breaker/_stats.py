@@ -12,7 +12,7 @@ from resilience_kit.breaker.storage import read_count
 if TYPE_CHECKING:
     from resilience_kit.breaker._breaker import CircuitBreaker
 
-__all__ = ["BreakerStats", "snapshot"]
+__all__ = ["BreakerStats", "snapshot", "totals"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,3 +104,22 @@ def snapshot(breaker: CircuitBreaker) -> BreakerStats:
         last_failure=None if last_failure is None else wall - (now - last_failure),
         store_errors=cell.store_errors,
     )
+
+
+def totals(breaker: CircuitBreaker) -> tuple[int, int, int, int]:
+    """``breaker``'s successes, failures, rejections and unrecorded (ignored) calls since its
+    last reset: the figures a metrics scrape reads for every breaker.
+
+    A quarter of [snapshot][resilience_kit.breaker._stats.snapshot]'s cost: it neither turns the
+    rate window nor builds a `BreakerStats`, which a scrape of a thousand breakers would pay a
+    thousand times. The lock keeps the four figures and the reset's zeros consistent.
+    """
+    cell = breaker._cell
+    with breaker._lock:
+        zero_successes, zero_failures, zero_rejected, zero_unrecorded = cell.zeros
+        return (
+            read_count(cell.successes) - zero_successes,
+            read_count(cell.failures) - zero_failures,
+            read_count(cell.rejected) - zero_rejected,
+            read_count(cell.unrecorded) - zero_unrecorded,
+        )

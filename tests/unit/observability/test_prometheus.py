@@ -18,7 +18,7 @@ from resilience_kit._snapshots import _encode
 from resilience_kit.health import HealthChecker, check_breaker
 from resilience_kit.prometheus import Histogram, MetricFamily
 from resilience_kit.retry import reset_retry_stats, retry
-from resilience_kit.testing import no_waits
+from resilience_kit.testing import FakeClock, no_waits
 
 pytestmark = pytest.mark.usefixtures("breakers")
 
@@ -68,6 +68,53 @@ def test_breaker_state_calls_rejections_and_transitions(registry: CollectorRegis
     samples = scrape(registry)
     assert value(samples, transitions, breaker="prom-payments", to_state="CLOSED") == 2
     assert value(samples, transitions, breaker="prom-payments", to_state="FORCED_OPEN") == 1
+
+
+def test_a_scrape_agrees_with_stats_for_every_breaker(
+    registry: CollectorRegistry, fake_clock: FakeClock
+) -> None:
+    """The scrape reads each breaker's totals without a full `stats()` snapshot: the figures
+    must still be the same: after a reset, for an OPEN breaker past its timeout (HALF_OPEN) and
+    with calls in every outcome."""
+    made = [
+        CircuitBreaker(
+            f"prom-agree-{i}",
+            failure_threshold=2,
+            recovery_timeout=30,
+            ignore=(KeyError,),
+            clock=fake_clock,
+        )
+        for i in range(4)
+    ]
+    for index, breaker in enumerate(made):
+        for _ in range(index + 1):
+            breaker.call(lambda: None)
+        with pytest.raises(KeyError):
+            breaker.call({}.__getitem__, "missing")
+        for _ in range(index % 3):
+            with pytest.raises(ZeroDivisionError):
+                breaker.call(lambda: 1 / 0)
+    made[0].reset()
+    made[0].call(lambda: None)
+    with pytest.raises(CircuitOpenError):
+        made[2].call(lambda: None)  # OPEN: one rejection
+    fake_clock.advance(31)  # made[2] is now HALF_OPEN
+    samples = scrape(registry)
+    calls = "resilience_kit_breaker_calls_total"
+    for breaker in made:
+        stats = breaker.stats()
+        name = breaker.name
+        ignored = stats.total_calls - stats.total_rejected - stats.total_successes
+        ignored -= stats.total_failures
+        assert value(samples, calls, breaker=name, outcome="success") == stats.total_successes
+        assert value(samples, calls, breaker=name, outcome="failure") == stats.total_failures
+        assert value(samples, calls, breaker=name, outcome="ignored") == ignored
+        rejected = "resilience_kit_breaker_rejected_calls_total"
+        assert value(samples, rejected, breaker=name) == stats.total_rejected
+        state = "resilience_kit_breaker_state"
+        assert value(samples, state, breaker=name, state=str(stats.state)) == 1
+    assert str(made[2].stats().state) == "HALF_OPEN"
+    assert made[2].stats().total_rejected == 1
 
 
 def test_ignored_errors_are_their_own_outcome(registry: CollectorRegistry) -> None:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import threading
-import time
-from collections.abc import Callable
 
 import resilience_kit
+from polling import until
 from resilience_kit import CircuitBreaker
 
 
@@ -27,20 +26,10 @@ def succeed(breaker: CircuitBreaker, times: int = 1) -> None:
         breaker.call(lambda: None)
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Poll ``predicate`` until it holds or ``timeout`` seconds pass; its last answer."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.005)
-    return predicate()
-
-
 def converged(breakers: list[CircuitBreaker], state: object) -> bool:
     """Wait until every breaker's local view is in ``state``: announcements take a moment
     (milliseconds, longer on a loaded machine), and a process acts on its view meanwhile."""
-    return wait_for(lambda: all(breaker._machine.state is state for breaker in breakers))
+    return until(lambda: all(breaker._machine.state is state for breaker in breakers))
 
 
 class CountingScript:

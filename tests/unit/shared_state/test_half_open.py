@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from shared_support import converged, fail, succeed, wait_for
+from shared_support import converged, fail, succeed
 
+from polling import until
 from resilience_kit import CircuitOpenError, CircuitState
 from resilience_kit.testing import FakeClock
 
@@ -62,13 +63,13 @@ def test_the_fleet_runs_at_most_half_open_max_calls_trials_at_once(fleet, clock)
         started = threading.Event()
         threads.append(start_trial(breaker, started, finish, results))
         assert started.wait(5)
-    assert wait_for(lambda: results.count("rejected") == 2), results
+    assert until(lambda: results.count("rejected") == 2), results
     finish.set()
     for thread in threads:
         thread.join(5)
     assert sorted(results) == ["rejected", "rejected", "trial", "trial"]
     # success_threshold 1: the first trial closed it, for everyone
-    assert wait_for(lambda: all(b.state is CircuitState.CLOSED for b in breakers))
+    assert until(lambda: all(b.state is CircuitState.CLOSED for b in breakers))
 
 
 def test_a_trial_whose_process_vanished_frees_its_slot_when_the_lease_expires(fleet, clock) -> None:
@@ -93,7 +94,7 @@ def test_a_failed_trial_reopens_with_the_doubled_timeout_everywhere(fleet, clock
     fail(second)  # the trial
     assert second.state is CircuitState.OPEN
     assert second.stats().retry_after == pytest.approx(20)
-    assert wait_for(lambda: first.stats().retry_after == pytest.approx(20))
+    assert until(lambda: first.stats().retry_after == pytest.approx(20))
 
 
 def test_success_threshold_counts_trials_from_every_process(fleet, clock) -> None:
@@ -105,7 +106,7 @@ def test_success_threshold_counts_trials_from_every_process(fleet, clock) -> Non
     assert first.state is CircuitState.HALF_OPEN
     succeed(second)
     assert second.state is CircuitState.CLOSED
-    assert wait_for(lambda: first.state is CircuitState.CLOSED)
+    assert until(lambda: first.state is CircuitState.CLOSED)
 
 
 def test_an_uncounted_error_gives_the_slot_back(fleet, clock) -> None:

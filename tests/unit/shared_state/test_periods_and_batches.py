@@ -8,8 +8,9 @@ import threading
 
 import fakeredis
 import pytest
-from shared_support import CountingScript, converged, fail, succeed, wait_for
+from shared_support import CountingScript, converged, fail, succeed
 
+from polling import until
 from resilience_kit import CircuitState
 
 CLOSED = CircuitState.CLOSED
@@ -38,7 +39,7 @@ def test_batched_successes_of_an_earlier_period_count_nowhere(
     assert _window(server, prefix) == (1, 0)
     second.force_open()
     second.reset()  # a new CLOSED period, announced
-    assert wait_for(lambda: first._machine.remote_epoch == second._machine.remote_epoch)
+    assert until(lambda: first._machine.remote_epoch == second._machine.remote_epoch)
     assert converged([first], CLOSED)
     fail(first)  # sends what waits with it: the four successes are of the old period
     assert _window(server, prefix) == (1, 1)
@@ -78,8 +79,8 @@ def test_the_consecutive_policy_drops_a_pending_reset_of_an_earlier_period(
     other.reset()
     fail(other, 2)
     # Sent before the transition by the subscriber, or dropped by it: never in the new period.
-    assert wait_for(lambda: machine.remote_epoch == other._machine.remote_epoch)
-    assert wait_for(lambda: first.stats().failure_count == 2)
+    assert until(lambda: machine.remote_epoch == other._machine.remote_epoch)
+    assert until(lambda: first.stats().failure_count == 2)
     assert machine.pending_ok == 0
     fail(first)
     key = f"{{{prefix}:breaker:dep}}:state"
@@ -151,7 +152,7 @@ def test_the_subscriber_thread_flushes_what_no_call_came_to_send(
     breaker = process(storage=storage, **RATE)
     succeed(breaker, 20)  # the first is sent; the others wait for the batch
     assert _window(server, prefix) == (1, 0)
-    assert wait_for(lambda: _window(server, prefix) == (20, 0))  # sent by the subscriber
+    assert until(lambda: _window(server, prefix) == (20, 0))  # sent by the subscriber
     assert sent == ["acquire", "record"]  # this thread sent only the first
 
 
@@ -171,4 +172,4 @@ def test_reading_stats_does_not_keep_rate_window_successes_in_the_process(
     for _ in range(9):
         work()
         breaker.stats()
-    assert wait_for(lambda: _window(server, prefix) == (10, 0))
+    assert until(lambda: _window(server, prefix) == (10, 0))

@@ -7,8 +7,9 @@ import threading
 
 import fakeredis
 import pytest
-from shared_support import CountingScript, fail, succeed, wait_for
+from shared_support import CountingScript, fail, succeed
 
+from polling import until
 from resilience_kit import CircuitBreaker, CircuitOpenError, CircuitState, RedisStorage
 from resilience_kit.testing import FakeClock
 
@@ -21,7 +22,7 @@ def test_failures_in_different_processes_add_up(process) -> None:
     assert first.state is CLOSED
     fail(second)
     assert second.state is OPEN
-    assert wait_for(lambda: first.state is OPEN)  # told by the announcement, no call needed
+    assert until(lambda: first.state is OPEN)  # told by the announcement, no call needed
     with pytest.raises(CircuitOpenError):
         first.call(lambda: None)
 
@@ -29,7 +30,7 @@ def test_failures_in_different_processes_add_up(process) -> None:
 def test_a_success_anywhere_ends_the_run_of_failures(process) -> None:
     first, second = process(failure_threshold=3), process(failure_threshold=3)
     fail(first, 2)
-    assert wait_for(lambda: second.stats().failure_count == 2)
+    assert until(lambda: second.stats().failure_count == 2)
     succeed(second)
     fail(first, 2)
     assert first.state is CLOSED  # 2 + (reset) + 2: never 3 in a row
@@ -84,7 +85,7 @@ def test_the_failure_rate_window_counts_every_process(storage_factory, process) 
     assert first.state is CLOSED
     fail(first)  # alone, first has seen 3 calls (< minimum_calls); the fleet has seen 4
     assert first.state is OPEN
-    assert wait_for(lambda: second.state is OPEN)
+    assert until(lambda: second.state is OPEN)
 
 
 def test_successes_are_batched_under_the_failure_rate_policy(storage_factory, process) -> None:
@@ -104,11 +105,11 @@ def test_manual_controls_reach_every_process(process) -> None:
     first, second = process(), process()
     succeed(second)
     first.force_open()
-    assert wait_for(lambda: second.state is CircuitState.FORCED_OPEN)
+    assert until(lambda: second.state is CircuitState.FORCED_OPEN)
     second.reset()
-    assert wait_for(lambda: first.state is CLOSED)
+    assert until(lambda: first.state is CLOSED)
     first.disable()
-    assert wait_for(lambda: second.state is CircuitState.DISABLED)
+    assert until(lambda: second.state is CircuitState.DISABLED)
 
 
 def test_listeners_hear_transitions_made_elsewhere(process, storage_factory) -> None:
@@ -124,7 +125,7 @@ def test_listeners_hear_transitions_made_elsewhere(process, storage_factory) -> 
     )
     succeed(watcher)
     fail(elsewhere)
-    assert wait_for(lambda: heard == [("CLOSED", "OPEN", "shared state changed in Redis")])
+    assert until(lambda: heard == [("CLOSED", "OPEN", "shared state changed in Redis")])
     watcher.unregister()
 
 
@@ -216,4 +217,4 @@ def test_a_forked_process_starts_its_own_subscriber(process) -> None:
     succeed(watcher)
     assert watcher.storage._listener is not parents
     fail(actor)
-    assert wait_for(lambda: watcher._machine.state is OPEN)  # heard through the new one
+    assert until(lambda: watcher._machine.state is OPEN)  # heard through the new one

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 
 import pytest
-from shared_support import CountingScript, converged, fail, succeed, wait_for
+from shared_support import CountingScript, converged, fail, succeed
 
+from polling import until
 from resilience_kit import CircuitOpenError, CircuitState
 
 
@@ -86,11 +87,11 @@ def test_a_success_on_the_fast_path_that_ends_a_run_is_sent(counted, process) ->
     def work() -> int:
         fail(other)  # while this call runs, a failure is recorded in Redis...
         assert converged([breaker], CircuitState.CLOSED)
-        wait_for(lambda: breaker.stats().failure_count == 1)  # ...and announced here
+        until(lambda: breaker.stats().failure_count == 1)  # ...and announced here
         return 1
 
     assert work() == 1
     assert sent[-1] == "record"
     assert breaker.stats().failure_count == 0
     assert other.call(lambda: 2) == 2
-    assert wait_for(lambda: other.stats().failure_count == 0)
+    assert until(lambda: other.stats().failure_count == 0)

@@ -6,8 +6,9 @@ import logging
 
 import fakeredis
 import pytest
-from shared_support import fail, succeed, wait_for
+from shared_support import fail, succeed
 
+from polling import until
 from resilience_kit import CircuitOpenError, CircuitState, ConfigurationError, RedisStorage
 
 CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
@@ -42,7 +43,7 @@ def test_after_recovery_the_shared_state_wins(process, server) -> None:
     assert local.state is OPEN
     server.connected = True
     succeed(other)  # the shared state never opened
-    assert wait_for(lambda: not local.storage.guard.down)
+    assert until(lambda: not local.storage.guard.down)
     succeed(local)
     assert local.state is CLOSED
     assert local.storage.guard.errors >= 1
@@ -64,7 +65,7 @@ def test_fallback_modes(storage_factory, process, server, fallback, state) -> No
         fail(breaker, 5)
         succeed(breaker)
     server.connected = True
-    assert wait_for(lambda: not breaker.storage.guard.down)
+    assert until(lambda: not breaker.storage.guard.down)
     succeed(breaker)
     assert breaker.state is CLOSED
 
@@ -86,7 +87,7 @@ def test_storage_events_reach_listeners(storage_factory, server) -> None:
     server.connected = False
     fail(breaker)
     server.connected = True
-    assert wait_for(lambda: events == ["degraded ConnectionError", "recovered"])
+    assert until(lambda: events == ["degraded ConnectionError", "recovered"])
     breaker.unregister()
 
 
@@ -104,7 +105,7 @@ def test_corrupt_data_becomes_a_fresh_closed_state(process, server, prefix, capl
     with caplog.at_level(logging.ERROR, logger="resilience_kit.redis"):
         breaker = process(failure_threshold=2)  # its subscriber's first read may find it
         succeed(breaker)
-        assert wait_for(lambda: "was not a breaker state" in caplog.text)
+        assert until(lambda: "was not a breaker state" in caplog.text)
     assert breaker.state is CLOSED
     fail(breaker, 2)
     assert breaker.state is OPEN

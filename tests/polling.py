@@ -1,4 +1,4 @@
-"""Polling for a condition another process or thread brings about, for the integration tests."""
+"""Polling for a condition another process, thread or task brings about."""
 
 from __future__ import annotations
 
