@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from resilience_kit import _validation as check
 from resilience_kit.breaker._listeners import MANUAL, notify
 from resilience_kit.breaker._machine import CircuitState, MachineSettings
-from resilience_kit.breaker._redis.cell import RedisCell, parse_snapshot
+from resilience_kit.breaker._redis.cell import SNAPSHOT_FIELDS, RedisCell, Snapshot
 from resilience_kit.breaker._redis.clients import (
     is_async_client,
     listener_client,
@@ -279,12 +279,24 @@ class RedisStorage:
     # -- the subscriber's work ------------------------------------------------------------------
 
     def receive(self, message: str) -> None:
-        """Apply one change announcement (``name`` and a snapshot, newline-separated)."""
-        name, _, fields = message.partition("\n")
+        """Apply one change announcement (``name`` and a snapshot, newline-separated).
+
+        The snapshot is the last `SNAPSHOT_FIELDS` lines (a name may hold newlines). A
+        message that is not one (someone else publishing on the channel) is ignored: it says
+        nothing about Redis's health, and the periodic resync reads the state anyway.
+        """
+        lines = message.split("\n")
+        name = "\n".join(lines[:-SNAPSHOT_FIELDS])
         with self._lock:
             cell = self._cells.get(name)
-        if cell is not None:
-            cell.apply(parse_snapshot(fields), self.clock.monotonic())
+        if cell is None:
+            return
+        try:
+            snapshot = Snapshot(lines[-SNAPSHOT_FIELDS:])
+        except (TypeError, ValueError):
+            _logger.debug("ignored a message on %s: %r", self.channel, message[:200])
+            return
+        cell.apply(snapshot, self.clock.monotonic())
 
     def resync(self, client: Any) -> None:
         """Re-read every live breaker's shared state through the sync ``client`` (the
