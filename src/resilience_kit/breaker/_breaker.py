@@ -42,7 +42,12 @@ from resilience_kit.breaker._machine import OPEN, CircuitState, Machine
 from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
 from resilience_kit.breaker._wrappers import wrap_async, wrap_sync
-from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage
+from resilience_kit.breaker.storage import (
+    BreakerCell,
+    BreakerStorage,
+    MemoryStorage,
+    check_clock,
+)
 from resilience_kit.clock import Clock
 from resilience_kit.errors import ConfigurationError
 
@@ -265,6 +270,7 @@ class CircuitBreaker:
         self._clock = clock
         self._monotonic = clock.monotonic
         self._cell = storage.cell(name, settings)
+        check_clock(self._cell, clock, storage)
         self._machine = self._cell.machine
         self._lock = self._cell.lock
         plain = not self._timed and self._failure_if is None

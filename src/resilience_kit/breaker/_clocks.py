@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -24,6 +25,9 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
     then times the shared state by ``clock`` too (its ``_use_clock``); its local view is read
     again rather than rebased.
 
+    Every live storage is switched too, those without a breaker yet included (made at import
+    time, its breakers made during the test).
+
     The undo gives each breaker switched here its own clock back (and each storage its own).
     With ``then``, it also moves every other live breaker still on ``clock`` (those created
     while it was in use) to ``then``: ``clock`` stops being the process's time when the test
@@ -44,6 +48,9 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
         first = id(cell) not in rebased
         rebased.add(id(cell))
         switched.append((breaker, breaker._use_clock(clock, rebase=first)))
+    # Storages with no breaker yet (made at import, their breakers made in the test) too.
+    for store in _live_stores():
+        _switch_store(store, clock, stores)
 
     def restore() -> None:
         done: set[int] = set()
@@ -65,8 +72,18 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
                 first = id(cell) not in done
                 done.add(id(cell))
                 breaker._use_clock(then, rebase=first and not cell.remote)
+        for store in _live_stores():
+            if id(store) not in stores and getattr(store, "fixed_clock", None) is clock:
+                _switch_store(store, then, later)
 
     return restore
+
+
+def _live_stores() -> list[Any]:
+    """Every live shared store ([RedisStorage][resilience_kit.RedisStorage]), with breakers
+    or not; none when that module was never imported."""
+    module = sys.modules.get("resilience_kit.breaker._redis.storage")
+    return [] if module is None else module.live_storages()
 
 
 def _switch_store(store: Any, clock: Clock, switched: dict[int, tuple[Any, Clock | None]]) -> None:

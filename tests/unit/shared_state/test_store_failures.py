@@ -216,3 +216,42 @@ def test_bad_options_are_refused_by_name(server, options, parameter) -> None:
 def test_a_client_that_is_not_a_redis_client_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="client"):
         RedisStorage(object())
+
+
+@pytest.mark.parametrize(
+    "url", ["localhost:6379", "http://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0?socket_timeout=x"]
+)
+def test_a_url_redis_py_cannot_read_is_refused_by_name(url) -> None:
+    with pytest.raises(ConfigurationError, match="client must be") as refused:
+        RedisStorage(url)
+    assert refused.value.parameter == "client"
+    assert refused.value.value == url
+
+
+def test_a_refused_url_never_shows_its_password() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        RedisStorage("http://app:s3cret@cache:6379/0")
+    assert "s3cret" not in str(refused.value)
+    assert "s3cret" not in str(refused.value.value)
+
+
+def test_a_clock_that_is_not_a_clock_is_refused(server) -> None:
+    with pytest.raises(ConfigurationError, match="clock must be a Clock"):
+        RedisStorage(fakeredis.FakeRedis(server=server), clock=42)
+
+
+def test_a_breaker_on_another_clock_than_its_storage_is_refused(storage_factory) -> None:
+    """The shared state's times are converted to the storage's clock: a breaker deciding on
+    another would compare them with its own (a rejection for the host's uptime, say)."""
+    from resilience_kit import CircuitBreaker
+
+    on_the_server = storage_factory()
+    with pytest.raises(ConfigurationError, match="clock must be the clock") as refused:
+        CircuitBreaker("dep", clock=FakeClock(), storage=on_the_server)
+    assert refused.value.parameter == "clock"
+    faked = storage_factory(clock=FakeClock())
+    with pytest.raises(ConfigurationError, match="clock must be the clock"):
+        CircuitBreaker("dep", storage=faked)  # the breaker on the system clock
+    clock = FakeClock()
+    both = CircuitBreaker("dep", clock=clock, storage=storage_factory(clock=clock))
+    both.unregister()

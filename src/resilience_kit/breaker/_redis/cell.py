@@ -37,6 +37,7 @@ from resilience_kit.breaker.storage import BreakerCell, read_count
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._redis.storage import RedisStorage
+    from resilience_kit.clock import Clock
 
 __all__ = ["SNAPSHOT_FIELDS", "RedisCell", "Snapshot", "parse_snapshot"]
 
@@ -320,6 +321,11 @@ class RedisCell(BreakerCell):
         clock = storage.fixed_clock
         now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * _MICRO)
         return [request[0], now, *args, *request[1:]]
+
+    @property
+    def clock(self) -> Clock:  # type: ignore[override]
+        """The storage's clock: the shared times are converted to it (see `apply()`)."""
+        return self.storage.clock
 
     @property
     def store_errors(self) -> int:  # type: ignore[override]
