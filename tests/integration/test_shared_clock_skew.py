@@ -32,9 +32,7 @@ def machine(url: str, prefix: str, offset: float, orders: Any, reports: Any) -> 
     from resilience_kit import CircuitBreaker, CircuitOpenError, RedisStorage
 
     storage = RedisStorage(url, prefix=prefix)
-    breaker = CircuitBreaker(
-        "dep", failure_threshold=1, recovery_timeout=RECOVERY, storage=storage
-    )
+    breaker = CircuitBreaker("dep", failure_threshold=1, recovery_timeout=RECOVERY, storage=storage)
 
     def boom() -> None:
         raise ValueError("down")

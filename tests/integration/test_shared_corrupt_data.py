@@ -65,9 +65,7 @@ def test_foreign_window_fields_are_dropped(redis_url: str, redis_client: Any) ->
     garbage = {f"c{head}": "nan", f"f{head}": "inf", f"c{head - 1}": "1.5", f"x{head}": "7"}
     redis_client.hset(key, mapping=garbage)
     storage = RedisStorage(redis_url, prefix=prefix)
-    breaker = CircuitBreaker(
-        "dep", failure_rate=0.5, minimum_calls=2, window=60, storage=storage
-    )
+    breaker = CircuitBreaker("dep", failure_rate=0.5, minimum_calls=2, window=60, storage=storage)
     try:
         assert breaker.call(lambda: "ok") == "ok"
         with pytest.raises(ValueError, match="down"):

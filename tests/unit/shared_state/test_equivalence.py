@@ -9,6 +9,7 @@ from typing import Any
 import fakeredis
 import pytest
 from hypothesis import HealthCheck, given, settings
+
 from shared_equivalence import configs, run_program, steps
 
 

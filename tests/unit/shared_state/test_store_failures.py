@@ -219,7 +219,8 @@ def test_a_client_that_is_not_a_redis_client_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    "url", ["localhost:6379", "http://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0?socket_timeout=x"]
+    "url",
+    ["localhost:6379", "http://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0?socket_timeout=x"],
 )
 def test_a_url_redis_py_cannot_read_is_refused_by_name(url) -> None:
     with pytest.raises(ConfigurationError, match="client must be") as refused:
