@@ -26,7 +26,7 @@ from typing_extensions import ParamSpec, Self
 from resilience_kit._callables import generator_kind, is_async_callable
 from resilience_kit.breaker import _listeners, _outcomes, _registry
 from resilience_kit.breaker._blocks import enter_block, exit_block
-from resilience_kit.breaker._clocks import switch_clock
+from resilience_kit.breaker._clocks import check_clock, switch_clock
 from resilience_kit.breaker._config import validate
 from resilience_kit.breaker._control import control, force_state, fresh, reset_totals
 from resilience_kit.breaker._fallback import accepts, answer, check_fits
@@ -42,12 +42,7 @@ from resilience_kit.breaker._machine import OPEN, CircuitState, Machine
 from resilience_kit.breaker._stats import BreakerStats, snapshot
 from resilience_kit.breaker._windows import FailureRateWindow
 from resilience_kit.breaker._wrappers import wrap_async, wrap_sync
-from resilience_kit.breaker.storage import (
-    BreakerCell,
-    BreakerStorage,
-    MemoryStorage,
-    check_clock,
-)
+from resilience_kit.breaker.storage import BreakerCell, BreakerStorage, MemoryStorage
 from resilience_kit.clock import Clock
 from resilience_kit.errors import ConfigurationError
 

@@ -8,12 +8,14 @@ from typing import TYPE_CHECKING, Any, cast
 
 from resilience_kit.breaker import _registry
 from resilience_kit.breaker._listeners import TIME
-from resilience_kit.clock import Clock
+from resilience_kit.clock import Clock, SystemClock
+from resilience_kit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._breaker import CircuitBreaker
+    from resilience_kit.breaker.storage import BreakerCell
 
-__all__ = ["switch_clock", "use_clock_everywhere"]
+__all__ = ["check_clock", "switch_clock", "use_clock_everywhere"]
 
 
 def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable[[], None]:
@@ -112,3 +114,21 @@ def switch_clock(breaker: CircuitBreaker, clock: Clock, *, rebase: bool) -> Cloc
             closure = cast("tuple[Any, ...]", wrapper.__closure__)
             closure[wrapper.__code__.co_freevars.index("monotonic")].cell_contents = monotonic
     return previous
+
+
+def check_clock(cell: BreakerCell, clock: Clock, storage: object) -> None:
+    """Refuse a breaker whose ``clock`` is not the one ``cell`` keeps its times on: the
+    shared state's times would be read on one clock and compared on another.
+
+    Raises:
+        ConfigurationError: ``clock`` differs from ``cell.clock``.
+    """
+    own = cell.clock
+    if own is None or own is clock or (type(own) is type(clock) is SystemClock):
+        return
+    raise ConfigurationError(
+        f"clock must be the clock {storage!r} times the shared state by ({own!r}), got "
+        f"{clock!r}; pass the same clock= to both, or to neither",
+        parameter="clock",
+        value=clock,
+    )

@@ -21,10 +21,10 @@ from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
 from resilience_kit.breaker._machine import Machine, MachineSettings
-from resilience_kit.clock import Clock, SystemClock
+from resilience_kit.clock import Clock
 from resilience_kit.errors import ConfigurationError
 
-__all__ = ["BreakerCell", "BreakerStorage", "MemoryStorage", "check_clock", "read_count"]
+__all__ = ["BreakerCell", "BreakerStorage", "MemoryStorage", "read_count"]
 
 
 def read_count(counter: itertools.count[int]) -> int:
@@ -73,7 +73,7 @@ class BreakerCell:
         store_errors: Errors the cell met talking to its store (0 in memory).
         clock: The clock the cell keeps its times on when the store fixes it (a remote store
             converts the shared times to it), else ``None`` (in memory: the breaker's). A
-            breaker on another clock is refused (see `check_clock()`).
+            breaker on another clock is refused at construction.
     """
 
     __slots__ = (
@@ -124,24 +124,6 @@ class BreakerCell:
     async def push_async(self, now: float) -> None:
         """`push()` for async callers (an async client)."""
         self.push(now)
-
-
-def check_clock(cell: BreakerCell, clock: Clock, storage: object) -> None:
-    """Refuse a breaker whose ``clock`` is not the one ``cell`` keeps its times on: the
-    shared state's times would be read on one clock and compared on another.
-
-    Raises:
-        ConfigurationError: ``clock`` differs from ``cell.clock``.
-    """
-    own = cell.clock
-    if own is None or own is clock or (type(own) is type(clock) is SystemClock):
-        return
-    raise ConfigurationError(
-        f"clock must be the clock {storage!r} times the shared state by ({own!r}), got "
-        f"{clock!r}; pass the same clock= to both, or to neither",
-        parameter="clock",
-        value=clock,
-    )
 
 
 @runtime_checkable
