@@ -192,6 +192,7 @@ local function window_add(calls, failed)
 end
 
 local st, corrupt = load()
+local stored = st ~= nil  -- a state was there before this call
 local changed = false
 local quiet = false  -- the change needs no announcement (see save)
 if corrupt then
@@ -298,7 +299,13 @@ elseif op == 'control' then
   changed = true
 end
 
-if changed then save(st, corrupt or not quiet) end
+if changed then
+  save(st, corrupt or not quiet)
+elseif stored and redis.call('TTL', state_key) < ttl / 2 then
+  -- Read, not written, for half the TTL: still in use (a FORCED_OPEN breaker left alone,
+  -- a CLOSED one with no failure), not abandoned. Once per half TTL, not at every read.
+  expire()
+end
 if rate ~= nil and op ~= 'record' then
   wcalls, wfailed = window_totals(false)
 end
