@@ -176,6 +176,7 @@ def run_fleet(spec: dict[str, Any], client: Any) -> None:
     control = make_breaker(spec)
     try:
         latencies: list[float] = []
+        spread: list[list[int]] = []  # failures each process got counted, per round
         for round_ in range(ROUNDS):
             control.reset()
             barrier.wait(timeout=120)  # reset is in Redis
@@ -187,9 +188,13 @@ def run_fleet(spec: dict[str, Any], client: Any) -> None:
             assert int(state["f"]) == THRESHOLD
             recorded = sum(report[2] for report in rounds)
             assert recorded == THRESHOLD, (round_, rounds)
+            spread.append(sorted((report[2] for report in rounds), reverse=True))
             assert all(report[4] == 0 and report[5] == [] for report in rounds), rounds
             opened = int(state["oa"]) / 1_000_000
             latencies += [report[3] - opened for report in rounds]
+        print(f"failures counted per process, each round: {spread}")
+        # The exact count held with the failures of several processes racing for it.
+        assert any(len([count for count in counts if count]) > 1 for counts in spread), spread
         assert all(latency >= -0.002 for latency in latencies), latencies
         ordered = sorted(latencies)
         p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]

@@ -26,7 +26,7 @@ from typing_extensions import ParamSpec, Self
 from resilience_kit._callables import generator_kind, is_async_callable
 from resilience_kit.breaker import _listeners, _outcomes, _registry
 from resilience_kit.breaker._blocks import enter_block, exit_block
-from resilience_kit.breaker._clocks import switch_clock
+from resilience_kit.breaker._clocks import check_clock, switch_clock
 from resilience_kit.breaker._config import validate
 from resilience_kit.breaker._control import control, force_state, fresh, reset_totals
 from resilience_kit.breaker._fallback import accepts, answer, check_fits
@@ -265,6 +265,7 @@ class CircuitBreaker:
         self._clock = clock
         self._monotonic = clock.monotonic
         self._cell = storage.cell(name, settings)
+        check_clock(self._cell, clock, storage)
         self._machine = self._cell.machine
         self._lock = self._cell.lock
         plain = not self._timed and self._failure_if is None

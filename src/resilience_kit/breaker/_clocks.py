@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from resilience_kit.breaker import _registry
 from resilience_kit.breaker._listeners import TIME
-from resilience_kit.clock import Clock
+from resilience_kit.clock import Clock, SystemClock
+from resilience_kit.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._breaker import CircuitBreaker
+    from resilience_kit.breaker.storage import BreakerCell
 
-__all__ = ["switch_clock", "use_clock_everywhere"]
+__all__ = ["check_clock", "switch_clock", "use_clock_everywhere"]
 
 
 def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable[[], None]:
@@ -23,6 +26,9 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
     store shared with other processes (``RedisStorage``) switches with its storage, which
     then times the shared state by ``clock`` too (its ``_use_clock``); its local view is read
     again rather than rebased.
+
+    Every live storage is switched too, those without a breaker yet included (made at import
+    time, its breakers made during the test).
 
     The undo gives each breaker switched here its own clock back (and each storage its own).
     With ``then``, it also moves every other live breaker still on ``clock`` (those created
@@ -44,6 +50,9 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
         first = id(cell) not in rebased
         rebased.add(id(cell))
         switched.append((breaker, breaker._use_clock(clock, rebase=first)))
+    # Storages with no breaker yet (made at import, their breakers made in the test) too.
+    for store in _live_stores():
+        _switch_store(store, clock, stores)
 
     def restore() -> None:
         done: set[int] = set()
@@ -65,8 +74,18 @@ def use_clock_everywhere(clock: Clock, *, then: Clock | None = None) -> Callable
                 first = id(cell) not in done
                 done.add(id(cell))
                 breaker._use_clock(then, rebase=first and not cell.remote)
+        for store in _live_stores():
+            if id(store) not in stores and getattr(store, "fixed_clock", None) is clock:
+                _switch_store(store, then, later)
 
     return restore
+
+
+def _live_stores() -> list[Any]:
+    """Every live shared store ([RedisStorage][resilience_kit.RedisStorage]), with breakers
+    or not; none when that module was never imported."""
+    module = sys.modules.get("resilience_kit.breaker._redis.storage")
+    return [] if module is None else module.live_storages()
 
 
 def _switch_store(store: Any, clock: Clock, switched: dict[int, tuple[Any, Clock | None]]) -> None:
@@ -95,3 +114,21 @@ def switch_clock(breaker: CircuitBreaker, clock: Clock, *, rebase: bool) -> Cloc
             closure = cast("tuple[Any, ...]", wrapper.__closure__)
             closure[wrapper.__code__.co_freevars.index("monotonic")].cell_contents = monotonic
     return previous
+
+
+def check_clock(cell: BreakerCell, clock: Clock, storage: object) -> None:
+    """Refuse a breaker whose ``clock`` is not the one ``cell`` keeps its times on: the
+    shared state's times would be read on one clock and compared on another.
+
+    Raises:
+        ConfigurationError: ``clock`` differs from ``cell.clock``.
+    """
+    own = cell.clock
+    if own is None or own is clock or (type(own) is type(clock) is SystemClock):
+        return
+    raise ConfigurationError(
+        f"clock must be the clock {storage!r} times the shared state by ({own!r}), got "
+        f"{clock!r}; pass the same clock= to both, or to neither",
+        parameter="clock",
+        value=clock,
+    )

@@ -21,6 +21,7 @@ from collections import deque
 from typing import Any, Protocol, runtime_checkable
 
 from resilience_kit.breaker._machine import Machine, MachineSettings
+from resilience_kit.clock import Clock
 from resilience_kit.errors import ConfigurationError
 
 __all__ = ["BreakerCell", "BreakerStorage", "MemoryStorage", "read_count"]
@@ -70,6 +71,9 @@ class BreakerCell:
             call by [`push_async()`][resilience_kit.breaker.storage.BreakerCell.push_async],
             awaited before the call returns. Successes may wait for a later push.
         store_errors: Errors the cell met talking to its store (0 in memory).
+        clock: The clock the cell keeps its times on when the store fixes it (a remote store
+            converts the shared times to it), else ``None`` (in memory: the breaker's). A
+            breaker on another clock is refused at construction.
     """
 
     __slots__ = (
@@ -91,6 +95,7 @@ class BreakerCell:
     remote = False
     fast_path = True
     store_errors = 0
+    clock: Clock | None = None
 
     def __init__(self, settings: MachineSettings) -> None:
         self.successes = itertools.count()

@@ -56,3 +56,25 @@ def test_a_tls_client_gets_none_and_its_breakers_poll() -> None:
     assert listener_client(redis.asyncio.Redis(ssl=True)) is None
     tls_cluster = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=7000, ssl=True)
     assert listener_client(tls_cluster) is None
+
+
+def test_a_url_gets_a_client_with_short_timeouts_and_no_retries() -> None:
+    from resilience_kit import RedisStorage
+
+    storage = RedisStorage("redis://10.1.2.3:6380/4")  # connects to nothing until used
+    settings = storage.client.connection_pool.connection_kwargs
+    assert (settings["host"], settings["port"], settings["db"]) == ("10.1.2.3", 6380, 4)
+    assert settings["socket_timeout"] == settings["socket_connect_timeout"] == 0.25
+    assert settings["retry_on_timeout"] is False
+    assert storage.client.get_retry()._retries == 0
+
+
+def test_a_client_passed_in_is_used_as_it_is() -> None:
+    from resilience_kit import RedisStorage
+
+    client = redis.Redis(port=1, socket_timeout=5)
+    settings, retry = dict(client.connection_pool.connection_kwargs), client.get_retry()
+    storage = RedisStorage(client)
+    assert storage.client is client
+    assert client.connection_pool.connection_kwargs == settings
+    assert client.get_retry() is retry

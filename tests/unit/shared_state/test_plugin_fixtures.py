@@ -120,3 +120,42 @@ def test_an_import_time_shared_breaker_follows_the_fake_clock(pytester: pytest.P
     pytester.makepyfile(test_app=IMPORT_TIME_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
     result.assert_outcomes(passed=3)
+
+
+LAZY_TESTS = """
+import fakeredis
+import pytest
+
+from resilience_kit import CircuitBreaker, CircuitState, RedisStorage
+
+SERVER = fakeredis.FakeServer()
+# Made at import, as an application's settings module does; its breakers come later.
+STORAGE = RedisStorage(fakeredis.FakeRedis(server=SERVER), prefix="lazy")
+
+
+def boom():
+    raise ValueError("down")
+
+
+def test_a_breaker_made_in_the_test_on_an_import_time_storage(fake_clock):
+    assert STORAGE.fixed_clock is fake_clock
+    pay = CircuitBreaker("pay", failure_threshold=1, recovery_timeout=30, storage=STORAGE)
+    with pytest.raises(ValueError):
+        pay.call(boom)
+    assert pay.state is CircuitState.OPEN
+    fake_clock.advance(30)
+    assert pay.call(lambda: "trial") == "trial"
+    assert pay.state is CircuitState.CLOSED
+
+
+def test_the_storage_is_on_the_server_clock_again():
+    assert STORAGE.fixed_clock is None
+"""
+
+
+def test_an_import_time_storage_without_breakers_follows_the_fake_clock(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_lazy=LAZY_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
+    result.assert_outcomes(passed=2)

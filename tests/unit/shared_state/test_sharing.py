@@ -218,3 +218,21 @@ def test_a_forked_process_starts_its_own_subscriber(process) -> None:
     assert watcher.storage._listener is not parents
     fail(actor)
     assert until(lambda: watcher._machine.state is OPEN)  # heard through the new one
+
+
+def test_a_breaker_in_use_keeps_its_keys_alive(storage_factory, process, server, prefix) -> None:
+    """The TTL is for abandoned breakers: one still read by a live process (a FORCED_OPEN
+    one left in maintenance for weeks, say) must not lose its state to it."""
+    storage = storage_factory(resync_interval=3600)
+    breaker = process(storage=storage)
+    breaker.force_open()
+    storage.close()  # the test drives the resynchronisation itself
+    client = fakeredis.FakeRedis(server=server)
+    key = f"{{{prefix}:breaker:dep}}:state"
+    client.expire(key, 60)  # days without a write have passed
+    storage.resync(client)  # a live process reads it
+    assert client.ttl(key) > 3 * 24 * 3600
+    client.expire(key, 6 * 24 * 3600)
+    storage.resync(client)  # no need to write yet: most of a week is left
+    assert client.ttl(key) <= 6 * 24 * 3600
+    assert client.hget(key, "s") == b"FORCED_OPEN"

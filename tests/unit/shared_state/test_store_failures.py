@@ -10,6 +10,7 @@ from shared_support import fail, succeed
 
 from polling import until
 from resilience_kit import CircuitOpenError, CircuitState, ConfigurationError, RedisStorage
+from resilience_kit.testing import FakeClock
 
 CLOSED, OPEN = CircuitState.CLOSED, CircuitState.OPEN
 
@@ -91,12 +92,28 @@ def test_storage_events_reach_listeners(storage_factory, server) -> None:
     breaker.unregister()
 
 
+def _stored(**fields: str) -> dict[str, str]:
+    """A state hash as this library writes it, with ``fields`` changed."""
+    state = {"v": "3", "id": "abc", "s": "CLOSED", "ou": "0", "oa": "", "to": "60000000"}
+    return {**state, "f": "0", "ts": "0", "ep": "2", "cfg": "x", **fields}
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         lambda client, key: client.set(key, "not a hash"),
         lambda client, key: client.hset(key, mapping={"v": "x", "s": "OPEN"}),
         lambda client, key: client.hset(key, mapping={"v": "1", "id": "a", "s": "MAYBE"}),
+        # Numbers Lua reads but this library never writes: not finite, not integers.
+        lambda client, key: client.hset(key, mapping=_stored(s="OPEN", ou="inf", oa="1")),
+        lambda client, key: client.hset(key, mapping=_stored(to="nan")),
+        lambda client, key: client.hset(key, mapping=_stored(v="nan")),
+        lambda client, key: client.hset(key, mapping=_stored(v="1.5")),
+        lambda client, key: client.hset(key, mapping=_stored(f="0x10")),
+        lambda client, key: client.hset(key, mapping=_stored(ep="1e3")),
+        # An incarnation id that would split the announcement's lines.
+        lambda client, key: client.hset(key, mapping=_stored(id="a\nb")),
+        lambda client, key: client.hset(key, mapping=_stored(id="")),
     ],
 )
 def test_corrupt_data_becomes_a_fresh_closed_state(process, server, prefix, caplog, damage):
@@ -110,6 +127,48 @@ def test_corrupt_data_becomes_a_fresh_closed_state(process, server, prefix, capl
     fail(breaker, 2)
     assert breaker.state is OPEN
     assert client.hget(f"{{{prefix}:breaker:dep}}:state", "s") == b"OPEN"
+    # Bad data is not an unreachable Redis: the storage never degraded over it.
+    assert breaker.stats().store_errors == 0
+    assert not breaker.storage.guard.down
+
+
+def test_foreign_fields_in_the_window_are_dropped(storage_factory, process, server, prefix):
+    clock = FakeClock(1000.0)  # the store's time too: bucket 333 of 3 s is the current one
+    storage = storage_factory(clock=clock)
+    config = {"failure_rate": 0.5, "minimum_calls": 2, "window": 60}
+    client = fakeredis.FakeRedis(server=server)
+    key = f"{{{prefix}:breaker:dep}}:window"
+    client.hset(key, mapping={"c333": "nan", "f333": "inf", "c332": "1.5", "x333": "7"})
+    breaker = process(storage=storage, clock=clock, **config)
+    succeed(breaker)
+    assert breaker.state is CLOSED
+    fail(breaker)  # 1 failure in 2 calls: only what this library counted
+    assert breaker.state is OPEN
+    assert breaker.stats().store_errors == 0
+    assert not storage.guard.down
+
+
+def test_foreign_announcements_are_ignored(process, server, prefix) -> None:
+    watcher, actor = process(failure_threshold=1), process(failure_threshold=1)
+    succeed(watcher)
+    assert wait_for(lambda: watcher.storage.listening)
+    client = fakeredis.FakeRedis(server=server)
+    for message in ("dep\nnot a snapshot", "dep", "dep\n1\na\nOPEN\nx\n\n1\n0\n0\n2\n0"):
+        client.publish(f"{prefix}:breaker:events", message)
+    fail(actor)  # heard after the foreign messages, on the same subscription
+    assert wait_for(lambda: watcher._machine.state is OPEN)
+    assert watcher.stats().store_errors == 0
+    assert not watcher.storage.guard.down
+
+
+def test_a_name_with_a_newline_is_announced_too(storage_factory, process) -> None:
+    # No resync for an hour: only the announcement can tell the watcher.
+    watcher = process("a\nb", storage=storage_factory(resync_interval=3600), failure_threshold=1)
+    actor = process("a\nb", failure_threshold=1)
+    succeed(watcher)
+    assert wait_for(lambda: watcher.storage.listening)
+    fail(actor)
+    assert wait_for(lambda: watcher._machine.state is OPEN)
 
 
 def test_config_drift_is_one_warning_and_changes_nothing(process, server, prefix, caplog):
@@ -158,3 +217,43 @@ def test_bad_options_are_refused_by_name(server, options, parameter) -> None:
 def test_a_client_that_is_not_a_redis_client_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="client"):
         RedisStorage(object())
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["localhost:6379", "http://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0?socket_timeout=x"],
+)
+def test_a_url_redis_py_cannot_read_is_refused_by_name(url) -> None:
+    with pytest.raises(ConfigurationError, match="client must be") as refused:
+        RedisStorage(url)
+    assert refused.value.parameter == "client"
+    assert refused.value.value == url
+
+
+def test_a_refused_url_never_shows_its_password() -> None:
+    with pytest.raises(ConfigurationError) as refused:
+        RedisStorage("http://app:s3cret@cache:6379/0")
+    assert "s3cret" not in str(refused.value)
+    assert "s3cret" not in str(refused.value.value)
+
+
+def test_a_clock_that_is_not_a_clock_is_refused(server) -> None:
+    with pytest.raises(ConfigurationError, match="clock must be a Clock"):
+        RedisStorage(fakeredis.FakeRedis(server=server), clock=42)
+
+
+def test_a_breaker_on_another_clock_than_its_storage_is_refused(storage_factory) -> None:
+    """The shared state's times are converted to the storage's clock: a breaker deciding on
+    another would compare them with its own (a rejection for the host's uptime, say)."""
+    from resilience_kit import CircuitBreaker
+
+    on_the_server = storage_factory()
+    with pytest.raises(ConfigurationError, match="clock must be the clock") as refused:
+        CircuitBreaker("dep", clock=FakeClock(), storage=on_the_server)
+    assert refused.value.parameter == "clock"
+    faked = storage_factory(clock=FakeClock())
+    with pytest.raises(ConfigurationError, match="clock must be the clock"):
+        CircuitBreaker("dep", storage=faked)  # the breaker on the system clock
+    clock = FakeClock()
+    both = CircuitBreaker("dep", clock=clock, storage=storage_factory(clock=clock))
+    both.unregister()

@@ -41,6 +41,15 @@ local function int(x)
   return string.format('%.0f', x)
 end
 
+-- A decimal integer as this script writes it, or nil: Lua's tonumber also reads '1.5', '0x10',
+-- '1e3', 'inf' and 'nan', none of which this library ever stores.
+local function integer(text)
+  if type(text) ~= 'string' or not string.match(text, '^%-?%d+$') then
+    return nil
+  end
+  return tonumber(text)
+end
+
 local STATES = {CLOSED = true, OPEN = true, HALF_OPEN = true, FORCED_OPEN = true, DISABLED = true}
 
 local function fresh()
@@ -68,14 +77,18 @@ local function load()
     return nil, true
   end
   local h = redis.call('HMGET', state_key, 'v', 'id', 's', 'ou', 'oa', 'to', 'f', 'ts', 'ep', 'cfg')
-  local st = {v = tonumber(h[1]), id = h[2], s = h[3], ou = tonumber(h[4]), oa = h[5],
-              to = tonumber(h[6]), f = tonumber(h[7]), ts = tonumber(h[8]), ep = tonumber(h[9]),
+  local st = {v = integer(h[1]), id = h[2], s = h[3], ou = integer(h[4]), oa = h[5],
+              to = integer(h[6]), f = integer(h[7]), ts = integer(h[8]), ep = integer(h[9]),
               cfg = h[10]}
   if not (st.v and st.id and st.s and STATES[st.s] and st.ou and st.oa and st.to and st.f
           and st.ts and st.ep and st.cfg) then
     return nil, true
   end
-  if st.oa ~= '' and not tonumber(st.oa) then
+  -- The id is one line of every snapshot: a newline would shift the fields that follow it.
+  if st.id == '' or string.find(st.id, '\n', 1, true) then
+    return nil, true
+  end
+  if st.oa ~= '' and not integer(st.oa) then
     return nil, true
   end
   if st.to <= 0 or st.f < 0 or st.ts < 0 or st.ep < 1 or st.v < 0 then
@@ -148,11 +161,15 @@ local function window_totals(prune)
   local calls, failed = 0, 0
   for i = 1, #fields, 2 do
     local field = fields[i]
-    local bucket = tonumber(string.sub(field, 2))
-    local count = tonumber(fields[i + 1])
-    if bucket == nil or count == nil or bucket <= head - BUCKETS or bucket > head then
+    local kind = string.sub(field, 1, 1)
+    local bucket = integer(string.sub(field, 2))
+    local count = integer(fields[i + 1])
+    -- Fields this script did not write (another kind, a count it would not store) count
+    -- nothing and go with the next pruning, as buckets out of the window do.
+    if bucket == nil or count == nil or count < 0 or (kind ~= 'c' and kind ~= 'f')
+        or bucket <= head - BUCKETS or bucket > head then
       if prune then redis.call('HDEL', window_key, field) end
-    elseif string.sub(field, 1, 1) == 'c' then
+    elseif kind == 'c' then
       calls = calls + count
     else
       failed = failed + count
@@ -163,13 +180,19 @@ end
 
 local function window_add(calls, failed)
   local head = math.floor(now / (window / BUCKETS))
-  redis.call('HINCRBY', window_key, 'c' .. int(head), calls)
-  if failed > 0 then redis.call('HINCRBY', window_key, 'f' .. int(head), failed) end
+  local counted, failures = 'c' .. int(head), 'f' .. int(head)
+  -- HINCRBY refuses a field that holds no integer: such a field is not ours, drop it first.
+  local current = redis.call('HMGET', window_key, counted, failures)
+  if current[1] and not integer(current[1]) then redis.call('HDEL', window_key, counted) end
+  if current[2] and not integer(current[2]) then redis.call('HDEL', window_key, failures) end
+  redis.call('HINCRBY', window_key, counted, calls)
+  if failed > 0 then redis.call('HINCRBY', window_key, failures, failed) end
   redis.call('EXPIRE', window_key, ttl)
   return window_totals(true)
 end
 
 local st, corrupt = load()
+local stored = st ~= nil  -- a state was there before this call
 local changed = false
 local quiet = false  -- the change needs no announcement (see save)
 if corrupt then
@@ -276,7 +299,13 @@ elseif op == 'control' then
   changed = true
 end
 
-if changed then save(st, corrupt or not quiet) end
+if changed then
+  save(st, corrupt or not quiet)
+elseif stored and redis.call('TTL', state_key) < ttl / 2 then
+  -- Read, not written, for half the TTL: still in use (a FORCED_OPEN breaker left alone,
+  -- a CLOSED one with no failure), not abandoned. Once per half TTL, not at every read.
+  expire()
+end
 if rate ~= nil and op ~= 'record' then
   wcalls, wfailed = window_totals(false)
 end

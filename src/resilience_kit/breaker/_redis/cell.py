@@ -37,16 +37,25 @@ from resilience_kit.breaker.storage import BreakerCell, read_count
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._redis.storage import RedisStorage
+    from resilience_kit.clock import Clock
 
-__all__ = ["RedisCell", "Snapshot", "parse_snapshot"]
+__all__ = ["SNAPSHOT_FIELDS", "RedisCell", "Snapshot", "parse_snapshot"]
 
 _logger = logging.getLogger("resilience_kit.redis")
 _lease_ids = itertools.count(1)
 _MICRO = 1_000_000
 
 
+SNAPSHOT_FIELDS = 10
+"""Lines in a snapshot as the script writes it."""
+
+
 class Snapshot:
-    """The shared state as Redis returned it (times in the store's microseconds)."""
+    """The shared state as Redis returned it (times in the store's microseconds).
+
+    Raises:
+        ValueError: ``fields`` are not `SNAPSHOT_FIELDS` fields as the script writes them.
+    """
 
     __slots__ = (
         "epoch",
@@ -312,6 +321,11 @@ class RedisCell(BreakerCell):
         clock = storage.fixed_clock
         now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * _MICRO)
         return [request[0], now, *args, *request[1:]]
+
+    @property
+    def clock(self) -> Clock:  # type: ignore[override]
+        """The storage's clock: the shared times are converted to it (see `apply()`)."""
+        return self.storage.clock
 
     @property
     def store_errors(self) -> int:  # type: ignore[override]

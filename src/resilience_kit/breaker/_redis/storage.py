@@ -19,9 +19,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal
 
 from resilience_kit import _validation as check
+from resilience_kit._redact import redact_url
 from resilience_kit.breaker._listeners import MANUAL, notify
 from resilience_kit.breaker._machine import CircuitState, MachineSettings
-from resilience_kit.breaker._redis.cell import RedisCell, parse_snapshot
+from resilience_kit.breaker._redis.cell import SNAPSHOT_FIELDS, RedisCell, Snapshot
 from resilience_kit.breaker._redis.clients import (
     is_async_client,
     listener_client,
@@ -50,6 +51,11 @@ _SOONEST = 0.05  # seconds: the shortest wait between the subscriber's flushes
 
 
 _storages: weakref.WeakSet[RedisStorage] = weakref.WeakSet()
+
+
+def live_storages() -> list[RedisStorage]:
+    """Every `RedisStorage` of this process still in use (for the pytest plugin's clock)."""
+    return list(_storages)
 
 
 def _after_fork() -> None:
@@ -116,7 +122,7 @@ class RedisStorage:
         clock: Clock | None = None,
     ) -> None:
         if isinstance(client, str):
-            client = make_client(client)
+            client = _client_from_url(client)
         elif not callable(getattr(client, "evalsha", None)):
             raise ConfigurationError(
                 f"client must be a redis-py client or a redis:// URL, got {client!r}",
@@ -131,6 +137,8 @@ class RedisStorage:
             )
         if fallback not in _FALLBACKS:
             raise check._fail("fallback", fallback, "one of " + ", ".join(map(repr, _FALLBACKS)))
+        if clock is not None and not isinstance(clock, Clock):
+            raise check._fail("clock", clock, "a Clock (monotonic() and wall()) or None")
         self.client = client
         self.prefix = prefix
         self.fallback = fallback
@@ -279,12 +287,24 @@ class RedisStorage:
     # -- the subscriber's work ------------------------------------------------------------------
 
     def receive(self, message: str) -> None:
-        """Apply one change announcement (``name`` and a snapshot, newline-separated)."""
-        name, _, fields = message.partition("\n")
+        """Apply one change announcement (``name`` and a snapshot, newline-separated).
+
+        The snapshot is the last `SNAPSHOT_FIELDS` lines (a name may hold newlines). A
+        message that is not one (someone else publishing on the channel) is ignored: it says
+        nothing about Redis's health, and the periodic resync reads the state anyway.
+        """
+        lines = message.split("\n")
+        name = "\n".join(lines[:-SNAPSHOT_FIELDS])
         with self._lock:
             cell = self._cells.get(name)
-        if cell is not None:
-            cell.apply(parse_snapshot(fields), self.clock.monotonic())
+        if cell is None:
+            return
+        try:
+            snapshot = Snapshot(lines[-SNAPSHOT_FIELDS:])
+        except (TypeError, ValueError):
+            _logger.debug("ignored a message on %s: %r", self.channel, message[:200])
+            return
+        cell.apply(snapshot, self.clock.monotonic())
 
     def resync(self, client: Any) -> None:
         """Re-read every live breaker's shared state through the sync ``client`` (the
@@ -337,6 +357,20 @@ class RedisStorage:
 
     def __repr__(self) -> str:
         return f"RedisStorage(prefix={self.prefix!r}, fallback={self.fallback!r})"
+
+
+def _client_from_url(url: str) -> Any:
+    """`make_client()`, its refusal of a URL as a `ConfigurationError` (password masked)."""
+    try:
+        return make_client(url)
+    except ValueError as error:
+        shown = redact_url(url)
+        raise ConfigurationError(
+            f"client must be a redis-py client or a redis://, rediss:// or unix:// URL, "
+            f"got {shown!r} ({redact_url(str(error))})",
+            parameter="client",
+            value=shown,
+        ) from None
 
 
 def _breakers_of(cell: RedisCell) -> list[CircuitBreaker]:
