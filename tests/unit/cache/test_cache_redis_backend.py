@@ -186,6 +186,26 @@ def test_a_corrupt_entry_is_replaced_by_the_next_computation(
     assert cache_stats().prefixes["corrupt-fill"].errors == 3
 
 
+def test_a_truncated_entry_is_a_counted_miss_never_a_shorter_value(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("truncated-r", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 12345  # JSON "12345": its first four bytes decode too, as 1234
+
+    assert get() == 12345
+    (key,) = [k for k in client.keys("t:{truncated-r}:*") if not k.endswith(b"#gen")]
+    stored = client.get(key)
+    assert stored is not None
+    client.set(key, stored[:-1])
+    assert get() == 12345  # a miss: computed again, never 1234
+    assert len(calls) == 2
+    assert cache_stats().prefixes["truncated-r"].errors == 1
+
+
 def test_the_read_script_sends_an_entry_only_for_the_current_generation(
     client: redis.Redis, backend: RedisBackend
 ) -> None:
