@@ -40,6 +40,34 @@ def _is_async_client(client: Any) -> bool:
     return isinstance(client, kinds)
 
 
+def _url_client(url: str) -> Any:
+    """A sync client made from ``url`` (no connection yet): what the URL asks for, checked.
+
+    Raises:
+        ConfigurationError: redis-py cannot read ``url`` (a port or an option is not a number).
+    """
+    import redis
+
+    try:
+        return redis.Redis.from_url(url)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"client_or_url is not a URL redis-py can read ({error}), got {url!r}",
+            parameter="client_or_url",
+            value=url,
+        ) from None
+
+
+def _decodes_responses(client: Any) -> bool:
+    """Whether ``client`` turns replies into str: entries are bytes, so it would fail every
+    read and the cache would never hit."""
+    encoder = getattr(client, "get_encoder", None)
+    try:
+        return encoder is not None and bool(encoder().decode_responses)
+    except Exception:  # not redis-py's: nothing to tell
+        return False
+
+
 def _ms(seconds: float) -> int:
     return max(1, int(seconds * 1000))
 
@@ -75,7 +103,8 @@ class RedisBackend:
             open it for 5 seconds), registered as ``cache.redis:<namespace>#<n>``.
 
     Raises:
-        ConfigurationError: A value is out of range, or ``client_or_url`` is neither.
+        ConfigurationError: A value is out of range, or ``client_or_url`` is neither, or it
+            decodes responses to str (``decode_responses=True``: entries are bytes).
     """
 
     shared = True
@@ -129,6 +158,14 @@ class RedisBackend:
         else:
             raise ConfigurationError(
                 f"client_or_url must be a redis-py client or a URL, got {client_or_url!r}",
+                parameter="client_or_url",
+                value=client_or_url,
+            )
+        probe = _url_client(client_or_url) if self._url is not None else client_or_url
+        if _decodes_responses(probe):
+            raise ConfigurationError(
+                "client_or_url must not decode responses (decode_responses=True): cache entries "
+                f"are bytes; give a client made without it, got {client_or_url!r}",
                 parameter="client_or_url",
                 value=client_or_url,
             )

@@ -379,6 +379,39 @@ def test_bad_arguments_are_configuration_errors(client: redis.Redis) -> None:
         RedisBackend(client, lock_timeout=0)
 
 
+def test_a_client_that_decodes_responses_is_refused_at_construction() -> None:
+    # Entries are bytes: such a client fails every read (UnicodeDecodeError), so the cache
+    # would never hit and its breaker would open; say so at once instead.
+    for client in (
+        fakeredis.FakeRedis(decode_responses=True),
+        fakeredis.FakeAsyncRedis(decode_responses=True),
+    ):
+        with pytest.raises(ConfigurationError, match="decode_responses") as raised:
+            RedisBackend(client)
+        assert raised.value.parameter == "client_or_url"
+    for url in (
+        "redis://127.0.0.1:6379/0?decode_responses=True",
+        "redis://127.0.0.1:6379/0?socket_keepalive=1&decode_responses=yes",
+        "unix:///tmp/redis.sock?decode_responses=1",
+    ):
+        with pytest.raises(ConfigurationError, match="decode_responses"):
+            RedisBackend(url)
+    # redis-py reads the option as a str, so even "False" decodes: refused too.
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisBackend("redis://127.0.0.1:6379/0?decode_responses=False")
+    RedisBackend("redis://127.0.0.1:6379/0?socket_keepalive=1").breaker.unregister()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/0?socket_timeout=soon"]
+)
+def test_a_url_redis_py_cannot_read_is_refused_at_construction(url: str) -> None:
+    # Not at the first call, where it would be one more backend error, taken as a miss.
+    with pytest.raises(ConfigurationError, match="client_or_url") as raised:
+        RedisBackend(url)
+    assert raised.value.value == url
+
+
 async def test_async_client_hits_are_one_command(server: fakeredis.FakeServer) -> None:
     client = fakeredis.FakeAsyncRedis(server=server)
     backend = RedisBackend(client, namespace="t")
