@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -326,6 +327,33 @@ def test_a_lease_held_elsewhere_makes_a_caller_wait_for_its_value(
     assert get() == 9  # the holder's value, not a computation of its own
     assert calls == []
     assert client.get(backend.full_key(cache_key) + "#lease") is None
+    other.breaker.unregister()
+
+
+def test_a_lease_held_elsewhere_makes_a_caller_with_a_stale_value_serve_it_at_once(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    from resilience_kit.testing import FakeClock
+
+    clock = FakeClock()
+    other = RedisBackend(client, namespace="t", lock_wait=5)
+    calls = []
+
+    @cached("lease-stale", ttl=10, stale_ttl=100, backend=other, clock=clock)
+    def get() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert get() == 1
+    clock.advance(11)  # stale now
+    token = backend.acquire("lease-stale", _key("lease-stale"))  # another process refreshes
+    assert token is not None
+    started = time.monotonic()
+    assert get() == 1  # the stale value, without waiting for the holder or computing
+    assert time.monotonic() - started < 1
+    assert calls == [1]
+    stats = cache_stats().prefixes["lease-stale"]
+    assert (stats.stale, stats.lock_waits) == (1, 0)
     other.breaker.unregister()
 
 
