@@ -288,7 +288,7 @@ def _pattern_and_batches(backend: RedisBackend, tag: str) -> None:
 
     batch = unique(f"{tag}-batch")
 
-    @cached(batch, backend=backend, key=lambda user_id: str(user_id))
+    @cached(batch, backend=backend, key=str)
     def profile(user_id: int) -> dict[str, int]:
         calls.append(("batch", user_id))
         return {"id": user_id}

@@ -255,7 +255,7 @@ def cached(
             value=backend,
         )
     try:
-        excluded = (exclude,) if isinstance(exclude, str) else tuple(exclude)
+        excluded: tuple[Any, ...] = (exclude,) if isinstance(exclude, str) else tuple(exclude)
     except TypeError:  # not iterable: refused just below
         excluded = (exclude,)
     if not all(isinstance(name, str) for name in excluded):

@@ -91,9 +91,8 @@ def unpack(data: Any, serializer: Serializer) -> Entry:
     """
     if type(data) is not bytes or len(data) < _HEADER.size:
         raise CorruptEntry("too short, or not bytes")
-    magic, version, format_id, flags, generation, fresh, stale, delta, length = (
-        _HEADER.unpack_from(data)
-    )
+    header = _HEADER.unpack_from(data)
+    magic, version, format_id, flags, generation, fresh, stale, delta, length = header
     if magic != _MAGIC or version != _VERSION:
         raise CorruptEntry("not a resilience_kit entry")
     if len(data) - _HEADER.size != length:
