@@ -357,3 +357,59 @@ def test_pattern_invalidation_and_batches_on_a_cluster(redis_cluster: PrivateClu
         abackend.breaker.unregister()
 
     asyncio.run(run())
+
+
+def test_a_thousand_concurrent_callers_on_a_url_backend_neither_fail_nor_trip_it(
+    redis_url: str,
+) -> None:
+    # redis-py 8's pools refuse a 101st connection (MaxConnectionsError); a burst of callers
+    # used to make 900 reads fail and the backend's breaker open: no caching for 5 s. (A
+    # generous socket timeout: opening 100 connections at once can take 0.5 s on a busy
+    # machine, which is not what this test is about.)
+    backend = RedisBackend(redis_url, namespace=unique("burst"), socket_timeout=3)
+    prefix, sync_prefix = unique("burst"), unique("sburst")
+    calls: list[int] = []
+
+    @cached(prefix, backend=backend)
+    async def slow(n: int) -> int:
+        calls.append(n)
+        await asyncio.sleep(0.2)
+        return n * 2
+
+    async def burst() -> None:
+        assert await asyncio.gather(*(slow(21) for _ in range(1000))) == [42] * 1000  # cold
+        assert await asyncio.gather(*(slow(21) for _ in range(1000))) == [42] * 1000  # hits
+        await backend.aclose()
+
+    asyncio.run(burst())
+    assert calls == [21]
+    stats = cache_stats().prefixes[prefix]
+    assert (stats.errors, stats.hits + stats.misses) == (0, 2000)
+    assert stats.hits >= 1000  # the second burst's, and the first's that read after the leader
+
+    @cached(sync_prefix, backend=backend)
+    def sync_slow(n: int) -> int:
+        calls.append(n)
+        time.sleep(0.2)
+        return n * 2
+
+    import threading
+
+    gate = threading.Barrier(200)
+    results: list[int] = []
+
+    def caller() -> None:
+        gate.wait()
+        results.append(sync_slow(5))
+
+    threads = [threading.Thread(target=caller) for _ in range(200)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [10] * 200
+    assert calls == [21, 5]
+    assert cache_stats().prefixes[sync_prefix].errors == 0
+    assert backend.breaker.state is CircuitState.CLOSED
+    backend.close()
+    backend.breaker.unregister()

@@ -357,6 +357,42 @@ def test_a_lease_held_elsewhere_makes_a_caller_with_a_stale_value_serve_it_at_on
     other.breaker.unregister()
 
 
+def test_a_full_connection_pool_makes_callers_wait_and_never_opens_the_breaker(
+    server: fakeredis.FakeServer,
+) -> None:
+    from redis.exceptions import MaxConnectionsError
+
+    client = fakeredis.FakeRedis(server=server)
+    full = [0]  # commands refused before the pool has a connection again
+    original = client.execute_command
+
+    def execute(*args: Any, **options: Any) -> Any:
+        if full[0]:
+            full[0] -= 1
+            raise MaxConnectionsError("Too many connections")
+        return original(*args, **options)
+
+    client.execute_command = execute  # type: ignore[method-assign]
+    backend = RedisBackend(client, namespace="t", socket_timeout=0.2)
+    calls = []
+
+    @cached("pool", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 1
+
+    assert get() == 1
+    full[0] = 3  # a burst holds every connection for a moment: the hit waits for one
+    assert get() == 1
+    assert (len(calls), cache_stats().prefixes["pool"].errors) == (1, 0)
+    full[0] = 10**9  # never a free connection: a miss after the wait, but Redis is not down
+    for _ in range(5):
+        assert get() == 1
+    assert (len(calls), cache_stats().prefixes["pool"].errors) == (6, 5)
+    assert backend.breaker.state is CircuitState.CLOSED
+    backend.breaker.unregister()
+
+
 def test_a_fenced_write_from_an_expired_holder_is_dropped(
     client: redis.Redis, backend: RedisBackend
 ) -> None:
