@@ -26,6 +26,13 @@ def check_int(name: str, value: Any, *, minimum: int) -> int:
     return value
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """Return ``value`` if it is a bool (a truthy str such as ``"no"`` is refused)."""
+    if not isinstance(value, bool):
+        raise _fail(name, value, "True or False")
+    return value
+
+
 def check_number(
     name: str,
     value: Any,

@@ -132,6 +132,68 @@ def test_the_l1_is_bypassed_while_the_listener_is_down(private_redis: Any) -> No
     backend.remote.breaker.unregister()
 
 
+def _tiered_child(url: str, namespace: str, channel: str, prefix: str, pipe: Any) -> None:
+    """Another OS process with its own L1: reports when each invalidation emptied it (wall)."""
+    backend = TieredBackend(RedisBackend(url, namespace=namespace), channel=channel)
+    assert backend.wait_live(10)
+
+    @cached(prefix, backend=backend)
+    def get(n: int) -> int:
+        return n
+
+    key = _lookup(prefix).spec.keys.build((1,), {})
+    assert key is not None
+    for _ in range(2):  # 1: a key's invalidation, 2: the prefix's
+        deadline = time.monotonic() + 10
+        while backend.peek(prefix, key) is None and time.monotonic() < deadline:
+            get(1)  # fills the L1 (once the parent's own write message has passed)
+            time.sleep(0.002)
+        pipe.send("held" if backend.peek(prefix, key) is not None else "never held")
+        deadline = time.monotonic() + 10
+        while backend.peek(prefix, key) is not None and time.monotonic() < deadline:
+            time.sleep(0.0005)
+        pipe.send(time.time())  # past the deadline: seconds late, the parent fails
+    backend.close()
+    backend.remote.close()
+
+
+def test_invalidations_reach_another_os_process_within_100_ms(private_redis: Any) -> None:
+    import multiprocessing
+
+    namespace, channel, prefix = unique("mp"), unique("mpchan"), unique("mp")
+    backend = TieredBackend(RedisBackend(private_redis.url, namespace=namespace), channel=channel)
+    assert backend.wait_live()
+
+    @cached(prefix, backend=backend)
+    def get(n: int) -> int:
+        return n
+
+    get(1)
+    context = multiprocessing.get_context("spawn")
+    mine, theirs = context.Pipe()
+    child = context.Process(
+        target=_tiered_child, args=(private_redis.url, namespace, channel, prefix, theirs)
+    )
+    child.start()
+    try:
+        for invalidate in (lambda: get.invalidate(1), lambda: invalidate_prefix(prefix)):
+            assert mine.poll(30)
+            assert mine.recv() == "held"
+            sent = time.time()
+            invalidate()
+            assert mine.poll(10)
+            seen = mine.recv()
+            assert seen - sent < 0.1, f"the other process dropped it after {seen - sent:.3f} s"
+        child.join(10)
+        assert child.exitcode == 0
+    finally:
+        if child.is_alive():
+            child.kill()
+        backend.close()
+        backend.remote.close()
+        backend.remote.breaker.unregister()
+
+
 # -- Redis Cluster and asyncio ------------------------------------------------------------------
 
 

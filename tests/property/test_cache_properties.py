@@ -7,6 +7,7 @@ import datetime as dt
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -96,12 +97,8 @@ def test_truncated_or_flipped_entries_are_rejected_or_exact(
     for serializer in SERIALIZERS:
         framed = pack(Entry(value, 1, 1.0, 2.0, 0.0), serializer, serializer.dumps(value), 32)
         cut = data.draw(st.integers(min_value=0, max_value=len(framed) - 1))
-        try:
-            back = unpack(framed[:cut], serializer)
-        except CorruptEntry:
-            pass
-        else:  # only a cut inside a value can still decode; JSON numbers could - never a wrong type
-            assert type(back.value) in (int, float, type(value))
+        with pytest.raises(CorruptEntry):  # the header records the payload's length
+            unpack(framed[:cut], serializer)
         if isinstance(serializer, PickleSerializer):
             at = data.draw(st.integers(min_value=37, max_value=len(framed) - 1))
             flipped = bytearray(framed)

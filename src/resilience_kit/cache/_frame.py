@@ -2,9 +2,10 @@
 
 An entry is ``b"RK"``, a version byte, the serializer's format byte, a flags byte
 (bit 0: zlib-compressed), the prefix generation it was written under, the times it stays
-fresh and stale until (the backend's time base), and how long computing it took (for early
-refresh), then the serialized value. Anything that does not parse as such, or decodes with
-another format, is a miss.
+fresh and stale until (the backend's time base), how long computing it took (for early
+refresh) and the payload's length, then the serialized value. Anything that does not parse
+as such, is longer or shorter than its header says (a truncated JSON number would otherwise
+decode as another number), or decodes with another format, is a miss.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ __all__ = [
     "unpack",
 ]
 
-_HEADER = struct.Struct(">2sBBBqddf")
+_HEADER = struct.Struct(">2sBBBqddfI")
 _MAGIC = b"RK"
 MAGIC = _MAGIC
 """The first bytes of every entry."""
@@ -35,7 +36,7 @@ HEADER_SIZE = _HEADER.size
 GENERATION_OFFSET = 5
 """Where the header's generation (a big-endian signed 64-bit int) starts."""
 _GENERATION = struct.Struct(">q")
-_VERSION = 1
+_VERSION = 2
 _COMPRESSED = 1
 MAX_DECOMPRESSED = 256 * 1024 * 1024
 """Bytes an entry may inflate to; a larger one (a zip bomb) is a miss."""
@@ -77,6 +78,7 @@ def pack(entry: Entry, serializer: Serializer, payload: bytes, compress_over: in
         entry.fresh_until,
         entry.stale_until,
         entry.delta,
+        len(payload),
     )
     return header + payload
 
@@ -89,9 +91,12 @@ def unpack(data: Any, serializer: Serializer) -> Entry:
     """
     if type(data) is not bytes or len(data) < _HEADER.size:
         raise CorruptEntry("too short, or not bytes")
-    magic, version, format_id, flags, generation, fresh, stale, delta = _HEADER.unpack_from(data)
+    header = _HEADER.unpack_from(data)
+    magic, version, format_id, flags, generation, fresh, stale, delta, length = header
     if magic != _MAGIC or version != _VERSION:
         raise CorruptEntry("not a resilience_kit entry")
+    if len(data) - _HEADER.size != length:
+        raise CorruptEntry("truncated or extended: the payload's length is not the header's")
     if format_id != serializer.format_id:
         raise CorruptEntry(f"written by format {format_id}, read as {serializer.format_id}")
     payload = data[_HEADER.size :]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
@@ -26,6 +27,21 @@ _TWO_KEYS = b"2"  # as bytes: redis-py encodes every other argument in Python, p
 _numbers = itertools.count(1)
 _JSON = JsonSerializer()
 _INFO_FIELDS = ("used_memory_human", "keyspace_hits", "keyspace_misses", "connected_clients")
+_FIRST_WAIT = 0.0005  # seconds before a caller that found the pool full tries again
+
+
+def _pool_limits() -> tuple[type[BaseException], ...]:
+    """redis-py's error for a client whose connection pool is full (redis-py 5.1 and later).
+
+    Not Redis failing: a caller waits for a connection (up to the socket timeout), and if none
+    frees up the default breaker lets the error through uncounted (the call is still a miss),
+    so a burst of callers cannot switch the cache off.
+    """
+    try:
+        from redis.exceptions import MaxConnectionsError
+    except ImportError:  # pragma: no cover - older redis-py raises a plain ConnectionError
+        return ()
+    return (MaxConnectionsError,)
 
 
 def _is_async_client(client: Any) -> bool:
@@ -38,6 +54,34 @@ def _is_async_client(client: Any) -> bool:
     if cluster is not None:
         kinds += (cluster,)
     return isinstance(client, kinds)
+
+
+def _url_client(url: str) -> Any:
+    """A sync client made from ``url`` (no connection yet): what the URL asks for, checked.
+
+    Raises:
+        ConfigurationError: redis-py cannot read ``url`` (a port or an option is not a number).
+    """
+    import redis
+
+    try:
+        return redis.Redis.from_url(url)
+    except ValueError as error:
+        raise ConfigurationError(
+            f"client_or_url is not a URL redis-py can read ({error}), got {url!r}",
+            parameter="client_or_url",
+            value=url,
+        ) from None
+
+
+def _decodes_responses(client: Any) -> bool:
+    """Whether ``client`` turns replies into str: entries are bytes, so it would fail every
+    read and the cache would never hit."""
+    encoder = getattr(client, "get_encoder", None)
+    try:
+        return encoder is not None and bool(encoder().decode_responses)
+    except Exception:  # not redis-py's: nothing to tell
+        return False
 
 
 def _ms(seconds: float) -> int:
@@ -72,10 +116,12 @@ class RedisBackend:
             computes itself (default: ``lock_timeout``).
         socket_timeout: For clients built from a URL: connect and command timeout, seconds.
         breaker: The breaker around Redis; by default one of its own (3 failures in a row
-            open it for 5 seconds), registered as ``cache.redis:<namespace>#<n>``.
+            open it for 5 seconds; a full connection pool is a miss but not a failure of
+            Redis's), registered as ``cache.redis:<namespace>#<n>``.
 
     Raises:
-        ConfigurationError: A value is out of range, or ``client_or_url`` is neither.
+        ConfigurationError: A value is out of range, or ``client_or_url`` is neither, or it
+            decodes responses to str (``decode_responses=True``: entries are bytes).
     """
 
     shared = True
@@ -132,17 +178,27 @@ class RedisBackend:
                 parameter="client_or_url",
                 value=client_or_url,
             )
+        probe = _url_client(client_or_url) if self._url is not None else client_or_url
+        if _decodes_responses(probe):
+            raise ConfigurationError(
+                "client_or_url must not decode responses (decode_responses=True): cache entries "
+                f"are bytes; give a client made without it, got {client_or_url!r}",
+                parameter="client_or_url",
+                value=client_or_url,
+            )
         self.native_async = self._url is not None or self._async_client is not None
         self.sync_capable = self._url is not None or self._client is not None
         self._prefix = namespace + ":"
         self._generation_keys: dict[str, str] = {}
         self._read_keys: dict[str, bytes] = {}  # the generation keys, encoded
+        self._no_script = no_script_error()
+        self._pool_full = _pool_limits()
         self.breaker = breaker or CircuitBreaker(
             f"cache.redis:{namespace}#{next(_numbers)}",
             failure_threshold=3,
             recovery_timeout=5.0,
+            ignore=self._pool_full,
         )
-        self._no_script = no_script_error()
         guard = self.breaker
         self._read = guard(self._raw_read)
         self._aread = guard(self._raw_aread)
@@ -209,6 +265,9 @@ class RedisBackend:
             reply = client.execute_command("EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full)
         except self._no_script:  # a restarted or flushed server, a new Cluster node: load it
             reply = client.execute_command("EVAL", READ.source, _TWO_KEYS, generation_key, full)
+        except self._pool_full:  # a burst of callers: wait for a connection, not a miss
+            keys = (generation_key, full)
+            reply = self._patiently(lambda client: READ.run(client, self._no_script, keys))
         if type(reply) is bytes:
             return reply, generation_of(reply)
         generation, raw = reply
@@ -224,6 +283,9 @@ class RedisBackend:
             reply = await client.execute_command(
                 "EVAL", READ.source, _TWO_KEYS, generation_key, full
             )
+        except self._pool_full:
+            keys = (generation_key, full)
+            reply = await self._apatiently(lambda client: READ.arun(client, self._no_script, keys))
         if type(reply) is bytes:
             return reply, generation_of(reply)
         generation, raw = reply
@@ -231,18 +293,56 @@ class RedisBackend:
 
     def _raw_mget(self, keys: list[str]) -> list[Any]:
         # execute_command, not mget(): the same MGET without redis-py's argument juggling.
-        result: list[Any] = self.sync_client().execute_command("MGET", *keys)
+        result: list[Any] = self._raw_command(lambda client: client.execute_command("MGET", *keys))
         return result
 
     async def _raw_amget(self, keys: list[str]) -> list[Any]:
-        result: list[Any] = await self.async_client().execute_command("MGET", *keys)
+        result: list[Any] = await self._raw_acommand(
+            lambda client: client.execute_command("MGET", *keys)
+        )
         return result
 
     def _raw_command(self, call: Callable[[Any], Any]) -> Any:
-        return call(self.sync_client())
+        try:
+            return call(self.sync_client())
+        except self._pool_full:
+            return self._patiently(call)
 
     async def _raw_acommand(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        return await call(self.async_client())
+        try:
+            return await call(self.async_client())
+        except self._pool_full:
+            return await self._apatiently(call)
+
+    def _patiently(self, call: Callable[[Any], Any]) -> Any:
+        """``call(client)`` once the client's connection pool has a free connection.
+
+        A burst of callers (redis-py's pools hold 100 connections by default) waits, with
+        growing pauses, up to the socket timeout; then the pool's error stands (a miss).
+        """
+        deadline = time.monotonic() + self._timeout
+        pause = _FIRST_WAIT
+        while True:
+            time.sleep(pause)
+            try:
+                return call(self.sync_client())
+            except self._pool_full:
+                if time.monotonic() >= deadline:
+                    raise
+            pause = min(pause * 2, 0.01)
+
+    async def _apatiently(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
+        """``_patiently``, awaitable."""
+        deadline = time.monotonic() + self._timeout
+        pause = _FIRST_WAIT
+        while True:
+            await asyncio.sleep(pause)
+            try:
+                return await call(self.async_client())
+            except self._pool_full:
+                if time.monotonic() >= deadline:
+                    raise
+            pause = min(pause * 2, 0.01)
 
     # -- keys -----------------------------------------------------------------------------------
 

@@ -220,6 +220,12 @@ def test_unknown_prefixes_and_duplicate_prefixes_are_errors() -> None:
         ({"serializer": object()}, "serializer"),
         ({"backend": object()}, "backend"),
         ({"condition": 5}, "condition"),
+        ({"cache_none": "no"}, "cache_none"),  # truthy: would cache None
+        ({"lock": "no"}, "lock"),
+        ({"include_self": 1}, "include_self"),
+        ({"clock": 5}, "clock"),
+        ({"exclude": [5]}, "exclude"),
+        ({"exclude": 5}, "exclude"),
     ],
 )
 def test_bad_settings_fail_at_decoration(options: dict[str, Any], parameter: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -186,6 +187,26 @@ def test_a_corrupt_entry_is_replaced_by_the_next_computation(
     assert cache_stats().prefixes["corrupt-fill"].errors == 3
 
 
+def test_a_truncated_entry_is_a_counted_miss_never_a_shorter_value(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("truncated-r", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 12345  # JSON "12345": its first four bytes decode too, as 1234
+
+    assert get() == 12345
+    (key,) = [k for k in client.keys("t:{truncated-r}:*") if not k.endswith(b"#gen")]
+    stored = client.get(key)
+    assert stored is not None
+    client.set(key, stored[:-1])
+    assert get() == 12345  # a miss: computed again, never 1234
+    assert len(calls) == 2
+    assert cache_stats().prefixes["truncated-r"].errors == 1
+
+
 def test_the_read_script_sends_an_entry_only_for_the_current_generation(
     client: redis.Redis, backend: RedisBackend
 ) -> None:
@@ -309,6 +330,69 @@ def test_a_lease_held_elsewhere_makes_a_caller_wait_for_its_value(
     other.breaker.unregister()
 
 
+def test_a_lease_held_elsewhere_makes_a_caller_with_a_stale_value_serve_it_at_once(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    from resilience_kit.testing import FakeClock
+
+    clock = FakeClock()
+    other = RedisBackend(client, namespace="t", lock_wait=5)
+    calls = []
+
+    @cached("lease-stale", ttl=10, stale_ttl=100, backend=other, clock=clock)
+    def get() -> int:
+        calls.append(1)
+        return len(calls)
+
+    assert get() == 1
+    clock.advance(11)  # stale now
+    token = backend.acquire("lease-stale", _key("lease-stale"))  # another process refreshes
+    assert token is not None
+    started = time.monotonic()
+    assert get() == 1  # the stale value, without waiting for the holder or computing
+    assert time.monotonic() - started < 1
+    assert calls == [1]
+    stats = cache_stats().prefixes["lease-stale"]
+    assert (stats.stale, stats.lock_waits) == (1, 0)
+    other.breaker.unregister()
+
+
+def test_a_full_connection_pool_makes_callers_wait_and_never_opens_the_breaker(
+    server: fakeredis.FakeServer,
+) -> None:
+    from redis.exceptions import MaxConnectionsError
+
+    client = fakeredis.FakeRedis(server=server)
+    full = [0]  # commands refused before the pool has a connection again
+    original = client.execute_command
+
+    def execute(*args: Any, **options: Any) -> Any:
+        if full[0]:
+            full[0] -= 1
+            raise MaxConnectionsError("Too many connections")
+        return original(*args, **options)
+
+    client.execute_command = execute  # type: ignore[method-assign]
+    backend = RedisBackend(client, namespace="t", socket_timeout=0.2)
+    calls = []
+
+    @cached("pool", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 1
+
+    assert get() == 1
+    full[0] = 3  # a burst holds every connection for a moment: the hit waits for one
+    assert get() == 1
+    assert (len(calls), cache_stats().prefixes["pool"].errors) == (1, 0)
+    full[0] = 10**9  # never a free connection: a miss after the wait, but Redis is not down
+    for _ in range(5):
+        assert get() == 1
+    assert (len(calls), cache_stats().prefixes["pool"].errors) == (6, 5)
+    assert backend.breaker.state is CircuitState.CLOSED
+    backend.breaker.unregister()
+
+
 def test_a_fenced_write_from_an_expired_holder_is_dropped(
     client: redis.Redis, backend: RedisBackend
 ) -> None:
@@ -357,6 +441,39 @@ def test_bad_arguments_are_configuration_errors(client: redis.Redis) -> None:
         RedisBackend(client, namespace="a*")
     with pytest.raises(ConfigurationError, match="lock_timeout"):
         RedisBackend(client, lock_timeout=0)
+
+
+def test_a_client_that_decodes_responses_is_refused_at_construction() -> None:
+    # Entries are bytes: such a client fails every read (UnicodeDecodeError), so the cache
+    # would never hit and its breaker would open; say so at once instead.
+    for client in (
+        fakeredis.FakeRedis(decode_responses=True),
+        fakeredis.FakeAsyncRedis(decode_responses=True),
+    ):
+        with pytest.raises(ConfigurationError, match="decode_responses") as raised:
+            RedisBackend(client)
+        assert raised.value.parameter == "client_or_url"
+    for url in (
+        "redis://127.0.0.1:6379/0?decode_responses=True",
+        "redis://127.0.0.1:6379/0?socket_keepalive=1&decode_responses=yes",
+        "unix:///tmp/redis.sock?decode_responses=1",
+    ):
+        with pytest.raises(ConfigurationError, match="decode_responses"):
+            RedisBackend(url)
+    # redis-py reads the option as a str, so even "False" decodes: refused too.
+    with pytest.raises(ConfigurationError, match="decode_responses"):
+        RedisBackend("redis://127.0.0.1:6379/0?decode_responses=False")
+    RedisBackend("redis://127.0.0.1:6379/0?socket_keepalive=1").breaker.unregister()
+
+
+@pytest.mark.parametrize(
+    "url", ["redis://127.0.0.1:notaport/0", "redis://127.0.0.1:6379/0?socket_timeout=soon"]
+)
+def test_a_url_redis_py_cannot_read_is_refused_at_construction(url: str) -> None:
+    # Not at the first call, where it would be one more backend error, taken as a miss.
+    with pytest.raises(ConfigurationError, match="client_or_url") as raised:
+        RedisBackend(url)
+    assert raised.value.value == url
 
 
 async def test_async_client_hits_are_one_command(server: fakeredis.FakeServer) -> None:

@@ -173,6 +173,17 @@ def test_foreign_truncated_or_corrupt_frames_are_rejected() -> None:
             unpack(bad, json_s)
 
 
+@pytest.mark.parametrize("value", [12345, 1.5, -7, "text", [1, 22]], ids=repr)
+def test_a_truncated_or_extended_payload_is_rejected_even_when_it_would_decode(value: Any) -> None:
+    serializer = JsonSerializer()
+    framed = pack(entry(value), serializer, serializer.dumps(value), None)
+    for cut in range(len(framed)):
+        with pytest.raises(CorruptEntry):
+            unpack(framed[:cut], serializer)
+    with pytest.raises(CorruptEntry):
+        unpack(framed + b"0", serializer)  # "123450": JSON would decode it too
+
+
 def test_a_decompression_bomb_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
     import zlib
 
@@ -180,9 +191,10 @@ def test_a_decompression_bomb_is_rejected(monkeypatch: pytest.MonkeyPatch) -> No
 
     monkeypatch.setattr(_frame, "MAX_DECOMPRESSED", 10_000)
     serializer = JsonSerializer()
-    framed = bytearray(pack(entry("x"), serializer, serializer.dumps("x"), None))
     bomb = zlib.compress(b"p" + b"0" * (_frame.MAX_DECOMPRESSED + 10))
-    header = framed[: _frame._HEADER.size]
-    header[4] = 1  # the compressed flag
-    with pytest.raises(CorruptEntry, match=r"too large|truncated"):
-        unpack(bytes(header) + bomb, serializer)
+    # A well-formed header (the compressed flag, the payload's true length) before the bomb.
+    header = _frame._HEADER.pack(
+        _frame.MAGIC, _frame._VERSION, serializer.format_id, 1, 3, 10.0, 20.0, 0.5, len(bomb)
+    )
+    with pytest.raises(CorruptEntry, match=r"compressed data truncated or too large"):
+        unpack(header + bomb, serializer)
