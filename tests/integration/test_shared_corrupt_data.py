@@ -9,8 +9,8 @@ import uuid
 from typing import Any
 
 import pytest
-from polling import until
 
+from polling import until
 from resilience_kit import CircuitBreaker, CircuitState, RedisStorage
 
 STATE = {"v": "3", "id": "abc", "s": "CLOSED", "ou": "0", "oa": "", "to": "60000000", "f": "0"}

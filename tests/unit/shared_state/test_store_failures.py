@@ -151,12 +151,12 @@ def test_foreign_fields_in_the_window_are_dropped(storage_factory, process, serv
 def test_foreign_announcements_are_ignored(process, server, prefix) -> None:
     watcher, actor = process(failure_threshold=1), process(failure_threshold=1)
     succeed(watcher)
-    assert wait_for(lambda: watcher.storage.listening)
+    assert until(lambda: watcher.storage.listening)
     client = fakeredis.FakeRedis(server=server)
     for message in ("dep\nnot a snapshot", "dep", "dep\n1\na\nOPEN\nx\n\n1\n0\n0\n2\n0"):
         client.publish(f"{prefix}:breaker:events", message)
     fail(actor)  # heard after the foreign messages, on the same subscription
-    assert wait_for(lambda: watcher._machine.state is OPEN)
+    assert until(lambda: watcher._machine.state is OPEN)
     assert watcher.stats().store_errors == 0
     assert not watcher.storage.guard.down
 
@@ -166,9 +166,9 @@ def test_a_name_with_a_newline_is_announced_too(storage_factory, process) -> Non
     watcher = process("a\nb", storage=storage_factory(resync_interval=3600), failure_threshold=1)
     actor = process("a\nb", failure_threshold=1)
     succeed(watcher)
-    assert wait_for(lambda: watcher.storage.listening)
+    assert until(lambda: watcher.storage.listening)
     fail(actor)
-    assert wait_for(lambda: watcher._machine.state is OPEN)
+    assert until(lambda: watcher._machine.state is OPEN)
 
 
 def test_config_drift_is_one_warning_and_changes_nothing(process, server, prefix, caplog):
