@@ -159,3 +159,42 @@ def test_an_import_time_storage_without_breakers_follows_the_fake_clock(
     pytester.makepyfile(test_lazy=LAZY_TESTS)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-q", "-p", "no:randomly")
     result.assert_outcomes(passed=2)
+
+
+def test_an_announcement_from_before_the_clock_switch_keeps_its_timeout(
+    storage_factory, process, server
+) -> None:
+    """The race the import-time test above once lost: the subscriber thread applied the
+    OPEN announcement (sent on the server's clock) only after the test had switched to the
+    fake clock and advanced it 25 s, which restarted the 30 s timeout there."""
+    import fakeredis
+
+    from resilience_kit import CircuitOpenError, CircuitState
+    from resilience_kit.testing import FakeClock
+
+    storage = storage_factory()
+    breaker = process(storage=storage, failure_threshold=1, recovery_timeout=30)
+    assert breaker.call(lambda: "first") == "first"
+    if storage._listener is not None:
+        storage._listener.stop()  # this test delivers the announcement itself, late
+    watcher = fakeredis.FakeRedis(server=server).pubsub(ignore_subscribe_messages=True)
+    watcher.subscribe(storage.channel)
+    with pytest.raises(ValueError, match="down"):
+        breaker.call(_boom)  # OPEN for 30 s by the server's clock; announced
+    messages = [watcher.get_message(timeout=0.1) for _ in range(3)]  # (a confirmation first)
+    (message,) = [message for message in messages if message is not None]
+    clock = FakeClock()
+    storage._use_clock(clock)
+    breaker._use_clock(clock, rebase=False)
+    clock.advance(25)
+    storage.receive(message["data"].decode())  # arrives only now
+    assert breaker.state is CircuitState.OPEN
+    with pytest.raises(CircuitOpenError) as rejected:
+        breaker.call(lambda: "too early")
+    assert rejected.value.retry_after == pytest.approx(5, abs=0.5)
+    clock.advance(5)
+    assert breaker.call(lambda: "trial") == "trial"
+
+
+def _boom() -> None:
+    raise ValueError("down")

@@ -43,7 +43,8 @@ __all__ = ["SNAPSHOT_FIELDS", "RedisCell", "Snapshot", "parse_snapshot"]
 
 _logger = logging.getLogger("resilience_kit.redis")
 _lease_ids = itertools.count(1)
-_MICRO = 1_000_000
+MICRO = 1_000_000
+"""Microseconds in a second: the store keeps times in whole microseconds."""
 
 
 SNAPSHOT_FIELDS = 10
@@ -181,7 +182,7 @@ class RedisCell(BreakerCell):
         # Reading and taking a lease are one request: a stale view may turn out to need one
         # (OPEN past its timeout), and Redis grants it only in HALF_OPEN.
         lease_id = f"{self.storage.owner}:{next(_lease_ids)}"
-        return ["acquire", lease_id, round(self.storage.trial_lease * _MICRO)]
+        return ["acquire", lease_id, round(self.storage.trial_lease * MICRO)]
 
     def _push_request(self, now: float) -> list[Any] | None:
         machine = self.machine
@@ -319,7 +320,7 @@ class RedisCell(BreakerCell):
         args = self.args
         storage = self.storage
         clock = storage.fixed_clock
-        now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * _MICRO)
+        now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * MICRO)
         return [request[0], now, *args, *request[1:]]
 
     @property
@@ -415,11 +416,11 @@ class RedisCell(BreakerCell):
             old = machine.state
 
             def local(micros: int) -> float:
-                return now + (micros - snapshot.now) / _MICRO
+                return now + (micros - snapshot.now) / MICRO
 
             machine.open_until = local(snapshot.open_until)
             machine.opened_at = None if snapshot.opened_at is None else local(snapshot.opened_at)
-            machine.timeout = snapshot.timeout / _MICRO
+            machine.timeout = snapshot.timeout / MICRO
             if snapshot.state is not old or snapshot.epoch != machine.remote_epoch:
                 machine._set(snapshot.state, now)
             state = snapshot.state

@@ -22,7 +22,7 @@ from resilience_kit import _validation as check
 from resilience_kit._redact import redact_url
 from resilience_kit.breaker._listeners import MANUAL, notify
 from resilience_kit.breaker._machine import CircuitState, MachineSettings
-from resilience_kit.breaker._redis.cell import SNAPSHOT_FIELDS, RedisCell, Snapshot
+from resilience_kit.breaker._redis.cell import MICRO, SNAPSHOT_FIELDS, RedisCell, Snapshot
 from resilience_kit.breaker._redis.clients import (
     is_async_client,
     listener_client,
@@ -304,7 +304,13 @@ class RedisStorage:
         except (TypeError, ValueError):
             _logger.debug("ignored a message on %s: %r", self.channel, message[:200])
             return
-        cell.apply(snapshot, self.clock.monotonic())
+        now = self.clock.monotonic()
+        if self.fixed_clock is not None:
+            # The store's time is known exactly on a fixed clock: a message sent before the
+            # clock was switched (or delayed while a test advanced it) is not read as "sent
+            # just now", which would restart the timeout it carries at the receiving moment.
+            snapshot.now = round((now + self.clock_offset) * MICRO)
+        cell.apply(snapshot, now)
 
     def resync(self, client: Any) -> None:
         """Re-read every live breaker's shared state through the sync ``client`` (the
