@@ -33,8 +33,11 @@ from benchmarks._harness import (
 from benchmarks.sections import load_sections
 
 PROBE = 1
-"""Calls of the first, sizing loop: it only sizes N (the loop's constant makes a cheap call look
-dearer, which still leaves N at the most asked for)."""
+"""Calls of the smaller sizing loop; the other makes twice as many, and their difference (the
+same arithmetic as the count itself) sizes N. One loop alone would charge the loop's constant to
+the call: an async loop's (tens of thousands of instructions) made a cheap call look costly and
+cut its N to a few hundred, where one garbage collection more in one of the two counted loops
+turned a dict lookup's count negative."""
 BUDGET = 20_000_000
 """Instructions one loop of N calls should about take: N shrinks for a costly call."""
 MIN_CALLS = 2
@@ -45,7 +48,7 @@ N of at least 50, the scrapes alone took 25 minutes of the full count)."""
 
 
 def calls_for(probe: int, probe_calls: int, most: int, workers: int) -> int:
-    """N for a case whose loop of ``probe_calls`` calls took ``probe`` instructions: about
+    """N for a case whose ``probe_calls`` calls took ``probe`` instructions: about
     ``BUDGET`` worth of calls, between ``MIN_CALLS`` and ``most``, a whole number of
     ``workers``."""
     per_call = max(1.0, probe / probe_calls)
@@ -78,8 +81,9 @@ def count_group(
                         n = round_up(calls, workers)
                     else:
                         probe_calls = round_up(PROBE, workers)
-                        probe = dumps.measure(entry.timer, probe_calls)
-                        n = calls_for(probe, probe_calls, calls, workers)
+                        small = dumps.measure(entry.timer, probe_calls)
+                        large = dumps.measure(entry.timer, 2 * probe_calls)
+                        n = calls_for(large - small, probe_calls, calls, workers)
                     entry.timer(n)  # warm-up, as a timed run makes
                     first = dumps.measure(entry.timer, n)
                     second = dumps.measure(entry.timer, 2 * n)
