@@ -207,6 +207,55 @@ def test_a_truncated_entry_is_a_counted_miss_never_a_shorter_value(
     assert cache_stats().prefixes["truncated-r"].errors == 1
 
 
+def test_a_flipped_digit_in_an_uncompressed_entry_is_a_counted_miss_never_another_value(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("flipped-r", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 12345  # JSON "12345": "12845" decodes too, as another number
+
+    assert get() == 12345
+    (key,) = [k for k in client.keys("t:{flipped-r}:*") if not k.endswith(b"#gen")]
+    stored = client.get(key)
+    assert stored is not None
+    assert stored.endswith(b"12345")
+    client.set(key, stored[:-3] + b"8" + stored[-2:])
+    assert get() == 12345  # a miss: computed again, never 12845
+    assert get() == 12345  # and the recomputed entry is a hit
+    assert len(calls) == 2
+    assert cache_stats().prefixes["flipped-r"].errors == 1
+
+
+def test_an_entry_of_the_previous_format_version_is_a_miss_recomputed_once(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    import struct
+
+    from resilience_kit.cache import JsonSerializer
+    from resilience_kit.cache._frame import unpack
+
+    calls = []
+
+    @cached("old-format", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 7
+
+    get()
+    (key,) = [k for k in client.keys("t:{old-format}:*") if not k.endswith(b"#gen")]
+    _, _, fresh, stale, _ = unpack(client.get(key), JsonSerializer())
+    # The same entry in version 2's layout (no checksum).
+    old = struct.pack(">2sBBBqddfI", b"RK", 2, 1, 0, 0, fresh, stale, 0.0, 1) + b"7"
+    client.set(key, old)
+    assert get() == 7
+    assert get() == 7
+    assert len(calls) == 2
+    assert cache_stats().prefixes["old-format"].errors == 1
+
+
 def test_the_read_script_sends_an_entry_only_for_the_current_generation(
     client: redis.Redis, backend: RedisBackend
 ) -> None:
