@@ -6,7 +6,6 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Generator
 from typing import Any
 
 from resilience_kit._validation import check_int
@@ -138,27 +137,9 @@ class MemoryBackend:
         """The backend's figures: ``backend``, ``total_keys``, ``max_entries``."""
         return {"backend": "memory", "total_keys": len(self._data), "max_entries": self.max_entries}
 
-    def ainfo(self) -> Awaitable[dict[str, Any]]:
+    async def ainfo(self) -> dict[str, Any]:
         """[info][resilience_kit.cache.MemoryBackend.info], awaitable."""
-        done: Awaitable[dict[str, Any]] = _done(self.info())
-        return done
+        return self.info()
 
     def __repr__(self) -> str:
         return f"MemoryBackend(max_entries={self.max_entries}, size={len(self._data)})"
-
-
-class _Done:
-    """An awaitable that is already finished: for work done before it was awaited."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        yield from ()  # a generator that returns at once
-        return self.value
-
-
-def _done(value: Any) -> Any:
-    return _Done(value)
