@@ -17,6 +17,7 @@ from resilience_kit.cache import (
     RedisBackend,
     cache_stats,
     cached,
+    invalidate_cache,
     invalidate_pattern,
     invalidate_prefix,
     key_part,
@@ -115,6 +116,53 @@ async def test_async_client_end_to_end(redis_url: str) -> None:
     assert await backend.aget_many(prefix, ["a", "b", "c"]) == {"a": [1], "b": {2: 3}}
     await client.aclose()
     backend.breaker.unregister()
+
+
+def test_async_invalidation_runs_under_asyncio_run_on_every_kind_of_client(
+    redis_url: str,
+) -> None:
+    url_backend = RedisBackend(redis_url, namespace=unique("arun"))
+    _invalidate_under_asyncio_run(url_backend)  # awaitable twins: adelete, abump...
+    url_backend.close()
+    url_backend.breaker.unregister()
+    sync_client = redis.Redis.from_url(redis_url)
+    sync_backend = RedisBackend(sync_client, namespace=unique("arun"))
+    _invalidate_under_asyncio_run(sync_backend)  # sync calls, handed back as coroutines
+    sync_client.close()
+    sync_backend.breaker.unregister()
+
+
+def _invalidate_under_asyncio_run(backend: RedisBackend) -> None:
+    prefix = unique("arun")
+    calls: list[int] = []
+
+    @cached(prefix, backend=backend)
+    async def get(n: int) -> int:
+        calls.append(n)
+        return n
+
+    async def settle(pending: Any = None) -> None:
+        if pending is not None:
+            await pending
+        else:
+            assert await get(1) == 1
+            assert await get(1) == 1
+        if backend.native_async:
+            await backend.aclose()  # this loop's client: asyncio.run closes the loop
+
+    invalidations = (
+        lambda: get.invalidate(1),
+        lambda: invalidate_cache(prefix, 1),
+        lambda: invalidate_prefix(prefix),
+        lambda: invalidate_pattern(prefix, "1"),
+    )
+    for number, invalidation in enumerate(invalidations, start=1):
+        asyncio.run(settle())
+        assert len(calls) == number  # one computation, then a hit
+        asyncio.run(settle(invalidation()))
+    asyncio.run(settle())
+    assert len(calls) == len(invalidations) + 1
+    assert cache_stats().prefixes[prefix].errors == 0
 
 
 def _compete(url: str, prefix: str, namespace: str, start: float, out: Any) -> None:

@@ -340,6 +340,27 @@ def _key(prefix: str, *args: Any) -> str:
     return key
 
 
+async def test_an_async_function_on_a_sync_client_releases_its_lease_with_the_write(
+    client: redis.Redis,
+) -> None:
+    backend = RedisBackend(client, namespace="t", lock_timeout=30, lock_wait=30)
+    calls = []
+
+    @cached("async-on-sync", backend=backend)
+    async def get(n: int) -> int:
+        calls.append(n)
+        return n
+
+    assert await get(1) == 1
+    lease = backend.full_key(_key("async-on-sync", 1)) + "#lease"
+    assert client.get(lease) is None  # stored by the fenced write, which frees the lease
+    await get.invalidate(1)
+    assert await get(1) == 1  # computed at once: no lease of its own to wait out
+    assert calls == [1, 1]
+    assert cache_stats().prefixes["async-on-sync"].lock_waits == 0
+    backend.breaker.unregister()
+
+
 def test_a_lease_held_elsewhere_makes_a_caller_wait_for_its_value(
     client: redis.Redis, backend: RedisBackend
 ) -> None:
