@@ -165,6 +165,41 @@ def _invalidate_under_asyncio_run(backend: RedisBackend) -> None:
     assert cache_stats().prefixes[prefix].errors == 0
 
 
+def test_get_many_leaves_out_entries_past_their_ttl_sync_and_async(redis_url: str) -> None:
+    from resilience_kit.testing import FakeClock, use_clock
+
+    backend = RedisBackend(redis_url, namespace=unique("stale"))
+    prefix = unique("stale")
+    calls: list[int] = []
+    with use_clock(FakeClock()) as clock:
+
+        @cached(prefix, ttl=10, stale_ttl=60, backend=backend, key=str)
+        def get(user: int) -> dict[str, int]:
+            calls.append(user)
+            return {"user": user}
+
+        get(1)
+        backend.set_many(prefix, {"2": {"user": 2}}, ttl=10)
+        both = {"1": {"user": 1}, "2": {"user": 2}}
+
+        async def batch() -> dict[str, Any]:
+            found = await backend.aget_many(prefix, ["1", "2", "3"])
+            await backend.aclose()
+            return found
+
+        assert backend.get_many(prefix, ["1", "2", "3"]) == both
+        assert asyncio.run(batch()) == both
+        clock.advance(10.5)  # past the ttl, well within stale_ttl (and Redis's PX)
+        assert backend.get_many(prefix, ["1", "2", "3"]) == {}
+        assert asyncio.run(batch()) == {}
+        assert get(1) == {"user": 1}  # refreshed by its caller
+        assert backend.get_many(prefix, ["1", "2"]) == {"1": {"user": 1}}
+    assert calls == [1, 1]
+    assert cache_stats().prefixes[prefix].errors == 0
+    backend.close()
+    backend.breaker.unregister()
+
+
 def _compete(url: str, prefix: str, namespace: str, start: float, out: Any) -> None:
     backend = RedisBackend(url, namespace=namespace, lock_timeout=10)
 

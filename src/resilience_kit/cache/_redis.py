@@ -502,7 +502,10 @@ class RedisBackend:
         return bool(await self._acommand(run))
 
     async def ainfo(self) -> dict[str, Any]:
-        """[info][resilience_kit.cache.RedisBackend.info], awaitable."""
+        """[info][resilience_kit.cache.RedisBackend.info], awaitable (with only a sync client,
+        it is called as it is)."""
+        if not self.native_async:
+            return self.info()
 
         async def run(client: Any) -> Any:
             every = _everywhere(client)
@@ -515,11 +518,14 @@ class RedisBackend:
     def get_many(
         self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
     ) -> dict[str, Any]:
-        """The cached values of ``keys`` under ``prefix`` that exist: one ``MGET``.
+        """The fresh cached values of ``keys`` under ``prefix``: one ``MGET``.
 
         Keys are the ones ``@cached(prefix, key=...)`` makes from these texts, so a batch
         reads (and [set_many][resilience_kit.cache.RedisBackend.set_many] writes) the same
-        entries as the decorated function. A failure or a corrupt entry is a miss (counted).
+        entries as the decorated function. Absent entries, entries of an older generation and
+        entries past their ttl are left out: past its ttl an entry is a miss here even while
+        ``stale_ttl`` lets the decorated function serve it (there one caller refreshes it; a
+        batch read would keep it stale). A failure or a corrupt entry is a miss (counted).
         """
         wanted = list(keys)
         full = [self._prefix + text_key(prefix, text) for text in wanted]
@@ -560,7 +566,10 @@ class RedisBackend:
     async def aget_many(
         self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
     ) -> dict[str, Any]:
-        """[get_many][resilience_kit.cache.RedisBackend.get_many], awaitable."""
+        """[get_many][resilience_kit.cache.RedisBackend.get_many], awaitable (with only a sync
+        client, it is called as it is)."""
+        if not self.native_async:
+            return self.get_many(prefix, keys, serializer=serializer)
         wanted = list(keys)
         full = [self._prefix + text_key(prefix, text) for text in wanted]
         try:
@@ -578,7 +587,10 @@ class RedisBackend:
         *,
         serializer: Serializer | None = None,
     ) -> None:
-        """[set_many][resilience_kit.cache.RedisBackend.set_many], awaitable."""
+        """[set_many][resilience_kit.cache.RedisBackend.set_many], awaitable (with only a sync
+        client, it is called as it is)."""
+        if not self.native_async:
+            return self.set_many(prefix, items, ttl, serializer=serializer)
         payloads = self._payloads(items, serializer or _JSON)
 
         async def run(client: Any) -> None:
@@ -634,7 +646,7 @@ class RedisBackend:
             except ValueError:
                 next(counters_for(prefix).errors)
                 continue
-            if entry.generation == current and now < entry.stale_until:
+            if entry.generation == current and now < entry.fresh_until:
                 found[text] = entry.value
         return found
 
