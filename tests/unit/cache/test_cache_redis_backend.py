@@ -543,9 +543,7 @@ def test_get_many_leaves_out_entries_past_their_ttl_on_every_backend(
         assert backend.get_many("batch-ttl", ["3"]) == {}  # nothing of that batch stored
     assert calls == [1, 1]
     assert cache_stats().prefixes["batch-ttl"].errors == 0
-    if isinstance(
-        backend, RedisBackend
-    ):  # fakeredis has no INFO: what ainfo() calls on a sync client
+    if isinstance(backend, RedisBackend):  # fakeredis has no INFO; ainfo() must call info()
         monkeypatch.setattr(backend, "info", lambda: {"backend": "redis"})
     assert asyncio.run(backend.ainfo())["backend"] == kind
     if isinstance(backend, RedisBackend):
