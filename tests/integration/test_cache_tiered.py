@@ -83,7 +83,7 @@ def test_local_hits_send_nothing_and_invalidation_reaches_the_other_process_fast
     # its copy (the safe way round), so the hits go on until both hold it.
     wait_for(lambda: get_one(1) == get_two(1) and key in one.local._data and key in two.local._data)
 
-    watcher = redis.Redis.from_url(one.remote._url or "")
+    watcher = redis.Redis.from_url(one.remote._clients.url or "")
     before = commands(watcher)
     for _ in range(100):
         assert get_one(1) == "v1:1"

@@ -137,7 +137,7 @@ def test_an_outage_is_a_miss_then_the_breaker_stops_calling(backend: RedisBacken
             calls.append(args[0])
             raise redis.ConnectionError("down")
 
-    backend._client = Down()
+    backend._clients.client = Down()
 
     @cached("outage", backend=backend)
     def get(n: int) -> int:
