@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis
 
+from doubles import run_together
 from resilience_kit import CircuitBreaker, CircuitState
 from resilience_kit.cache import (
     RedisBackend,
@@ -476,21 +477,7 @@ def test_a_thousand_concurrent_callers_on_a_url_backend_neither_fail_nor_trip_it
         time.sleep(0.2)
         return n * 2
 
-    import threading
-
-    gate = threading.Barrier(200)
-    results: list[int] = []
-
-    def caller() -> None:
-        gate.wait()
-        results.append(sync_slow(5))
-
-    threads = [threading.Thread(target=caller) for _ in range(200)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [10] * 200
+    assert run_together(200, lambda _: sync_slow(5)) == [10] * 200
     assert calls == [21, 5]
     assert cache_stats().prefixes[sync_prefix].errors == 0
     assert backend.breaker.state is CircuitState.CLOSED
