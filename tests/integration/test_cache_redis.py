@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 import redis
 
+from doubles import run_together
 from resilience_kit import CircuitBreaker, CircuitState
 from resilience_kit.cache import (
     RedisBackend,
     cache_stats,
     cached,
+    invalidate_cache,
     invalidate_pattern,
     invalidate_prefix,
     key_part,
@@ -114,6 +116,88 @@ async def test_async_client_end_to_end(redis_url: str) -> None:
     await backend.aset_many(prefix, {"a": [1], "b": {2: 3}}, ttl=30)
     assert await backend.aget_many(prefix, ["a", "b", "c"]) == {"a": [1], "b": {2: 3}}
     await client.aclose()
+    backend.breaker.unregister()
+
+
+def test_async_invalidation_runs_under_asyncio_run_on_every_kind_of_client(
+    redis_url: str,
+) -> None:
+    url_backend = RedisBackend(redis_url, namespace=unique("arun"))
+    _invalidate_under_asyncio_run(url_backend)  # awaitable twins: adelete, abump...
+    url_backend.close()
+    url_backend.breaker.unregister()
+    sync_client = redis.Redis.from_url(redis_url)
+    sync_backend = RedisBackend(sync_client, namespace=unique("arun"))
+    _invalidate_under_asyncio_run(sync_backend)  # sync calls, handed back as coroutines
+    sync_client.close()
+    sync_backend.breaker.unregister()
+
+
+def _invalidate_under_asyncio_run(backend: RedisBackend) -> None:
+    prefix = unique("arun")
+    calls: list[int] = []
+
+    @cached(prefix, backend=backend)
+    async def get(n: int) -> int:
+        calls.append(n)
+        return n
+
+    async def settle(pending: Any = None) -> None:
+        if pending is not None:
+            await pending
+        else:
+            assert await get(1) == 1
+            assert await get(1) == 1
+        if backend.native_async:
+            await backend.aclose()  # this loop's client: asyncio.run closes the loop
+
+    invalidations = (
+        lambda: get.invalidate(1),
+        lambda: invalidate_cache(prefix, 1),
+        lambda: invalidate_prefix(prefix),
+        lambda: invalidate_pattern(prefix, "1"),
+    )
+    for number, invalidation in enumerate(invalidations, start=1):
+        asyncio.run(settle())
+        assert len(calls) == number  # one computation, then a hit
+        asyncio.run(settle(invalidation()))
+    asyncio.run(settle())
+    assert len(calls) == len(invalidations) + 1
+    assert cache_stats().prefixes[prefix].errors == 0
+
+
+def test_get_many_leaves_out_entries_past_their_ttl_sync_and_async(redis_url: str) -> None:
+    from resilience_kit.testing import FakeClock, use_clock
+
+    backend = RedisBackend(redis_url, namespace=unique("stale"))
+    prefix = unique("stale")
+    calls: list[int] = []
+    with use_clock(FakeClock()) as clock:
+
+        @cached(prefix, ttl=10, stale_ttl=60, backend=backend, key=str)
+        def get(user: int) -> dict[str, int]:
+            calls.append(user)
+            return {"user": user}
+
+        get(1)
+        backend.set_many(prefix, {"2": {"user": 2}}, ttl=10)
+        both = {"1": {"user": 1}, "2": {"user": 2}}
+
+        async def batch() -> dict[str, Any]:
+            found = await backend.aget_many(prefix, ["1", "2", "3"])
+            await backend.aclose()
+            return found
+
+        assert backend.get_many(prefix, ["1", "2", "3"]) == both
+        assert asyncio.run(batch()) == both
+        clock.advance(10.5)  # past the ttl, well within stale_ttl (and Redis's PX)
+        assert backend.get_many(prefix, ["1", "2", "3"]) == {}
+        assert asyncio.run(batch()) == {}
+        assert get(1) == {"user": 1}  # refreshed by its caller
+        assert backend.get_many(prefix, ["1", "2"]) == {"1": {"user": 1}}
+    assert calls == [1, 1]
+    assert cache_stats().prefixes[prefix].errors == 0
+    backend.close()
     backend.breaker.unregister()
 
 
@@ -393,21 +477,7 @@ def test_a_thousand_concurrent_callers_on_a_url_backend_neither_fail_nor_trip_it
         time.sleep(0.2)
         return n * 2
 
-    import threading
-
-    gate = threading.Barrier(200)
-    results: list[int] = []
-
-    def caller() -> None:
-        gate.wait()
-        results.append(sync_slow(5))
-
-    threads = [threading.Thread(target=caller) for _ in range(200)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert results == [10] * 200
+    assert run_together(200, lambda _: sync_slow(5)) == [10] * 200
     assert calls == [21, 5]
     assert cache_stats().prefixes[sync_prefix].errors == 0
     assert backend.breaker.state is CircuitState.CLOSED

@@ -83,7 +83,7 @@ def test_local_hits_send_nothing_and_invalidation_reaches_the_other_process_fast
     # its copy (the safe way round), so the hits go on until both hold it.
     wait_for(lambda: get_one(1) == get_two(1) and key in one.local._data and key in two.local._data)
 
-    watcher = redis.Redis.from_url(one.remote._url or "")
+    watcher = redis.Redis.from_url(one.remote._clients.url or "")
     before = commands(watcher)
     for _ in range(100):
         assert get_one(1) == "v1:1"
@@ -104,6 +104,52 @@ def test_local_hits_send_nothing_and_invalidation_reaches_the_other_process_fast
     version[0] = "v3"
     assert get_one(1) == "v3:1"
     watcher.close()
+
+
+def test_batches_reach_every_l1_and_read_fresh_entries_only(
+    pair: tuple[TieredBackend, TieredBackend],
+) -> None:
+    from resilience_kit.testing import FakeClock, use_clock
+
+    one, two = pair
+    prefix = unique("tbatch")
+    version = ["v1"]
+
+    def source(user: int) -> str:
+        return f"{version[0]}:{user}"
+
+    with use_clock(FakeClock()) as clock:
+        get_one = cached(prefix, ttl=10, stale_ttl=60, backend=one, key=str)(source)
+        get_two = cached(prefix, ttl=10, stale_ttl=60, backend=two, key=str)(source)
+        key = _lookup(prefix).spec.keys.build((1,), {})
+        assert key is not None
+        get_one(1)
+        wait_for(lambda: get_two(1) == "v1:1" and key in two.local._data)
+
+        one.set_many(prefix, {"1": "batch:1"}, ttl=10)  # written by one...
+        wait_for(lambda: key not in two.local._data, 5)  # ...dropped from two's L1
+        assert get_two(1) == "batch:1"
+        assert two.get_many(prefix, ["1", "2"]) == {"1": "batch:1"}
+
+        wait_for(lambda: get_two(1) == "batch:1" and key in two.local._data)
+
+        async def write() -> None:
+            await one.aset_many(prefix, {"1": "abatch:1"}, ttl=10)
+            await one.remote.aclose()
+
+        asyncio.run(write())
+        wait_for(lambda: key not in two.local._data, 5)
+        assert get_two(1) == "abatch:1"
+
+        clock.advance(10.5)  # past the ttl, within stale_ttl
+        assert one.get_many(prefix, ["1"]) == two.get_many(prefix, ["1"]) == {}
+
+        async def read() -> dict[str, Any]:
+            found = await two.aget_many(prefix, ["1"])
+            await two.remote.aclose()
+            return found
+
+        assert asyncio.run(read()) == {}
 
 
 def test_the_l1_is_bypassed_while_the_listener_is_down(private_redis: Any) -> None:

@@ -15,7 +15,6 @@ from resilience_kit.cache._backend import CacheBackend, routing
 from resilience_kit.cache._flow import Spec
 from resilience_kit.cache._frame import Entry
 from resilience_kit.cache._keys import DIGEST_HEX, KeyBuilder, check_name, escape_glob
-from resilience_kit.cache._memory import _done
 from resilience_kit.cache._stats import counters_for
 from resilience_kit.cache.serializers import JsonSerializer, Serializer
 from resilience_kit.clock import Clock
@@ -408,11 +407,17 @@ def _key_of(spec: Spec, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
 
 
 def _run(backend: CacheBackend, is_async: bool, method: str, *args: Any) -> Any:
-    """Call ``backend.method(*args)``; awaitable for async callers, done at once when possible."""
+    """Call ``backend.method(*args)``; a coroutine for async callers (``await`` it or hand it to
+    ``asyncio.run``), done at once when the backend has no awaitable twin."""
     if is_async and backend.native_async:
         return getattr(backend, "a" + method)(*args)
     result = getattr(backend, method)(*args)
-    return _done(result) if is_async else result
+    return _finished(result) if is_async else result
+
+
+async def _finished(result: Any) -> Any:
+    """``result`` of work already done, as a coroutine."""
+    return result
 
 
 def _invalidator(spec: Spec, is_async: bool) -> Callable[..., Any]:

@@ -353,8 +353,11 @@ class Spec:
             return
         entry, stored, ttl = self.stored(backend, value, payload, generation, started)
         try:
-            if not backend.native_async:
-                backend.set(self.prefix, key, stored, ttl)
+            if not backend.native_async:  # a sync client: the lease was taken with it too
+                if token is None:
+                    backend.set(self.prefix, key, stored, ttl)
+                else:
+                    backend.set_fenced(self.prefix, key, stored, ttl, token)  # type: ignore[attr-defined]
             elif token is None:
                 await backend.aset(self.prefix, key, stored, ttl)  # type: ignore[attr-defined]
             else:

@@ -6,15 +6,19 @@ import re
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Awaitable, Generator
+from collections.abc import Iterable, Mapping
 from typing import Any
 
+from resilience_kit import clock as _clock_module
 from resilience_kit._validation import check_int
 from resilience_kit.cache._frame import Entry
+from resilience_kit.cache._keys import text_key
+from resilience_kit.cache.serializers import JsonSerializer, Serializer
 
 __all__ = ["MemoryBackend", "glob_regex"]
 
 _GIL = getattr(sys, "_is_gil_enabled", lambda: True)()
+_JSON = JsonSerializer()
 
 
 def glob_regex(pattern: str) -> re.Pattern[str]:
@@ -98,12 +102,16 @@ class MemoryBackend:
 
     def set(self, scope: str, key: str, stored: Any, ttl: float) -> None:
         """Store ``stored`` (an entry) under ``key``; ``ttl`` is read from the entry itself."""
-        data = self._data
         with self._lock:
-            data[key] = stored
-            data.move_to_end(key)
-            while len(data) > self.max_entries:
-                data.popitem(last=False)
+            self._put(key, stored)
+
+    def _put(self, key: str, entry: Entry) -> None:
+        # The caller holds the lock.
+        data = self._data
+        data[key] = entry
+        data.move_to_end(key)
+        while len(data) > self.max_entries:
+            data.popitem(last=False)
 
     def delete(self, scope: str, key: str) -> None:
         """Drop ``key``'s entry if there is one."""
@@ -124,6 +132,70 @@ class MemoryBackend:
                 del self._data[key]
         return len(doomed)
 
+    def get_many(
+        self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
+    ) -> dict[str, Any]:
+        """The fresh cached values of ``keys`` under ``prefix`` (those that are absent, past
+        their ttl or of an older generation are left out).
+
+        Keys are the ones ``@cached(prefix, key=...)`` makes from these texts, as on
+        [RedisBackend.get_many][resilience_kit.cache.RedisBackend.get_many]. An entry past its
+        ttl is left out even while ``stale_ttl`` lets the decorated function serve it: there,
+        one caller refreshes it; a batch read would keep it stale. ``serializer`` is accepted
+        for the same calls to work on every backend (values are kept as they are here).
+        """
+        now = _clock_module._default.monotonic()
+        found: dict[str, Any] = {}
+        with self._lock:
+            current = self._generations.get(prefix, 0)
+            data = self._data
+            for text in keys:
+                entry = data.get(text_key(prefix, text))
+                if entry is not None and entry.generation == current and now < entry.fresh_until:
+                    found[text] = entry.value
+        return found
+
+    def set_many(
+        self,
+        prefix: str,
+        items: Mapping[str, Any],
+        ttl: float,
+        *,
+        serializer: Serializer | None = None,
+    ) -> None:
+        """Store every value of ``items`` under ``prefix`` for ``ttl`` seconds.
+
+        Raises:
+            TypeError: ``serializer`` (JSON by default) cannot encode a value: nothing is
+                stored, so moving to Redis later cannot fail on a batch that works here.
+        """
+        chosen = serializer or _JSON
+        for value in items.values():
+            chosen.dumps(value)
+        now = _clock_module._default.monotonic()
+        with self._lock:
+            generation = self._generations.get(prefix, 0)
+            for text, value in items.items():
+                entry = Entry(value, generation, now + ttl, now + ttl, 0.0)
+                self._put(text_key(prefix, text), entry)
+
+    async def aget_many(
+        self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
+    ) -> dict[str, Any]:
+        """[get_many][resilience_kit.cache.MemoryBackend.get_many], awaitable."""
+        return self.get_many(prefix, keys, serializer=serializer)
+
+    async def aset_many(
+        self,
+        prefix: str,
+        items: Mapping[str, Any],
+        ttl: float,
+        *,
+        serializer: Serializer | None = None,
+    ) -> None:
+        """[set_many][resilience_kit.cache.MemoryBackend.set_many], awaitable."""
+        self.set_many(prefix, items, ttl, serializer=serializer)
+
     def clear(self) -> None:
         """Drop every entry and generation."""
         with self._lock:
@@ -138,27 +210,9 @@ class MemoryBackend:
         """The backend's figures: ``backend``, ``total_keys``, ``max_entries``."""
         return {"backend": "memory", "total_keys": len(self._data), "max_entries": self.max_entries}
 
-    def ainfo(self) -> Awaitable[dict[str, Any]]:
+    async def ainfo(self) -> dict[str, Any]:
         """[info][resilience_kit.cache.MemoryBackend.info], awaitable."""
-        done: Awaitable[dict[str, Any]] = _done(self.info())
-        return done
+        return self.info()
 
     def __repr__(self) -> str:
         return f"MemoryBackend(max_entries={self.max_entries}, size={len(self._data)})"
-
-
-class _Done:
-    """An awaitable that is already finished: for work done before it was awaited."""
-
-    __slots__ = ("value",)
-
-    def __init__(self, value: Any) -> None:
-        self.value = value
-
-    def __await__(self) -> Generator[Any, None, Any]:
-        yield from ()  # a generator that returns at once
-        return self.value
-
-
-def _done(value: Any) -> Any:
-    return _Done(value)

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
-import time
-import weakref
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from typing import Any
 
 from resilience_kit import clock as _clock_module
@@ -15,10 +12,10 @@ from resilience_kit._validation import check_int, check_number
 from resilience_kit.breaker import CircuitBreaker
 from resilience_kit.cache._frame import Entry, generation_of, pack, unpack
 from resilience_kit.cache._keys import check_name, escape_glob, text_key
+from resilience_kit.cache._redis_clients import RedisClients
 from resilience_kit.cache._scripts import FENCED_SET, READ, no_script_error
 from resilience_kit.cache._stats import counters_for
 from resilience_kit.cache.serializers import JsonSerializer, Serializer
-from resilience_kit.errors import ConfigurationError
 
 __all__ = ["RedisBackend"]
 
@@ -27,61 +24,6 @@ _TWO_KEYS = b"2"  # as bytes: redis-py encodes every other argument in Python, p
 _numbers = itertools.count(1)
 _JSON = JsonSerializer()
 _INFO_FIELDS = ("used_memory_human", "keyspace_hits", "keyspace_misses", "connected_clients")
-_FIRST_WAIT = 0.0005  # seconds before a caller that found the pool full tries again
-
-
-def _pool_limits() -> tuple[type[BaseException], ...]:
-    """redis-py's error for a client whose connection pool is full (redis-py 5.1 and later).
-
-    Not Redis failing: a caller waits for a connection (up to the socket timeout), and if none
-    frees up the default breaker lets the error through uncounted (the call is still a miss),
-    so a burst of callers cannot switch the cache off.
-    """
-    try:
-        from redis.exceptions import MaxConnectionsError
-    except ImportError:  # pragma: no cover - older redis-py raises a plain ConnectionError
-        return ()
-    return (MaxConnectionsError,)
-
-
-def _is_async_client(client: Any) -> bool:
-    try:
-        import redis.asyncio
-    except ImportError:  # pragma: no cover - redis is what made the client
-        return False
-    kinds: tuple[type, ...] = (redis.asyncio.Redis,)
-    cluster = getattr(redis.asyncio, "RedisCluster", None)
-    if cluster is not None:
-        kinds += (cluster,)
-    return isinstance(client, kinds)
-
-
-def _url_client(url: str) -> Any:
-    """A sync client made from ``url`` (no connection yet): what the URL asks for, checked.
-
-    Raises:
-        ConfigurationError: redis-py cannot read ``url`` (a port or an option is not a number).
-    """
-    import redis
-
-    try:
-        return redis.Redis.from_url(url)
-    except ValueError as error:
-        raise ConfigurationError(
-            f"client_or_url is not a URL redis-py can read ({error}), got {url!r}",
-            parameter="client_or_url",
-            value=url,
-        ) from None
-
-
-def _decodes_responses(client: Any) -> bool:
-    """Whether ``client`` turns replies into str: entries are bytes, so it would fail every
-    read and the cache would never hit."""
-    encoder = getattr(client, "get_encoder", None)
-    try:
-        return encoder is not None and bool(encoder().decode_responses)
-    except Exception:  # not redis-py's: nothing to tell
-        return False
 
 
 def _ms(seconds: float) -> int:
@@ -151,48 +93,15 @@ class RedisBackend:
             if lock_wait is None
             else check_number("lock_wait", lock_wait, minimum=0)
         )
-        self._timeout = check_number(
-            "socket_timeout", socket_timeout, minimum=0, min_inclusive=False
-        )
-        self._url: str | None = None
-        self._client: Any = None
-        self._async_client: Any = None
-        self._async_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
-        self._last: tuple[Any, Any] | None = None
-        if isinstance(client_or_url, str):
-            if not client_or_url.startswith(("redis://", "rediss://", "unix://")):
-                raise ConfigurationError(
-                    f"client_or_url must be a redis-py client or a redis://, rediss:// or unix:// "
-                    f"URL, got {client_or_url!r}",
-                    parameter="client_or_url",
-                    value=client_or_url,
-                )
-            self._url = client_or_url
-        elif _is_async_client(client_or_url):
-            self._async_client = client_or_url
-        elif callable(getattr(client_or_url, "mget", None)):
-            self._client = client_or_url
-        else:
-            raise ConfigurationError(
-                f"client_or_url must be a redis-py client or a URL, got {client_or_url!r}",
-                parameter="client_or_url",
-                value=client_or_url,
-            )
-        probe = _url_client(client_or_url) if self._url is not None else client_or_url
-        if _decodes_responses(probe):
-            raise ConfigurationError(
-                "client_or_url must not decode responses (decode_responses=True): cache entries "
-                f"are bytes; give a client made without it, got {client_or_url!r}",
-                parameter="client_or_url",
-                value=client_or_url,
-            )
-        self.native_async = self._url is not None or self._async_client is not None
-        self.sync_capable = self._url is not None or self._client is not None
+        timeout = check_number("socket_timeout", socket_timeout, minimum=0, min_inclusive=False)
+        self._clients = clients = RedisClients(client_or_url, timeout)
+        self.native_async = clients.native_async
+        self.sync_capable = clients.sync_capable
         self._prefix = namespace + ":"
         self._generation_keys: dict[str, str] = {}
         self._read_keys: dict[str, bytes] = {}  # the generation keys, encoded
         self._no_script = no_script_error()
-        self._pool_full = _pool_limits()
+        self._pool_full = clients.pool_full
         self.breaker = breaker or CircuitBreaker(
             f"cache.redis:{namespace}#{next(_numbers)}",
             failure_threshold=3,
@@ -204,77 +113,40 @@ class RedisBackend:
         self._aread = guard(self._raw_aread)
         self._mget = guard(self._raw_mget)
         self._amget = guard(self._raw_amget)
-        self._command = guard(self._raw_command)
-        self._acommand = guard(self._raw_acommand)
+        self._command = guard(clients.command)
+        self._acommand = guard(clients.acommand)
 
     # -- clients --------------------------------------------------------------------------------
 
-    def _options(self) -> dict[str, Any]:
-        from redis.backoff import NoBackoff
-        from redis.retry import Retry
-
-        return {
-            "socket_timeout": self._timeout,
-            "socket_connect_timeout": self._timeout,
-            "retry": Retry(NoBackoff(), 0),
-            "retry_on_timeout": False,
-        }
-
     def sync_client(self) -> Any:
         """The sync client in use (built from the URL on first use)."""
-        client = self._client
-        if client is None:
-            if self._url is None:
-                raise ConfigurationError(
-                    "this RedisBackend has only an asyncio client; a def function needs a sync "
-                    "client or a URL",
-                    parameter="client_or_url",
-                    value=self._async_client,
-                )
-            import redis
-
-            client = self._client = redis.Redis.from_url(self._url, **self._options())
-        return client
+        return self._clients.sync_client()
 
     def async_client(self) -> Any:
         """The asyncio client for the running loop (built from the URL once per loop)."""
-        if self._async_client is not None:
-            return self._async_client
-        loop = asyncio.get_running_loop()
-        last = self._last
-        if last is not None and last[0] is loop:
-            return last[1]
-        client = self._async_clients.get(loop)
-        if client is None:
-            if self._url is None:
-                return None
-            import redis.asyncio
-
-            client = redis.asyncio.Redis.from_url(self._url, **self._options())
-            self._async_clients[loop] = client
-        # The last loop and its client, for the hot path (until another loop replaces them).
-        self._last = (loop, client)
-        return client
+        return self._clients.async_client()
 
     def _raw_read(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
         # READ.run(), inlined: this is a hit's whole cost on our side.
-        client = self._client
+        clients = self._clients
+        client = clients.client
         if client is None:
-            client = self.sync_client()
+            client = clients.sync_client()
         try:
             reply = client.execute_command("EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full)
         except self._no_script:  # a restarted or flushed server, a new Cluster node: load it
             reply = client.execute_command("EVAL", READ.source, _TWO_KEYS, generation_key, full)
         except self._pool_full:  # a burst of callers: wait for a connection, not a miss
             keys = (generation_key, full)
-            reply = self._patiently(lambda client: READ.run(client, self._no_script, keys))
+            reply = clients.patiently(lambda client: READ.run(client, self._no_script, keys))
         if type(reply) is bytes:
             return reply, generation_of(reply)
         generation, raw = reply
         return raw, int(generation)
 
     async def _raw_aread(self, generation_key: bytes, full: bytes) -> tuple[Any, int]:
-        client = self._async_client or self.async_client()
+        clients = self._clients
+        client = clients.given_async or clients.async_client()
         try:
             reply = await client.execute_command(
                 "EVALSHA", _READ_SHA, _TWO_KEYS, generation_key, full
@@ -285,7 +157,9 @@ class RedisBackend:
             )
         except self._pool_full:
             keys = (generation_key, full)
-            reply = await self._apatiently(lambda client: READ.arun(client, self._no_script, keys))
+            reply = await clients.apatiently(
+                lambda client: READ.arun(client, self._no_script, keys)
+            )
         if type(reply) is bytes:
             return reply, generation_of(reply)
         generation, raw = reply
@@ -293,56 +167,16 @@ class RedisBackend:
 
     def _raw_mget(self, keys: list[str]) -> list[Any]:
         # execute_command, not mget(): the same MGET without redis-py's argument juggling.
-        result: list[Any] = self._raw_command(lambda client: client.execute_command("MGET", *keys))
-        return result
-
-    async def _raw_amget(self, keys: list[str]) -> list[Any]:
-        result: list[Any] = await self._raw_acommand(
+        result: list[Any] = self._clients.command(
             lambda client: client.execute_command("MGET", *keys)
         )
         return result
 
-    def _raw_command(self, call: Callable[[Any], Any]) -> Any:
-        try:
-            return call(self.sync_client())
-        except self._pool_full:
-            return self._patiently(call)
-
-    async def _raw_acommand(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        try:
-            return await call(self.async_client())
-        except self._pool_full:
-            return await self._apatiently(call)
-
-    def _patiently(self, call: Callable[[Any], Any]) -> Any:
-        """``call(client)`` once the client's connection pool has a free connection.
-
-        A burst of callers (redis-py's pools hold 100 connections by default) waits, with
-        growing pauses, up to the socket timeout; then the pool's error stands (a miss).
-        """
-        deadline = time.monotonic() + self._timeout
-        pause = _FIRST_WAIT
-        while True:
-            time.sleep(pause)
-            try:
-                return call(self.sync_client())
-            except self._pool_full:
-                if time.monotonic() >= deadline:
-                    raise
-            pause = min(pause * 2, 0.01)
-
-    async def _apatiently(self, call: Callable[[Any], Awaitable[Any]]) -> Any:
-        """``_patiently``, awaitable."""
-        deadline = time.monotonic() + self._timeout
-        pause = _FIRST_WAIT
-        while True:
-            await asyncio.sleep(pause)
-            try:
-                return await call(self.async_client())
-            except self._pool_full:
-                if time.monotonic() >= deadline:
-                    raise
-            pause = min(pause * 2, 0.01)
+    async def _raw_amget(self, keys: list[str]) -> list[Any]:
+        result: list[Any] = await self._clients.acommand(
+            lambda client: client.execute_command("MGET", *keys)
+        )
+        return result
 
     # -- keys -----------------------------------------------------------------------------------
 
@@ -502,7 +336,10 @@ class RedisBackend:
         return bool(await self._acommand(run))
 
     async def ainfo(self) -> dict[str, Any]:
-        """[info][resilience_kit.cache.RedisBackend.info], awaitable."""
+        """[info][resilience_kit.cache.RedisBackend.info], awaitable (with only a sync client,
+        it is called as it is)."""
+        if not self.native_async:
+            return self.info()
 
         async def run(client: Any) -> Any:
             every = _everywhere(client)
@@ -515,11 +352,14 @@ class RedisBackend:
     def get_many(
         self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
     ) -> dict[str, Any]:
-        """The cached values of ``keys`` under ``prefix`` that exist: one ``MGET``.
+        """The fresh cached values of ``keys`` under ``prefix``: one ``MGET``.
 
         Keys are the ones ``@cached(prefix, key=...)`` makes from these texts, so a batch
         reads (and [set_many][resilience_kit.cache.RedisBackend.set_many] writes) the same
-        entries as the decorated function. A failure or a corrupt entry is a miss (counted).
+        entries as the decorated function. Absent entries, entries of an older generation and
+        entries past their ttl are left out: past its ttl an entry is a miss here even while
+        ``stale_ttl`` lets the decorated function serve it (there one caller refreshes it; a
+        batch read would keep it stale). A failure or a corrupt entry is a miss (counted).
         """
         wanted = list(keys)
         full = [self._prefix + text_key(prefix, text) for text in wanted]
@@ -560,7 +400,10 @@ class RedisBackend:
     async def aget_many(
         self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
     ) -> dict[str, Any]:
-        """[get_many][resilience_kit.cache.RedisBackend.get_many], awaitable."""
+        """[get_many][resilience_kit.cache.RedisBackend.get_many], awaitable (with only a sync
+        client, it is called as it is)."""
+        if not self.native_async:
+            return self.get_many(prefix, keys, serializer=serializer)
         wanted = list(keys)
         full = [self._prefix + text_key(prefix, text) for text in wanted]
         try:
@@ -578,7 +421,10 @@ class RedisBackend:
         *,
         serializer: Serializer | None = None,
     ) -> None:
-        """[set_many][resilience_kit.cache.RedisBackend.set_many], awaitable."""
+        """[set_many][resilience_kit.cache.RedisBackend.set_many], awaitable (with only a sync
+        client, it is called as it is)."""
+        if not self.native_async:
+            return self.set_many(prefix, items, ttl, serializer=serializer)
         payloads = self._payloads(items, serializer or _JSON)
 
         async def run(client: Any) -> None:
@@ -634,28 +480,21 @@ class RedisBackend:
             except ValueError:
                 next(counters_for(prefix).errors)
                 continue
-            if entry.generation == current and now < entry.stale_until:
+            if entry.generation == current and now < entry.fresh_until:
                 found[text] = entry.value
         return found
 
     def close(self) -> None:
         """Close the sync client this backend built from a URL (a client passed in is yours)."""
-        if self._url is not None and self._client is not None:
-            self._client.close()
-            self._client = None
+        self._clients.close()
 
     async def aclose(self) -> None:
         """Close the clients this backend built from a URL, the running loop's included."""
-        self.close()
-        if self._url is not None:
-            loop = asyncio.get_running_loop()
-            client = self._async_clients.pop(loop, None)
-            self._last = None
-            if client is not None:
-                await client.aclose()
+        await self._clients.aclose()
 
     def __repr__(self) -> str:
-        where = self._url or repr(self._client or self._async_client)
+        clients = self._clients
+        where = clients.url or repr(clients.client or clients.given_async)
         return f"RedisBackend({where!r}, namespace={self.namespace!r})"
 
 

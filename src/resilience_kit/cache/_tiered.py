@@ -7,14 +7,17 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from resilience_kit._validation import check_int
 from resilience_kit.cache._frame import Entry
-from resilience_kit.cache._keys import check_name
+from resilience_kit.cache._keys import check_name, text_key
 from resilience_kit.cache._memory import MemoryBackend
 from resilience_kit.cache._redis import RedisBackend
 from resilience_kit.cache._scripts import BUMP_PUBLISH, DELETE_PUBLISH, SET_PUBLISH
+from resilience_kit.cache._stats import counters_for
+from resilience_kit.cache.serializers import Serializer
 from resilience_kit.errors import ConfigurationError
 
 __all__ = ["TieredBackend"]
@@ -248,6 +251,75 @@ class TieredBackend:
         self._apply_pattern(pattern)
         return deleted
 
+    # -- batches: Redis, then one message for every key written ---------------------------------
+
+    def get_many(
+        self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
+    ) -> dict[str, Any]:
+        """The Redis tier's [get_many][resilience_kit.cache.RedisBackend.get_many]: one ``MGET``,
+        fresh entries only."""
+        return self.remote.get_many(prefix, keys, serializer=serializer)
+
+    async def aget_many(
+        self, prefix: str, keys: Iterable[str], *, serializer: Serializer | None = None
+    ) -> dict[str, Any]:
+        """[get_many][resilience_kit.cache.TieredBackend.get_many], awaitable."""
+        return await self.remote.aget_many(prefix, keys, serializer=serializer)
+
+    def set_many(
+        self,
+        prefix: str,
+        items: Mapping[str, Any],
+        ttl: float,
+        *,
+        serializer: Serializer | None = None,
+    ) -> None:
+        """The Redis tier's [set_many][resilience_kit.cache.RedisBackend.set_many], then one
+        message that makes every process drop its copies of those keys.
+
+        Raises:
+            TypeError: A value cannot be encoded (nothing is stored).
+        """
+        keys = [text_key(prefix, text) for text in items]
+        self._drop_local(keys)
+        self.remote.set_many(prefix, items, ttl, serializer=serializer)
+        if keys:
+            message = self._message("dels", "|".join(keys))  # keys never hold "|" (escaped)
+            try:
+                self.remote._command(lambda client: client.publish(self.channel, message))
+            except Exception:
+                next(counters_for(prefix).errors)
+            self._drop_local(keys)  # and whatever a reader here fetched meanwhile
+
+    async def aset_many(
+        self,
+        prefix: str,
+        items: Mapping[str, Any],
+        ttl: float,
+        *,
+        serializer: Serializer | None = None,
+    ) -> None:
+        """[set_many][resilience_kit.cache.TieredBackend.set_many], awaitable."""
+        keys = [text_key(prefix, text) for text in items]
+        self._drop_local(keys)
+        await self.remote.aset_many(prefix, items, ttl, serializer=serializer)
+        if keys:
+            message = self._message("dels", "|".join(keys))
+
+            async def run(client: Any) -> Any:
+                return await client.publish(self.channel, message)
+
+            try:
+                await self.remote._acommand(run)
+            except Exception:
+                next(counters_for(prefix).errors)
+            self._drop_local(keys)
+
+    def _drop_local(self, keys: list[str]) -> None:
+        """Drop ``keys`` from this L1, and bar reads in flight from keeping them."""
+        for key in keys:
+            self._apply_delete(key)
+
     def info(self) -> dict[str, Any]:
         """The Redis figures, plus ``local_keys`` and ``local_live`` (listener subscribed)."""
         figures = self.remote.info()
@@ -287,6 +359,9 @@ class TieredBackend:
             self._apply_generation(scope, int(generation))
         elif operation == "pat":
             self._apply_pattern(payload)
+        elif operation == "dels":
+            for key in payload.split("|"):
+                self._apply_delete(key)
 
     def _on_message(self, message: Any) -> None:
         if message["type"] == "subscribe":

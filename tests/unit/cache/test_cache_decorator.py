@@ -66,6 +66,54 @@ async def test_async_functions_are_cached_and_invalidated_with_await() -> None:
     assert len(work.calls) == 3
 
 
+def test_async_invalidation_on_the_memory_backend_runs_under_asyncio_run() -> None:
+    work = Counted()
+
+    @cached("async-run", ttl=60)
+    async def get(user_id: int) -> Any:
+        return work(user_id)
+
+    class Repo:
+        @cached("async-run-method", ttl=60)
+        async def find(self, item: int) -> Any:
+            return work("method", item)
+
+    def cached_then_invalidated(invalidation: Any) -> None:
+        asyncio.run(get(1))
+        asyncio.run(Repo().find(1))
+        calls = len(work.calls)
+        asyncio.run(get(1))
+        asyncio.run(Repo().find(1))
+        assert len(work.calls) == calls  # hits
+        result = invalidation()
+        assert asyncio.iscoroutine(result)
+        assert asyncio.run(result) in (None, 1, 2)
+        asyncio.run(get(1))
+        asyncio.run(Repo().find(1))
+        assert len(work.calls) > calls  # computed again
+
+    cached_then_invalidated(lambda: get.invalidate(1))
+    cached_then_invalidated(lambda: Repo().find.invalidate(Repo(), 1))
+    cached_then_invalidated(lambda: invalidate_cache("async-run", 1))
+    cached_then_invalidated(lambda: invalidate_prefix("async-run"))
+    cached_then_invalidated(lambda: invalidate_pattern("async-run", "1"))
+    assert asyncio.run(MemoryBackend().ainfo())["backend"] == "memory"
+
+
+async def test_async_invalidation_on_the_memory_backend_can_be_a_task() -> None:
+    work = Counted()
+
+    @cached("async-task", ttl=60)
+    async def get(user_id: int) -> Any:
+        return work(user_id)
+
+    await get(1)
+    await asyncio.create_task(get.invalidate(1))
+    await asyncio.gather(invalidate_cache("async-task", 1), invalidate_prefix("async-task"))
+    await get(1)
+    assert len(work.calls) == 2
+
+
 def test_methods_share_entries_across_instances_by_default() -> None:
     work = Counted()
 

@@ -13,6 +13,7 @@ import redis
 
 from resilience_kit import CircuitState
 from resilience_kit.cache import (
+    MemoryBackend,
     RedisBackend,
     cache_stats,
     cached,
@@ -136,7 +137,7 @@ def test_an_outage_is_a_miss_then_the_breaker_stops_calling(backend: RedisBacken
             calls.append(args[0])
             raise redis.ConnectionError("down")
 
-    backend._client = Down()
+    backend._clients.client = Down()
 
     @cached("outage", backend=backend)
     def get(n: int) -> int:
@@ -205,6 +206,55 @@ def test_a_truncated_entry_is_a_counted_miss_never_a_shorter_value(
     assert get() == 12345  # a miss: computed again, never 1234
     assert len(calls) == 2
     assert cache_stats().prefixes["truncated-r"].errors == 1
+
+
+def test_a_flipped_digit_in_an_uncompressed_entry_is_a_counted_miss_never_another_value(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    calls = []
+
+    @cached("flipped-r", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 12345  # JSON "12345": "12845" decodes too, as another number
+
+    assert get() == 12345
+    (key,) = [k for k in client.keys("t:{flipped-r}:*") if not k.endswith(b"#gen")]
+    stored = client.get(key)
+    assert stored is not None
+    assert stored.endswith(b"12345")
+    client.set(key, stored[:-3] + b"8" + stored[-2:])
+    assert get() == 12345  # a miss: computed again, never 12845
+    assert get() == 12345  # and the recomputed entry is a hit
+    assert len(calls) == 2
+    assert cache_stats().prefixes["flipped-r"].errors == 1
+
+
+def test_an_entry_of_the_previous_format_version_is_a_miss_recomputed_once(
+    client: redis.Redis, backend: RedisBackend
+) -> None:
+    import struct
+
+    from resilience_kit.cache import JsonSerializer
+    from resilience_kit.cache._frame import unpack
+
+    calls = []
+
+    @cached("old-format", backend=backend)
+    def get() -> int:
+        calls.append(1)
+        return 7
+
+    get()
+    (key,) = [k for k in client.keys("t:{old-format}:*") if not k.endswith(b"#gen")]
+    _, _, fresh, stale, _ = unpack(client.get(key), JsonSerializer())
+    # The same entry in version 2's layout (no checksum).
+    old = struct.pack(">2sBBBqddfI", b"RK", 2, 1, 0, 0, fresh, stale, 0.0, 1) + b"7"
+    client.set(key, old)
+    assert get() == 7
+    assert get() == 7
+    assert len(calls) == 2
+    assert cache_stats().prefixes["old-format"].errors == 1
 
 
 def test_the_read_script_sends_an_entry_only_for_the_current_generation(
@@ -289,6 +339,27 @@ def _key(prefix: str, *args: Any) -> str:
     key = _lookup(prefix).spec.keys.build(args, {})
     assert key is not None
     return key
+
+
+async def test_an_async_function_on_a_sync_client_releases_its_lease_with_the_write(
+    client: redis.Redis,
+) -> None:
+    backend = RedisBackend(client, namespace="t", lock_timeout=30, lock_wait=30)
+    calls = []
+
+    @cached("async-on-sync", backend=backend)
+    async def get(n: int) -> int:
+        calls.append(n)
+        return n
+
+    assert await get(1) == 1
+    lease = backend.full_key(_key("async-on-sync", 1)) + "#lease"
+    assert client.get(lease) is None  # stored by the fenced write, which frees the lease
+    await get.invalidate(1)
+    assert await get(1) == 1  # computed at once: no lease of its own to wait out
+    assert calls == [1, 1]
+    assert cache_stats().prefixes["async-on-sync"].lock_waits == 0
+    backend.breaker.unregister()
 
 
 def test_a_lease_held_elsewhere_makes_a_caller_wait_for_its_value(
@@ -430,6 +501,53 @@ def test_get_many_and_set_many_share_entries_with_the_decorator(
     assert counting.commands == ["MGET"]
     with pytest.raises(TypeError):
         backend.set_many("batch", {"5": object()}, ttl=60)
+
+
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+def test_get_many_leaves_out_entries_past_their_ttl_on_every_backend(
+    kind: str, client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from resilience_kit.testing import FakeClock, use_clock
+
+    backend: MemoryBackend | RedisBackend = (
+        MemoryBackend() if kind == "memory" else RedisBackend(client, namespace="t")
+    )
+    calls = []
+    with use_clock(FakeClock()) as clock:
+
+        @cached("batch-ttl", ttl=10, stale_ttl=60, backend=backend, key=str)
+        def get(user: int) -> dict[str, int]:
+            calls.append(user)
+            return {"user": user}
+
+        get(1)
+        backend.set_many("batch-ttl", {"2": {"user": 2}}, ttl=10)
+        both = {"1": {"user": 1}, "2": {"user": 2}}
+        assert backend.get_many("batch-ttl", ["1", "2", "3"]) == both
+        assert asyncio.run(backend.aget_many("batch-ttl", ["1", "2", "3"])) == both
+        clock.advance(9.5)
+        assert backend.get_many("batch-ttl", ["1", "2"]) == both  # still fresh
+        clock.advance(1)
+        # Past the ttl: misses, though get() may still serve "1" while one caller refreshes it.
+        assert backend.get_many("batch-ttl", ["1", "2"]) == {}
+        assert asyncio.run(backend.aget_many("batch-ttl", ["1", "2"])) == {}
+        assert get(1) == {"user": 1}  # refreshed
+        assert calls == [1, 1]
+        assert backend.get_many("batch-ttl", ["1", "2"]) == {"1": {"user": 1}}
+        asyncio.run(backend.aset_many("batch-ttl", {"2": {"user": 22}}, ttl=10))
+        assert get(2) == {"user": 22}  # a hit on what set_many wrote
+        invalidate_prefix("batch-ttl")
+        assert backend.get_many("batch-ttl", ["1", "2"]) == {}  # an older generation
+        with pytest.raises(TypeError):
+            backend.set_many("batch-ttl", {"3": {"user": 3}, "4": object()}, ttl=10)
+        assert backend.get_many("batch-ttl", ["3"]) == {}  # nothing of that batch stored
+    assert calls == [1, 1]
+    assert cache_stats().prefixes["batch-ttl"].errors == 0
+    if isinstance(backend, RedisBackend):  # fakeredis has no INFO; ainfo() must call info()
+        monkeypatch.setattr(backend, "info", lambda: {"backend": "redis"})
+    assert asyncio.run(backend.ainfo())["backend"] == kind
+    if isinstance(backend, RedisBackend):
+        backend.breaker.unregister()
 
 
 def test_bad_arguments_are_configuration_errors(client: redis.Redis) -> None:

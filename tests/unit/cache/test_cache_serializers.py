@@ -185,16 +185,25 @@ def test_a_truncated_or_extended_payload_is_rejected_even_when_it_would_decode(v
 
 
 def test_a_decompression_bomb_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
-    import zlib
-
     from resilience_kit.cache import _frame
 
     monkeypatch.setattr(_frame, "MAX_DECOMPRESSED", 10_000)
     serializer = JsonSerializer()
-    bomb = zlib.compress(b"p" + b"0" * (_frame.MAX_DECOMPRESSED + 10))
-    # A well-formed header (the compressed flag, the payload's true length) before the bomb.
-    header = _frame._HEADER.pack(
-        _frame.MAGIC, _frame._VERSION, serializer.format_id, 1, 3, 10.0, 20.0, 0.5, len(bomb)
-    )
+    # A well-formed entry (compressed, its checksum right) that inflates past the limit.
+    bomb = pack(entry(0), serializer, b"p" + b"0" * (_frame.MAX_DECOMPRESSED + 10), 0)
+    assert len(bomb) < 200
     with pytest.raises(CorruptEntry, match=r"compressed data truncated or too large"):
-        unpack(header + bomb, serializer)
+        unpack(bomb, serializer)
+
+
+@pytest.mark.parametrize("value", [12345, 1.5, "text", [1, 22], {"a": 1}], ids=repr)
+def test_a_changed_byte_in_an_uncompressed_payload_is_rejected_even_when_it_would_decode(
+    value: Any,
+) -> None:
+    for serializer in (JsonSerializer(), MsgpackSerializer()):
+        framed = pack(entry(value), serializer, serializer.dumps(value), None)
+        for at in range(len(framed)):
+            for replacement in {framed[at] ^ 0x01, framed[at] ^ 0x08, ord("8")} - {framed[at]}:
+                changed = framed[:at] + bytes([replacement]) + framed[at + 1 :]
+                with pytest.raises(CorruptEntry):
+                    unpack(changed, serializer)

@@ -8,12 +8,12 @@ import time
 
 import pytest
 
+from doubles import run_together
 from resilience_kit.cache import cache_stats, cached
 
 
 def test_a_thousand_threads_on_a_cold_key_compute_once() -> None:
     calls = []
-    gate = threading.Barrier(1000)
 
     @cached("threads")
     def slow(n: int) -> int:
@@ -21,19 +21,8 @@ def test_a_thousand_threads_on_a_cold_key_compute_once() -> None:
         time.sleep(0.2)
         return n * 2
 
-    results: list[int] = []
-
-    def caller() -> None:
-        gate.wait()
-        results.append(slow(21))
-
-    threads = [threading.Thread(target=caller) for _ in range(1000)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_together(1000, lambda _: slow(21)) == [42] * 1000
     assert calls == [21]
-    assert results == [42] * 1000
     stats = cache_stats().prefixes["threads"]
     assert stats.hits + stats.misses == 1000
     assert stats.lock_waits == stats.misses - 1
@@ -56,7 +45,6 @@ async def test_a_thousand_tasks_on_a_cold_key_compute_once() -> None:
 
 def test_waiting_threads_get_the_leaders_error() -> None:
     calls = []
-    gate = threading.Barrier(50)
 
     @cached("thread-errors")
     def failing() -> int:
@@ -64,21 +52,14 @@ def test_waiting_threads_get_the_leaders_error() -> None:
         time.sleep(0.1)
         raise ValueError("boom")
 
-    errors: list[BaseException] = []
-
-    def caller() -> None:
-        gate.wait()
+    def caller(_: int) -> BaseException | None:
         try:
             failing()
         except ValueError as error:
-            errors.append(error)
+            return error
+        return None
 
-    threads = [threading.Thread(target=caller) for _ in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert len(errors) == 50
+    assert all(isinstance(error, ValueError) for error in run_together(50, caller))
     assert len(calls) < 50  # the waiters shared the leader's failure
 
 
@@ -134,7 +115,6 @@ async def test_a_cancelled_waiter_leaves_the_leader_alone() -> None:
 
 def test_without_lock_every_caller_computes() -> None:
     calls = []
-    gate = threading.Barrier(10)
 
     @cached("no-lock", lock=False)
     def slow() -> int:
@@ -142,15 +122,7 @@ def test_without_lock_every_caller_computes() -> None:
         time.sleep(0.05)
         return 1
 
-    def caller() -> None:
-        gate.wait()
-        slow()
-
-    threads = [threading.Thread(target=caller) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    assert run_together(10, lambda _: slow()) == [1] * 10
     assert len(calls) == 10
 
 
