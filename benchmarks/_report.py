@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
+from benchmarks import _count
 from benchmarks._harness import (
     CaseResult,
     GroupResult,
@@ -444,10 +445,12 @@ def render_markdown(
                 "its end by callgrind client requests, which no library makes, so nothing in a "
                 "case can move or split a count); the difference divided by N is "
                 "one call, the loop's fixed costs cancelled. N is "
-                f"{info.counted_calls:,} at most, fewer for a costly call (about 20 million "
-                "instructions per loop, at least 50 calls), a whole number of the workers for "
-                "threads and tasks. The collector stays on: a collection that the calls "
-                "trigger is counted. Counts repeat to a fraction of a percent between runs "
+                f"{info.counted_calls:,} at most, fewer for a costly call (about "
+                f"{_count.BUDGET / 1e6:.0f} million instructions per loop, at least "
+                f"{_count.MIN_CALLS} calls; sized from the difference of a loop of "
+                f"{_count.PROBE} call and one of {2 * _count.PROBE}), a whole number of the "
+                "workers for threads and tasks. The collector stays on: a collection that the "
+                "calls trigger is counted. Counts repeat to a fraction of a percent between runs "
                 "(raising loops vary most). Groups of worker threads are timed, not counted: "
                 "their GIL hand-offs follow the wall clock, not the calls. Counts include "
                 "everything the process "
