@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from resilience_kit.breaker._machine import (
@@ -36,6 +37,7 @@ from resilience_kit.breaker._windows import BUCKETS, ConsecutiveFailures, Failur
 from resilience_kit.breaker.storage import BreakerCell, read_count
 
 if TYPE_CHECKING:
+    from resilience_kit.breaker._breaker import CircuitBreaker
     from resilience_kit.breaker._redis.storage import RedisStorage
     from resilience_kit.clock import Clock
 
@@ -115,6 +117,9 @@ class RedisCell(BreakerCell):
             subscriber thread included), shown in ``stats()``.
         recorded_failures: Failures this process sent that Redis counted (a failure that
             arrives after the circuit opened, or from an earlier period, is not counted).
+        users: Weak references to the breakers that use the cell, registered in the name
+            registry or not (see `attach()`); replaced whole, never changed in place, so
+            reading it needs no lock.
     """
 
     __slots__ = (
@@ -128,6 +133,7 @@ class RedisCell(BreakerCell):
         "requests",
         "storage",
         "synced_at",
+        "users",
         "view",
         "warned",
     )
@@ -153,6 +159,23 @@ class RedisCell(BreakerCell):
         self.synced_at = -math.inf
         self.last_flush = -math.inf
         self.warned = False
+        self.users: tuple[weakref.ref[CircuitBreaker], ...] = ()
+
+    # -- the breakers that use it ---------------------------------------------------------------
+
+    def attach(self, breaker: CircuitBreaker) -> None:
+        """Tell ``breaker``'s listeners of the changes made elsewhere from now on.
+
+        Held weakly: a breaker nobody uses is not kept alive here; its reference is dropped
+        by the next `attach()`.
+        """
+        with self.lock:
+            live = tuple(ref for ref in self.users if ref() is not None)
+            self.users = (*live, weakref.ref(breaker))
+
+    def breakers(self) -> list[CircuitBreaker]:
+        """The live breakers that use this cell, in the order they were made."""
+        return [breaker for ref in self.users if (breaker := ref()) is not None]
 
     # -- what to ask Redis ----------------------------------------------------------------------
 
