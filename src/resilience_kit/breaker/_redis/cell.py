@@ -409,6 +409,15 @@ class RedisCell(BreakerCell):
         it answers a request (number ``sent``) sent before the view was last refreshed: such
         a late answer may describe a state that is gone (an empty key read just before the
         state was created).
+
+        An answer to a request sent after the view was refreshed tells what Redis holds now,
+        later than the view: if that is an older version of the same incarnation (or the
+        same version in another epoch), Redis lost writes (a failover to a replica that had
+        not received them, a restart from an older dump) and the answer replaces the view.
+        Ignoring it would leave the view in a state the store no longer has (OPEN, asking
+        for trials Redis never grants in CLOSED; or CLOSED, admitting every call while the
+        store is OPEN) until the store's version caught up. A late announcement (no
+        ``sent``) cannot tell: the next resync, a numbered read, does.
         """
         machine = self.machine
         with self.lock:
@@ -420,8 +429,19 @@ class RedisCell(BreakerCell):
                 and sent < self.fresh_after
             ):
                 return
+            went_back = (
+                view is not None
+                and view[0] == snapshot.incarnation
+                and sent is not None
+                and sent >= self.fresh_after
+                and (
+                    snapshot.version < view[1]
+                    or (snapshot.version == view[1] and snapshot.epoch != machine.remote_epoch)
+                )
+            )
             if (
                 view is not None
+                and not went_back
                 and view[0] == snapshot.incarnation
                 and snapshot.version <= view[1]  # a late answer: the view is as new or newer
             ):
@@ -436,6 +456,15 @@ class RedisCell(BreakerCell):
                 return
             if machine.degraded:
                 return
+            if went_back:
+                _logger.warning(
+                    "breaker %r: the shared state in Redis went back to an older version "
+                    "(%d, the view had %d): writes were lost (a failover or a restart from an "
+                    "older dump); this process follows the stored state",
+                    self.name,
+                    snapshot.version,
+                    cast("tuple[str, int]", view)[1],
+                )
             old = machine.state
 
             def local(micros: int) -> float:
