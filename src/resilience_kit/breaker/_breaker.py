@@ -281,6 +281,8 @@ class CircuitBreaker:
                 self._window.follow(self._cell.successes)
         self._wrappers: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
         _registry.register(self, shared)
+        # Last: a breaker whose construction failed is never told of anything.
+        self._cell.attach(self)
 
     # -- decorator and call forms -------------------------------------------------------------
 

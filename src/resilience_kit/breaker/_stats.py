@@ -11,6 +11,7 @@ from resilience_kit.breaker.storage import read_count
 
 if TYPE_CHECKING:
     from resilience_kit.breaker._breaker import CircuitBreaker
+    from resilience_kit.breaker.storage import BreakerCell
 
 __all__ = ["BreakerStats", "snapshot", "totals"]
 
@@ -75,12 +76,9 @@ def snapshot(breaker: CircuitBreaker) -> BreakerStats:
         breaker._settle(old, TIME)
         opened_at = machine.opened_at
         retry_after = machine.retry_after(now)
-        counted = read_count(cell.successes)
-        zero_successes, zero_failures, zero_rejected, zero_unrecorded = cell.zeros
-        successes = counted - zero_successes
-        failures = read_count(cell.failures) - zero_failures
-        rejected = read_count(cell.rejected) - zero_rejected
-        unrecorded = read_count(cell.unrecorded) - zero_unrecorded
+        successes, failures, rejected, unrecorded = _since_zeros(cell)
+        # The lifetime count success_mark was taken on: the one read above, zero added back.
+        counted = successes + cell.zeros[0]
         mark = cell.success_mark
         last_failure = cell.last_failure
     if cell.outbox:
@@ -114,12 +112,21 @@ def totals(breaker: CircuitBreaker) -> tuple[int, int, int, int]:
     rate window nor builds a `BreakerStats`, which a scrape of a thousand breakers would pay a
     thousand times. The lock keeps the four figures and the reset's zeros consistent.
     """
-    cell = breaker._cell
     with breaker._lock:
-        zero_successes, zero_failures, zero_rejected, zero_unrecorded = cell.zeros
-        return (
-            read_count(cell.successes) - zero_successes,
-            read_count(cell.failures) - zero_failures,
-            read_count(cell.rejected) - zero_rejected,
-            read_count(cell.unrecorded) - zero_unrecorded,
-        )
+        return _since_zeros(breaker._cell)
+
+
+def _since_zeros(cell: BreakerCell) -> tuple[int, int, int, int]:
+    """``cell``'s successes, failures, rejections and unrecorded calls since its totals were
+    last zeroed: each counter minus what it read then.
+
+    It takes no lock: call it under the cell's, which keeps the figures and the zeros
+    consistent (a lock-free success may still land between two reads, as it may at any time).
+    """
+    zero_successes, zero_failures, zero_rejected, zero_unrecorded = cell.zeros
+    return (
+        read_count(cell.successes) - zero_successes,
+        read_count(cell.failures) - zero_failures,
+        read_count(cell.rejected) - zero_rejected,
+        read_count(cell.unrecorded) - zero_unrecorded,
+    )

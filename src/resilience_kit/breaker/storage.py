@@ -18,11 +18,14 @@ import itertools
 import threading
 import weakref
 from collections import deque
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from resilience_kit.breaker._machine import Machine, MachineSettings
 from resilience_kit.clock import Clock
 from resilience_kit.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from resilience_kit.breaker._breaker import CircuitBreaker
 
 __all__ = ["BreakerCell", "BreakerStorage", "MemoryStorage", "read_count"]
 
@@ -110,6 +113,14 @@ class BreakerCell:
         self.zeros = (0, 0, 0, 0)
         self.outbox: deque[tuple[Any, ...]] = deque()
         self.delivering = False
+
+    def attach(self, breaker: CircuitBreaker) -> None:
+        """``breaker`` now uses this cell (called once, at the end of its construction).
+
+        Nothing to do in memory, where every change is made by a breaker of the process and
+        told to its listeners by that breaker. A cell whose state other processes change
+        keeps its breakers (weakly) to tell their listeners of those changes.
+        """
 
     def pull(self, now: float) -> None:
         """Bring ``machine`` up to date with the shared state (nothing to do in memory)."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from resilience_kit.breaker._machine import (
@@ -36,6 +37,7 @@ from resilience_kit.breaker._windows import BUCKETS, ConsecutiveFailures, Failur
 from resilience_kit.breaker.storage import BreakerCell, read_count
 
 if TYPE_CHECKING:
+    from resilience_kit.breaker._breaker import CircuitBreaker
     from resilience_kit.breaker._redis.storage import RedisStorage
     from resilience_kit.clock import Clock
 
@@ -115,6 +117,9 @@ class RedisCell(BreakerCell):
             subscriber thread included), shown in ``stats()``.
         recorded_failures: Failures this process sent that Redis counted (a failure that
             arrives after the circuit opened, or from an earlier period, is not counted).
+        users: Weak references to the breakers that use the cell, registered in the name
+            registry or not (see `attach()`); replaced whole, never changed in place, so
+            reading it needs no lock.
     """
 
     __slots__ = (
@@ -128,6 +133,7 @@ class RedisCell(BreakerCell):
         "requests",
         "storage",
         "synced_at",
+        "users",
         "view",
         "warned",
     )
@@ -153,6 +159,23 @@ class RedisCell(BreakerCell):
         self.synced_at = -math.inf
         self.last_flush = -math.inf
         self.warned = False
+        self.users: tuple[weakref.ref[CircuitBreaker], ...] = ()
+
+    # -- the breakers that use it ---------------------------------------------------------------
+
+    def attach(self, breaker: CircuitBreaker) -> None:
+        """Tell ``breaker``'s listeners of the changes made elsewhere from now on.
+
+        Held weakly: a breaker nobody uses is not kept alive here; its reference is dropped
+        by the next `attach()`.
+        """
+        with self.lock:
+            live = tuple(ref for ref in self.users if ref() is not None)
+            self.users = (*live, weakref.ref(breaker))
+
+    def breakers(self) -> list[CircuitBreaker]:
+        """The live breakers that use this cell, in the order they were made."""
+        return [breaker for ref in self.users if (breaker := ref()) is not None]
 
     # -- what to ask Redis ----------------------------------------------------------------------
 
@@ -386,6 +409,15 @@ class RedisCell(BreakerCell):
         it answers a request (number ``sent``) sent before the view was last refreshed: such
         a late answer may describe a state that is gone (an empty key read just before the
         state was created).
+
+        An answer to a request sent after the view was refreshed tells what Redis holds now,
+        later than the view: if that is an older version of the same incarnation (or the
+        same version in another epoch), Redis lost writes (a failover to a replica that had
+        not received them, a restart from an older dump) and the answer replaces the view.
+        Ignoring it would leave the view in a state the store no longer has (OPEN, asking
+        for trials Redis never grants in CLOSED; or CLOSED, admitting every call while the
+        store is OPEN) until the store's version caught up. A late announcement (no
+        ``sent``) cannot tell: the next resync, a numbered read, does.
         """
         machine = self.machine
         with self.lock:
@@ -397,8 +429,19 @@ class RedisCell(BreakerCell):
                 and sent < self.fresh_after
             ):
                 return
+            went_back = (
+                view is not None
+                and view[0] == snapshot.incarnation
+                and sent is not None
+                and sent >= self.fresh_after
+                and (
+                    snapshot.version < view[1]
+                    or (snapshot.version == view[1] and snapshot.epoch != machine.remote_epoch)
+                )
+            )
             if (
                 view is not None
+                and not went_back
                 and view[0] == snapshot.incarnation
                 and snapshot.version <= view[1]  # a late answer: the view is as new or newer
             ):
@@ -413,6 +456,15 @@ class RedisCell(BreakerCell):
                 return
             if machine.degraded:
                 return
+            if went_back:
+                _logger.warning(
+                    "breaker %r: the shared state in Redis went back to an older version "
+                    "(%d, the view had %d): writes were lost (a failover or a restart from an "
+                    "older dump); this process follows the stored state",
+                    self.name,
+                    snapshot.version,
+                    cast("tuple[str, int]", view)[1],
+                )
             old = machine.state
 
             def local(micros: int) -> float:

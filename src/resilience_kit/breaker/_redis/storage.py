@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from resilience_kit import _validation as check
 from resilience_kit._redact import redact_url
@@ -34,9 +34,6 @@ from resilience_kit.breaker._redis.scripts import load_script
 from resilience_kit.breaker.storage import _mismatch
 from resilience_kit.clock import SYSTEM_CLOCK, Clock, default_clock
 from resilience_kit.errors import ConfigurationError
-
-if TYPE_CHECKING:
-    from resilience_kit.breaker._breaker import CircuitBreaker
 
 __all__ = ["RedisStorage"]
 
@@ -234,7 +231,7 @@ class RedisStorage:
 
     def announce(self, cell: RedisCell, old: CircuitState, cause: str) -> None:
         """Tell the listeners of ``cell``'s breakers about a change the view went through."""
-        for breaker in _breakers_of(cell):
+        for breaker in cell.breakers():
             with cell.lock:
                 breaker._settle(old, MANUAL, cause)
             if cell.outbox:
@@ -271,14 +268,14 @@ class RedisStorage:
         now = self.clock.monotonic()
         for cell in self.live_cells():
             cell.degrade(now)
-            for breaker in _breakers_of(cell):
+            for breaker in cell.breakers():
                 notify(breaker._on_store[0], "on_storage_degraded", breaker, error)
 
     def _up(self) -> None:
         _logger.warning("Redis answers again; breakers resynchronise with the shared state")
         for cell in self.live_cells():
             cell.recover()
-            for breaker in _breakers_of(cell):
+            for breaker in cell.breakers():
                 notify(breaker._on_store[1], "on_storage_recovered", breaker)
         listener = self._listener
         if listener is not None:
@@ -377,13 +374,6 @@ def _client_from_url(url: str) -> Any:
             parameter="client",
             value=shown,
         ) from None
-
-
-def _breakers_of(cell: RedisCell) -> list[CircuitBreaker]:
-    """The live (registered) breakers that use ``cell``."""
-    from resilience_kit.breaker import _registry
-
-    return [breaker for breaker in _registry.every_breaker() if breaker._cell is cell]
 
 
 class _Listener:
