@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from resilience_kit.clock import Clock
 from resilience_kit.errors import ConfigurationError
 
 
@@ -30,6 +31,13 @@ def check_bool(name: str, value: Any) -> bool:
     """Return ``value`` if it is a bool (a truthy str such as ``"no"`` is refused)."""
     if not isinstance(value, bool):
         raise _fail(name, value, "True or False")
+    return value
+
+
+def check_clock(name: str, value: Any) -> Clock | None:
+    """Return ``value`` if it is a [Clock][resilience_kit.clock.Clock] or None."""
+    if value is not None and not isinstance(value, Clock):
+        raise _fail(name, value, "a Clock (monotonic() and wall()) or None")
     return value
 
 

@@ -89,15 +89,9 @@ def validate(name: object, options: dict[str, Any]) -> Config:
             parameter="storage",
             value=storage,
         )
-    clock = options["clock"]
+    clock = check.check_clock("clock", options["clock"])
     if clock is None:
         clock = default_clock()
-    elif not isinstance(clock, Clock):
-        raise ConfigurationError(
-            f"clock must be a Clock (monotonic() and wall()) or None, got {clock!r}",
-            parameter="clock",
-            value=clock,
-        )
     return Config(
         settings=settings,
         slow=slow,

@@ -10,7 +10,7 @@ from typing_extensions import ParamSpec, Self
 
 from resilience_kit import clock as _clock_module
 from resilience_kit._callables import adopt_metadata, generator_kind, is_async_callable
-from resilience_kit._validation import check_bool, check_callable, check_number
+from resilience_kit._validation import check_bool, check_callable, check_clock, check_number
 from resilience_kit.cache._backend import CacheBackend, routing
 from resilience_kit.cache._flow import Spec
 from resilience_kit.cache._frame import Entry
@@ -233,12 +233,7 @@ def cached(
     cache_none = check_bool("cache_none", cache_none)
     lock = check_bool("lock", lock)
     include_self = check_bool("include_self", include_self)
-    if clock is not None and not isinstance(clock, Clock):
-        raise ConfigurationError(
-            f"clock must be a Clock (monotonic() and wall()) or None, got {clock!r}",
-            parameter="clock",
-            value=clock,
-        )
+    clock = check_clock("clock", clock)
     chosen = _DEFAULT_SERIALIZER if serializer is None else serializer
     if not isinstance(chosen, Serializer) or not 1 <= getattr(chosen, "format_id", 0) <= 255:
         raise ConfigurationError(

@@ -343,7 +343,7 @@ class RedisCell(BreakerCell):
         args = self.args
         storage = self.storage
         clock = storage.fixed_clock
-        now = "" if clock is None else round((clock.monotonic() + storage.clock_offset) * MICRO)
+        now = "" if clock is None else storage.fixed_time(clock.monotonic())
         return [request[0], now, *args, *request[1:]]
 
     @property
