@@ -1,5 +1,5 @@
-"""Test doubles shared by several test folders: callables that fail in turn, and threads
-released together.
+"""Test doubles shared by several test folders: callables that fail in turn, threads
+released together, and a breaker listener that notes what it hears.
 
 This folder is on ``sys.path`` (pytest's default import mode puts the directory of the
 top-level conftest.py there), so any test can ``from doubles import Flaky``.
@@ -59,3 +59,29 @@ class Flaky:
 class AsyncFlaky(Flaky):
     async def run(self, *args: object, **kwargs: object) -> object:
         return self(*args, **kwargs)
+
+
+class Heard:
+    """A breaker listener that notes every event it hears, as words (thread-safe): a state
+    change as ``"OLD->NEW: cause"``, the storage's health edges as ``"degraded"`` (the error
+    kept in ``errors``) and ``"recovered"``."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.errors: list[BaseException] = []
+        self._lock = threading.Lock()
+
+    def _note(self, event: str) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def on_state_change(self, breaker: Any, old: Any, new: Any, cause: str = "") -> None:
+        self._note(f"{old}->{new}: {cause}")
+
+    def on_storage_degraded(self, breaker: Any, error: BaseException) -> None:
+        with self._lock:
+            self.errors.append(error)
+        self._note("degraded")
+
+    def on_storage_recovered(self, breaker: Any) -> None:
+        self._note("recovered")

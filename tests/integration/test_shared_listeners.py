@@ -8,33 +8,12 @@ the storage's health edges reach them when a redis-server of the test's own dies
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from typing import Any
 
+from doubles import Heard
 from polling import until
 from resilience_kit import CircuitBreaker, CircuitState, RedisStorage
-
-
-class Heard:
-    """A listener that notes every event it hears, as words."""
-
-    def __init__(self) -> None:
-        self.events: list[str] = []
-        self._lock = threading.Lock()
-
-    def _note(self, event: str) -> None:
-        with self._lock:
-            self.events.append(event)
-
-    def on_state_change(self, breaker: Any, old: Any, new: Any, cause: str = "") -> None:
-        self._note(f"{old}->{new}: {cause}")
-
-    def on_storage_degraded(self, breaker: Any, error: BaseException) -> None:
-        self._note("degraded")
-
-    def on_storage_recovered(self, breaker: Any) -> None:
-        self._note("recovered")
 
 
 def _boom() -> None:
